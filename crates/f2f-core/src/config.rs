@@ -1,0 +1,256 @@
+//! Runtime configuration: one [`Config`], a documented default per field.
+//!
+//! Drivers share it as `Arc<Config>`; remote config replaces it live through
+//! [`crate::engine::Input::UpdateConfig`].
+
+use crate::membership::MembershipConfig;
+use crate::swarm_size::SizeConfig;
+use crate::time::Duration;
+use crate::wire::Limits;
+
+/// Where segments may come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SourcePreference {
+    /// Peers when they can make the deadline, the CDN otherwise (default).
+    #[default]
+    Auto,
+    /// Never a first CDN fetcher: the CDN only when a deadline demands it.
+    P2pPreferred,
+    /// The CDN only; the node still serves what it holds to peers.
+    CdnOnly,
+}
+
+/// Download scheduling.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SchedulerConfig {
+    /// Where segments may come from. Default [`SourcePreference::Auto`].
+    pub source: SourcePreference,
+    /// Expected number of peers in the whole swarm that fetch each new segment from the CDN
+    /// straight away. Default 4.
+    pub cdn_budget: f64,
+    /// Peers ranked beyond the budget wait this long per budget-width of rank before they
+    /// fetch a segment nobody has announced (covers a mis-estimated swarm size). Default 1 s.
+    pub rescue_step: Duration,
+    /// A peer transfer with no new byte for this long falls back to the CDN. Default 700 ms.
+    pub stall_timeout: Duration,
+    /// A peer that answered `Busy` is not asked again for the same segment for this long.
+    /// Default 250 ms.
+    pub busy_backoff: Duration,
+    /// Safety margin kept before the playback deadline. Default 400 ms.
+    pub deadline_margin: Duration,
+    /// CDN round trip assumed before one is measured. Default 100 ms.
+    pub cdn_rtt_prior: Duration,
+    /// CDN throughput assumed before one is measured, bit/s. Default 20 Mb/s.
+    pub cdn_throughput_prior_bps: f64,
+    /// Segment size assumed before one is seen, bytes. Default 1 MB.
+    pub segment_size_prior: u64,
+    /// CDN attempts per segment before the load fails. Default 3.
+    pub cdn_attempts: u32,
+    /// Wait between CDN attempts. Default 250 ms.
+    pub cdn_retry_backoff: Duration,
+    /// Segments are forgotten this long after they were listed if never completed. Default 60 s.
+    pub forget_after: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            source: SourcePreference::Auto,
+            cdn_budget: 4.0,
+            rescue_step: Duration::from_secs(1),
+            stall_timeout: Duration::from_millis(700),
+            busy_backoff: Duration::from_millis(250),
+            deadline_margin: Duration::from_millis(400),
+            cdn_rtt_prior: Duration::from_millis(100),
+            cdn_throughput_prior_bps: 20e6,
+            segment_size_prior: 1_000_000,
+            cdn_attempts: 3,
+            cdn_retry_backoff: Duration::from_millis(250),
+            forget_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Serving segments to neighbours.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UploadConfig {
+    /// Transfers sent at once. One: a whole copy as early as possible spreads a segment fastest
+    /// (the next transfer starts while the last bytes of the previous are still in flight).
+    /// Default 1.
+    pub slots: usize,
+    /// Requests queued behind the slots; beyond, requesters hear `Busy` and look elsewhere
+    /// rather than wait. Default 2.
+    pub queue: usize,
+    /// Bytes per `Piece` message. Default 64 KiB.
+    pub chunk: usize,
+    /// Bytes handed to the driver for one connection and not yet sent, at most. Default 256 KiB.
+    pub high_water: u64,
+    /// The driver reports the send buffer of a connection when it falls to this. Default 64 KiB.
+    pub low_water: u64,
+    /// A transfer that cannot finish (the receiver stopped reading) frees its slot after this.
+    /// Default 10 s.
+    pub timeout: Duration,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        Self {
+            slots: 1,
+            queue: 2,
+            chunk: 64 * 1024,
+            high_water: 256 * 1024,
+            low_water: 64 * 1024,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Data-neighbour set: the peers we exchange availability and segments with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkConfig {
+    /// Data neighbours we try to keep. Default 8.
+    pub degree: usize,
+    /// Data neighbours we accept at most (inbound links beyond `degree`). Default 12.
+    pub max_degree: usize,
+    /// How often the link set is maintained. Default 1 s.
+    pub maintain_interval: Duration,
+    /// A connection with no use for this long is closed. Default 10 s.
+    pub idle_timeout: Duration,
+    /// Segments of a neighbour's availability remembered per neighbour. Default 64.
+    pub have_memory: usize,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        Self {
+            degree: 8,
+            max_degree: 12,
+            maintain_interval: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(10),
+            have_memory: 64,
+        }
+    }
+}
+
+/// Everything an [`crate::engine::Engine`] is configured with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Seed of every random choice the engine makes (mixed with its peer id). Default 0.
+    pub seed: u64,
+    /// Gossip overlay.
+    pub membership: MembershipConfig,
+    /// Data neighbours.
+    pub links: LinkConfig,
+    /// Downloads.
+    pub scheduler: SchedulerConfig,
+    /// Uploads.
+    pub upload: UploadConfig,
+    /// Swarm-size estimation.
+    pub size: SizeConfig,
+    /// Decoder bounds for peer input.
+    pub limits: Limits,
+    /// Segments kept for serving after playback. Default 12.
+    pub cache_segments: usize,
+    /// Largest segment accepted from a peer, bytes. Default 32 MiB.
+    pub max_segment_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            membership: MembershipConfig::default(),
+            links: LinkConfig::default(),
+            scheduler: SchedulerConfig::default(),
+            upload: UploadConfig::default(),
+            size: SizeConfig::default(),
+            limits: Limits::default(),
+            cache_segments: 12,
+            max_segment_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A field is out of its valid range.
+    #[error("config field `{field}` is invalid: {why}")]
+    Invalid {
+        /// The field's path.
+        field: &'static str,
+        /// What is wrong.
+        why: &'static str,
+    },
+}
+
+impl Config {
+    /// Checks the fields that would make the engine misbehave.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let check = |ok: bool, field, why| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid { field, why })
+            }
+        };
+        check(
+            self.membership.active_view >= 1,
+            "membership.active_view",
+            "must be at least 1",
+        )?;
+        check(
+            self.membership.passive_view >= 1,
+            "membership.passive_view",
+            "must be at least 1",
+        )?;
+        check(self.links.degree >= 1, "links.degree", "must be at least 1")?;
+        check(
+            self.links.max_degree >= self.links.degree,
+            "links.max_degree",
+            "must be >= degree",
+        )?;
+        check(self.upload.slots >= 1, "upload.slots", "must be at least 1")?;
+        check(
+            self.upload.low_water < self.upload.high_water,
+            "upload.low_water",
+            "must be below upload.high_water",
+        )?;
+        check(
+            self.upload.chunk >= 1024 && self.upload.chunk <= self.limits.max_piece_len,
+            "upload.chunk",
+            "must be between 1 KiB and limits.max_piece_len",
+        )?;
+        check(
+            self.scheduler.cdn_budget > 0.0,
+            "scheduler.cdn_budget",
+            "must be positive",
+        )?;
+        check(self.size.k >= 2, "size.k", "must be at least 2")?;
+        check(
+            self.cache_segments >= 1,
+            "cache_segments",
+            "must be at least 1",
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        Config::default().validate().expect("valid");
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let mut c = Config::default();
+        c.links.max_degree = 2;
+        let err = c.validate().expect_err("max_degree < degree");
+        assert!(err.to_string().contains("links.max_degree"), "{err}");
+    }
+}

@@ -1,0 +1,930 @@
+//! The engine: one node's membership in one swarm, driven by its caller.
+//!
+//! # Drive loop
+//!
+//! ```no_run
+//! # use f2f_core::engine::{Engine, Input, Output};
+//! # use f2f_core::config::Config;
+//! # use f2f_core::id::{PeerId, SwarmId};
+//! # use f2f_core::time::Instant;
+//! # use std::sync::Arc;
+//! # fn next_input() -> (Input, Instant) { unimplemented!() }
+//! # fn execute(_: Output) {}
+//! let me = PeerId::from_seed(b"me");
+//! let swarm = SwarmId::from_canonical("cdn.example.com/live/ch1/master.m3u8");
+//! let mut engine = Engine::new(me, swarm, Arc::new(Config::default()), Instant::now())
+//!     .expect("valid config");
+//! loop {
+//!     // 1. Feed what happened (bytes from a peer, a CDN response, a player request, ...).
+//!     let (input, now) = next_input();
+//!     engine.handle_input(input, now).expect("driver contract");
+//!     // 2. Do everything the engine asks, until it has nothing more.
+//!     while let Some(output) = engine.poll_output() {
+//!         execute(output);
+//!     }
+//!     // 3. Wake up at `engine.poll_timeout()` and call `engine.handle_timeout(now)`.
+//! }
+//! ```
+
+mod links;
+mod peer;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::{Config, ConfigError, SourcePreference};
+use crate::id::{PeerId, SegmentKey, SegmentPosition, SwarmId};
+use crate::membership::{Membership, MembershipOutput};
+use crate::scheduler::{
+    Action, BaselineRanker, ByteSources, Candidate, CdnWhy, FetchId, Progress, Scheduler,
+    SourceRanker,
+};
+use crate::segment::SegmentData;
+use crate::store::Store;
+use crate::swarm_size::SizeSketch;
+use crate::telemetry::{Event, Stats};
+use crate::time::Instant;
+use crate::upload::{Admit, UploadJob, Uploads};
+use crate::wire::{self, AbsentReason, Frame, Handshake, Message, PROTOCOL_VERSION};
+use peer::{Conn, Peer};
+
+/// A segment the playlist lists, as the engine needs to know it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// The segment.
+    pub key: SegmentKey,
+    /// Expected size in bytes, when the playlist or a byte range tells.
+    pub size_hint: Option<u64>,
+    /// `false` for personal content (SSAI ads): always from the CDN, never shared.
+    pub shareable: bool,
+}
+
+/// Why a CDN response failed, as far as the engine cares.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("CDN fetch failed: {0}")]
+pub struct CdnError(pub String);
+
+/// Everything that can happen to an engine.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Input {
+    /// Entry peers from the bootstrap (tracker); starts or restarts the overlay join.
+    Bootstrap(Vec<PeerId>),
+    /// A transport connection to `PeerId` is open (either side initiated it).
+    Connected(PeerId),
+    /// A connection the engine asked for could not be opened.
+    ConnectFailed(PeerId),
+    /// An open connection closed.
+    Disconnected(PeerId),
+    /// The send buffer of the connection to `peer` fell to `buffered` bytes (at or below
+    /// [`crate::config::UploadConfig::low_water`]); uploads to it may continue.
+    Drained {
+        /// The peer.
+        peer: PeerId,
+        /// Bytes still waiting in the driver for that connection.
+        buffered: u64,
+    },
+    /// A complete frame from a connected peer.
+    Receive {
+        /// The sender.
+        from: PeerId,
+        /// The frame.
+        frame: Frame,
+    },
+    /// The playlist lists a segment.
+    Listed(SegmentInfo),
+    /// The player needs a segment by `deadline`.
+    Load {
+        /// The segment.
+        key: SegmentKey,
+        /// When playback reaches it.
+        deadline: Instant,
+    },
+    /// The player no longer needs a segment.
+    CancelLoad(SegmentKey),
+    /// A CDN fetch asked for by [`Output::FetchCdn`] finished.
+    CdnResponse {
+        /// Which fetch.
+        fetch: FetchId,
+        /// The body from the requested offset on, or why it failed.
+        result: Result<Bytes, CdnError>,
+    },
+    /// New configuration (remote config); invalid configs are refused.
+    UpdateConfig(Arc<Config>),
+    /// Leave the swarm politely.
+    Leave,
+}
+
+/// Everything an engine asks its driver to do.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Output {
+    /// Open a connection to a peer; answer with `Connected` or `ConnectFailed`.
+    Connect(PeerId),
+    /// Close the connection to a peer.
+    Disconnect(PeerId),
+    /// Send a frame on the connection to a peer.
+    Transmit {
+        /// The receiver.
+        to: PeerId,
+        /// The frame.
+        frame: Frame,
+    },
+    /// Fetch a segment from the CDN, from byte `offset` on; answer with `CdnResponse`.
+    FetchCdn {
+        /// Identifies the answer.
+        fetch: FetchId,
+        /// The segment (the driver knows its URL).
+        key: SegmentKey,
+        /// First byte wanted (non-zero after a partial peer transfer).
+        offset: u64,
+    },
+    /// A segment the player loaded is ready.
+    Deliver {
+        /// The segment.
+        key: SegmentKey,
+        /// Its bytes.
+        data: SegmentData,
+        /// Where they came from.
+        sources: ByteSources,
+    },
+    /// A load failed: every source was exhausted.
+    LoadFailed(SegmentKey),
+    /// The overlay is empty: the driver should ask the bootstrap for entry peers.
+    NeedBootstrap,
+    /// Telemetry.
+    Event(Event),
+}
+
+/// The driver broke the drive contract.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The configuration cannot work.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The engine already left the swarm.
+    #[error("the engine has left the swarm")]
+    Left,
+}
+
+/// One node in one swarm. See the module docs for the drive loop.
+#[derive(Debug)]
+pub struct Engine {
+    me: PeerId,
+    swarm: SwarmId,
+    config: Arc<Config>,
+    ranker: Box<dyn SourceRanker>,
+    membership: Membership,
+    peers: BTreeMap<PeerId, Peer>,
+    scheduler: Scheduler,
+    uploads: Uploads,
+    store: Store,
+    sketch: SizeSketch,
+    rng: ChaCha8Rng,
+    out: VecDeque<Output>,
+    stats: Stats,
+    /// Loads the player is waiting on.
+    loads: BTreeSet<SegmentKey>,
+    cdn_started: BTreeMap<FetchId, Instant>,
+    created: Instant,
+    first_p2p_byte: bool,
+    next_maintain: Instant,
+    /// Timer work up to this instant is done; later timers only.
+    timers_done: Instant,
+    /// The latest time the driver gave us.
+    now: Instant,
+    left: bool,
+}
+
+impl Engine {
+    /// A node that has not joined the overlay yet (feed [`Input::Bootstrap`]).
+    pub fn new(
+        me: PeerId,
+        swarm: SwarmId,
+        config: Arc<Config>,
+        now: Instant,
+    ) -> Result<Self, EngineError> {
+        config.validate()?;
+        let seed = config.seed ^ me.rank(0x5eed);
+        Ok(Self {
+            me,
+            swarm,
+            membership: Membership::new(me, config.membership.clone(), seed),
+            ranker: Box::new(BaselineRanker::default()),
+            peers: BTreeMap::new(),
+            scheduler: Scheduler::new(),
+            uploads: Uploads::new(),
+            store: Store::new(config.cache_segments),
+            sketch: SizeSketch::new(me, config.size.clone()),
+            rng: ChaCha8Rng::seed_from_u64(seed.rotate_left(1)),
+            out: VecDeque::new(),
+            stats: Stats::default(),
+            loads: BTreeSet::new(),
+            cdn_started: BTreeMap::new(),
+            created: now,
+            first_p2p_byte: false,
+            next_maintain: now,
+            timers_done: now,
+            now,
+            left: false,
+            config,
+        })
+    }
+
+    /// Replaces the source ranker (the learned peer model plugs in here).
+    pub fn set_ranker(&mut self, ranker: Box<dyn SourceRanker>) {
+        self.ranker = ranker;
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> PeerId {
+        self.me
+    }
+
+    /// The swarm this engine serves.
+    pub fn swarm(&self) -> SwarmId {
+        self.swarm
+    }
+
+    /// Cumulative counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// Current data neighbours.
+    pub fn data_neighbours(&self) -> Vec<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.is_linked())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Current overlay (active view) neighbours.
+    pub fn overlay_neighbours(&self) -> &[PeerId] {
+        self.membership.active()
+    }
+
+    /// Estimated number of peers in the swarm.
+    pub fn swarm_size_estimate(&self) -> f64 {
+        self.sketch.estimate()
+    }
+
+    /// Feeds one input. Errors mean the driver broke the contract; peer misbehaviour is never
+    /// an error here (the peer is disconnected and an [`Event::PeerMisbehaved`] reported).
+    pub fn handle_input(&mut self, input: Input, now: Instant) -> Result<(), EngineError> {
+        if self.left {
+            return Err(EngineError::Left);
+        }
+        self.now = self.now.max(now);
+        match input {
+            Input::Bootstrap(peers) => {
+                self.membership.join(&peers, now);
+                self.drain_membership();
+            }
+            Input::Connected(peer) => self.on_connected(peer, now),
+            Input::ConnectFailed(peer) => self.on_peer_gone(peer, false, now),
+            Input::Disconnected(peer) => self.on_peer_gone(peer, true, now),
+            Input::Drained { peer, buffered } => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.buffered = buffered;
+                }
+                self.pump_uploads(now);
+            }
+            Input::Receive { from, frame } => self.on_frame(from, &frame, now),
+            Input::Listed(info) => self.on_listed(info, now),
+            Input::Load { key, deadline } => self.on_load(key, deadline, now),
+            Input::CancelLoad(key) => {
+                self.loads.remove(&key);
+                let actions = self.scheduler.remove(&key);
+                self.apply(actions, now);
+            }
+            Input::CdnResponse { fetch, result } => self.on_cdn(fetch, result, now),
+            Input::UpdateConfig(config) => {
+                config.validate()?;
+                self.store.set_capacity(config.cache_segments);
+                self.config = config;
+            }
+            Input::Leave => self.leave(),
+        }
+        Ok(())
+    }
+
+    /// Runs timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
+        self.now = self.now.max(now);
+        self.membership.handle_timeout(now);
+        self.drain_membership();
+        if now >= self.next_maintain {
+            self.maintain(now);
+            self.next_maintain = now + self.config.links.maintain_interval;
+        }
+        self.pump_uploads(now);
+        for key in self.scheduler.keys() {
+            self.decide(&key, now);
+        }
+        self.timers_done = now;
+    }
+
+    /// When [`Self::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.left {
+            return None;
+        }
+        [
+            self.membership.poll_timeout(),
+            Some(self.next_maintain),
+            self.scheduler
+                .poll_timeout(&self.config.scheduler)
+                .filter(|t| *t > self.timers_done),
+            self.uploads.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The next thing the driver must do.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    fn leave(&mut self) {
+        self.membership.leave();
+        self.drain_membership();
+        let linked: Vec<PeerId> = self.data_neighbours();
+        for peer in linked {
+            self.send(peer, Message::LinkDrop);
+        }
+        for peer in std::mem::take(&mut self.peers).into_keys() {
+            self.out.push_back(Output::Disconnect(peer));
+        }
+        self.left = true;
+    }
+
+    fn on_connected(&mut self, peer: PeerId, now: Instant) {
+        if peer == self.me {
+            self.out.push_back(Output::Disconnect(peer));
+            return;
+        }
+        self.stats.connections += 1;
+        let p = self
+            .peers
+            .entry(peer)
+            .or_insert_with(|| Peer::new(Conn::Open, now));
+        p.conn = Conn::Open;
+        p.last_used = now;
+        let queued = std::mem::take(&mut p.queued);
+        let hello = Message::Handshake(Handshake {
+            version: PROTOCOL_VERSION,
+            swarm: self.swarm,
+            peer: self.me,
+            upload_kbps: 0,
+        });
+        self.transmit(peer, &hello);
+        for msg in queued {
+            self.transmit(peer, &msg);
+        }
+    }
+
+    fn on_peer_gone(&mut self, peer: PeerId, reachable: bool, now: Instant) {
+        self.peers.remove(&peer);
+        self.membership.handle_peer_down(peer, reachable, now);
+        self.drain_membership();
+        self.uploads.forget_peer(&peer);
+        for key in self.scheduler.on_peer_lost(peer) {
+            self.out.push_back(Output::Event(Event::Fallback {
+                key,
+                peer,
+                reason: crate::telemetry::FallbackReason::PeerLost,
+            }));
+            self.decide(&key, now);
+        }
+        self.pump_uploads(now);
+    }
+
+    fn on_frame(&mut self, from: PeerId, frame: &Frame, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return;
+        };
+        peer.last_used = now;
+        let conn = peer.conn.clone();
+        let msg = match wire::decode(frame, &self.config.limits) {
+            Ok(msg) => msg,
+            Err(e) => return self.misbehaved(from, e.to_string(), now),
+        };
+        match (conn, msg) {
+            (Conn::Open, Message::Handshake(h)) => {
+                if h.swarm != self.swarm {
+                    return self.misbehaved(from, "handshake for another swarm".into(), now);
+                }
+                if h.peer != from {
+                    return self.misbehaved(from, "handshake names another peer".into(), now);
+                }
+                if h.version != PROTOCOL_VERSION {
+                    return self.misbehaved(
+                        from,
+                        format!("unsupported version {}", h.version),
+                        now,
+                    );
+                }
+                if let Some(p) = self.peers.get_mut(&from) {
+                    p.conn = Conn::Ready;
+                    p.upload_bps = f64::from(h.upload_kbps) * 1000.0;
+                }
+            }
+            (Conn::Ready, Message::Handshake(_)) => {
+                self.misbehaved(from, "second handshake".into(), now)
+            }
+            (Conn::Ready, msg) => self.on_message(from, msg, now),
+            (_, _) => self.misbehaved(from, "message before handshake".into(), now),
+        }
+    }
+
+    fn on_message(&mut self, from: PeerId, msg: Message, now: Instant) {
+        match msg {
+            Message::Join
+            | Message::ForwardJoin { .. }
+            | Message::Neighbour { .. }
+            | Message::NeighbourReply { .. }
+            | Message::Shuffle { .. }
+            | Message::ShuffleReply { .. }
+            | Message::Disconnect { .. } => {
+                self.membership.handle_message(from, &msg, now);
+                self.drain_membership();
+            }
+            Message::LinkRequest => self.on_link_request(from, now),
+            Message::LinkReply { accepted } => self.on_link_reply(from, accepted, now),
+            Message::LinkDrop => self.on_link_drop(from, now),
+            Message::Have { load, keys } => {
+                if let Some(p) = self.peers.get_mut(&from) {
+                    p.load = load;
+                }
+                self.on_announced(from, &keys, now);
+            }
+            Message::Bitmap {
+                swarm,
+                rendition,
+                base,
+                bits,
+                variants,
+            } => {
+                let mut keys = Vec::with_capacity(variants.len());
+                let mut variants = variants.into_iter();
+                for (i, byte) in bits.iter().enumerate() {
+                    for bit in 0..8u64 {
+                        if byte & (1 << bit) != 0 {
+                            let Some(variant) = variants.next() else {
+                                break;
+                            };
+                            let seq = base.saturating_add(i as u64 * 8 + bit);
+                            let position = SegmentPosition::Sequence(seq);
+                            keys.push(SegmentKey {
+                                swarm,
+                                rendition,
+                                position,
+                                variant,
+                            });
+                        }
+                    }
+                }
+                self.on_announced(from, &keys, now);
+            }
+            Message::Request { key, offset } => self.on_request(from, key, offset, now),
+            Message::Piece {
+                key,
+                offset,
+                total,
+                data,
+            } => self.on_piece(from, key, offset, total, data, now),
+            Message::Cancel { key } => {
+                if self.uploads.cancel(&from, &key) {
+                    self.pump_uploads(now);
+                }
+            }
+            Message::Absent { key, reason } => {
+                if let Some(p) = self.peers.get_mut(&from) {
+                    if reason == AbsentReason::NotHeld {
+                        p.has.remove(&key);
+                    }
+                }
+                let busy_until = (reason == AbsentReason::Busy)
+                    .then(|| now + self.config.scheduler.busy_backoff);
+                if self.scheduler.on_refused(from, &key, busy_until) {
+                    self.stats.p2p_refused += 1;
+                    self.decide(&key, now);
+                }
+            }
+            Message::SizeSketch { epoch, mins } => self.sketch.merge(epoch, &mins),
+            Message::Handshake(_) => {}
+        }
+    }
+
+    fn on_announced(&mut self, from: PeerId, keys: &[SegmentKey], now: Instant) {
+        let memory = self.config.links.have_memory;
+        let mut acked = false;
+        let mut wanted = Vec::new();
+        for key in keys {
+            if key.swarm != self.swarm {
+                continue;
+            }
+            if let Some(p) = self.peers.get_mut(&from) {
+                p.announce(*key, memory);
+            }
+            // A peer that has the segment needs no more of it from us.
+            acked |= self.uploads.cancel(&from, key);
+            if self.scheduler.is_wanted(key) {
+                wanted.push(*key);
+            }
+        }
+        if acked {
+            self.pump_uploads(now);
+        }
+        for key in wanted {
+            self.decide(&key, now);
+        }
+    }
+
+    fn on_request(&mut self, from: PeerId, key: SegmentKey, offset: u64, now: Instant) {
+        let held = self.store.get(&key).is_some_and(|d| offset < d.len());
+        if !held {
+            self.send(
+                from,
+                Message::Absent {
+                    key,
+                    reason: AbsentReason::NotHeld,
+                },
+            );
+            return;
+        }
+        match self.uploads.admit(
+            UploadJob {
+                peer: from,
+                key,
+                next: offset,
+            },
+            &self.config.upload,
+            now,
+        ) {
+            Admit::Started => self.pump_uploads(now),
+            Admit::Queued => {}
+            Admit::Busy => self.send(
+                from,
+                Message::Absent {
+                    key,
+                    reason: AbsentReason::Busy,
+                },
+            ),
+        }
+    }
+
+    fn on_piece(
+        &mut self,
+        from: PeerId,
+        key: SegmentKey,
+        offset: u64,
+        total: u64,
+        data: Bytes,
+        now: Instant,
+    ) {
+        if total > self.config.max_segment_bytes {
+            return self.misbehaved(
+                from,
+                "segment larger than the configured maximum".into(),
+                now,
+            );
+        }
+        let len = data.len() as u64;
+        match self
+            .scheduler
+            .on_piece(from, &key, offset, total, data, now)
+        {
+            Progress::Unexpected => {}
+            Progress::Violation(why) => self.misbehaved(from, why.into(), now),
+            Progress::Partial => {
+                self.note_p2p_byte(len, now);
+                let actions = self
+                    .scheduler
+                    .check_transfer(&key, &self.config.scheduler, now);
+                self.apply(actions, now);
+            }
+            complete @ Progress::Complete { .. } => {
+                self.note_p2p_byte(len, now);
+                self.complete(key, complete);
+            }
+        }
+    }
+
+    fn note_p2p_byte(&mut self, len: u64, now: Instant) {
+        if len > 0 && !self.first_p2p_byte {
+            self.first_p2p_byte = true;
+            let after_join = now.saturating_duration_since(self.created);
+            self.out
+                .push_back(Output::Event(Event::FirstP2pByte { after_join }));
+        }
+    }
+
+    fn on_listed(&mut self, info: SegmentInfo, now: Instant) {
+        if info.key.swarm != self.swarm || self.store.contains(&info.key) {
+            return;
+        }
+        if let SegmentPosition::Sequence(seq) = info.key.position {
+            self.sketch.observe_sequence(seq);
+        }
+        let first_fetch_at = self.first_fetch_at(&info.key, now);
+        self.scheduler.list(
+            info.key,
+            info.size_hint,
+            info.shareable,
+            first_fetch_at,
+            now,
+        );
+        self.decide(&info.key, now);
+    }
+
+    /// When this node fetches a not-yet-announced segment from the CDN: at once if its rank is
+    /// within the swarm's budget, later the further back it ranks.
+    fn first_fetch_at(&self, key: &SegmentKey, now: Instant) -> Option<Instant> {
+        let cfg = &self.config.scheduler;
+        if cfg.source != SourcePreference::Auto {
+            return None;
+        }
+        let salt =
+            key.rendition.as_u64() ^ key.variant.as_u64() ^ key.position.value().rotate_left(29);
+        let fraction = self.me.rank(salt) as f64 / 2f64.powi(64);
+        let position = fraction * self.sketch.estimate();
+        let steps = (position / cfg.cdn_budget - 1.0).max(0.0);
+        Some(now + cfg.rescue_step.mul_f64(steps.min(1e6)))
+    }
+
+    fn on_load(&mut self, key: SegmentKey, deadline: Instant, now: Instant) {
+        if let Some(data) = self.store.get(&key) {
+            let data = data.clone();
+            self.stats.delivered += 1;
+            self.out.push_back(Output::Deliver {
+                key,
+                data,
+                sources: ByteSources::default(),
+            });
+            return;
+        }
+        if !self.scheduler.is_wanted(&key) {
+            self.on_listed(
+                SegmentInfo {
+                    key,
+                    size_hint: None,
+                    shareable: true,
+                },
+                now,
+            );
+        }
+        self.loads.insert(key);
+        self.scheduler.set_deadline(&key, deadline);
+        self.decide(&key, now);
+    }
+
+    fn on_cdn(&mut self, fetch: FetchId, result: Result<Bytes, CdnError>, now: Instant) {
+        let started = self.cdn_started.remove(&fetch).unwrap_or(now);
+        let elapsed = now.saturating_duration_since(started);
+        match self.scheduler.on_cdn(
+            fetch,
+            result.map_err(|_| ()),
+            elapsed,
+            &self.config.scheduler,
+            now,
+        ) {
+            Ok(Some((key, complete))) => self.complete(key, complete),
+            Ok(None) => {}
+            Err(key) => {
+                self.stats.load_failures += 1;
+                if self.loads.remove(&key) {
+                    self.out.push_back(Output::LoadFailed(key));
+                }
+            }
+        }
+    }
+
+    fn complete(&mut self, key: SegmentKey, progress: Progress) {
+        let Progress::Complete {
+            data,
+            sources,
+            from,
+            elapsed,
+            shareable,
+        } = progress
+        else {
+            return;
+        };
+        self.stats.cdn_bytes += sources.cdn;
+        self.stats.p2p_bytes += sources.p2p;
+        if sources.cdn > 0 {
+            self.stats.cdn_segments += 1;
+        } else {
+            self.stats.p2p_segments += 1;
+        }
+        if let Some(peer) = from.and_then(|f| self.peers.get_mut(&f)) {
+            peer.transfer_done(sources.p2p, elapsed);
+        }
+        if self.loads.remove(&key) {
+            self.stats.delivered += 1;
+            self.out.push_back(Output::Deliver {
+                key,
+                data: data.clone(),
+                sources,
+            });
+        }
+        if !shareable {
+            return;
+        }
+        self.store.insert(key, data);
+        let load = self.uploads.load();
+        let targets: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| p.is_linked() && (Some(**id) == from || !p.has.contains(&key)))
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in targets {
+            self.send(
+                peer,
+                Message::Have {
+                    load,
+                    keys: vec![key],
+                },
+            );
+        }
+    }
+
+    fn decide(&mut self, key: &SegmentKey, now: Instant) {
+        let holders: Vec<Candidate> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.is_linked() && p.has.contains(key))
+            .map(|(id, p)| Candidate {
+                peer: *id,
+                measurements: p.measurements(),
+            })
+            .collect();
+        let actions = self.scheduler.decide(
+            key,
+            &holders,
+            self.ranker.as_ref(),
+            &self.config.scheduler,
+            now,
+        );
+        self.apply(actions, now);
+    }
+
+    fn apply(&mut self, actions: Vec<Action>, now: Instant) {
+        for action in actions {
+            match action {
+                Action::Request { peer, key, offset } => {
+                    self.send(peer, Message::Request { key, offset })
+                }
+                Action::Cancel { peer, key } => self.send(peer, Message::Cancel { key }),
+                Action::FetchCdn {
+                    id,
+                    key,
+                    offset,
+                    why,
+                } => {
+                    match why {
+                        CdnWhy::First => self.stats.cdn_first_fetches += 1,
+                        CdnWhy::Deadline => self.stats.cdn_deadline_fetches += 1,
+                        CdnWhy::Fallback | CdnWhy::Retry => {}
+                    }
+                    self.cdn_started.insert(id, now);
+                    self.out.push_back(Output::FetchCdn {
+                        fetch: id,
+                        key,
+                        offset,
+                    });
+                }
+                Action::Fallback { peer, key, reason } => {
+                    self.stats.p2p_fallbacks += 1;
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        p.failed = p.failed.saturating_add(1);
+                    }
+                    self.out
+                        .push_back(Output::Event(Event::Fallback { key, peer, reason }));
+                }
+            }
+        }
+    }
+
+    /// Hands the driver more pieces of the active uploads, as far as each connection's send
+    /// buffer allows, and starts queued uploads as slots free up.
+    fn pump_uploads(&mut self, now: Instant) {
+        let cfg = self.config.upload.clone();
+        loop {
+            let mut finished = Vec::new();
+            for job in self.uploads.active() {
+                let mut next = job.next;
+                while let Some(p) = self.peers.get(&job.peer) {
+                    if p.buffered >= cfg.high_water || p.conn != Conn::Ready {
+                        break;
+                    }
+                    let Some(data) = self.store.get(&job.key) else {
+                        break;
+                    };
+                    let total = data.len();
+                    if next >= total {
+                        break;
+                    }
+                    // Within one held chunk, so the piece is a slice, never a copy.
+                    let Some(piece) = data.slice(next, cfg.chunk as u64).chunks().first().cloned()
+                    else {
+                        break;
+                    };
+                    let len = piece.len() as u64;
+                    self.send(
+                        job.peer,
+                        Message::Piece {
+                            key: job.key,
+                            offset: next,
+                            total,
+                            data: piece,
+                        },
+                    );
+                    self.stats.uploaded_bytes += len;
+                    next += len;
+                }
+                self.uploads.advance(&job.peer, &job.key, next);
+                let done = self.store.get(&job.key).is_none_or(|d| next >= d.len());
+                if done || !self.peers.contains_key(&job.peer) {
+                    finished.push((job.peer, job.key));
+                }
+            }
+            if !self.uploads.refill(&finished, &cfg, now) {
+                break;
+            }
+        }
+    }
+
+    fn misbehaved(&mut self, peer: PeerId, error: String, now: Instant) {
+        self.stats.peer_errors += 1;
+        self.out
+            .push_back(Output::Event(Event::PeerMisbehaved { peer, error }));
+        self.out.push_back(Output::Disconnect(peer));
+        self.on_peer_gone(peer, false, now);
+    }
+
+    fn drain_membership(&mut self) {
+        while let Some(out) = self.membership.poll_output() {
+            match out {
+                MembershipOutput::Send(to, msg) => self.send(to, msg),
+                MembershipOutput::NeighbourUp(_) | MembershipOutput::NeighbourDown(_) => {}
+                MembershipOutput::Isolated => {
+                    self.out.push_back(Output::Event(Event::Isolated));
+                    self.out.push_back(Output::NeedBootstrap);
+                }
+            }
+        }
+    }
+
+    /// Sends a message, connecting first if needed.
+    fn send(&mut self, to: PeerId, msg: Message) {
+        if to == self.me {
+            return;
+        }
+        let now = self.now;
+        let p = self
+            .peers
+            .entry(to)
+            .or_insert_with(|| Peer::new(Conn::Connecting, now));
+        match p.conn {
+            Conn::Connecting => {
+                if p.queued.is_empty() {
+                    self.out.push_back(Output::Connect(to));
+                }
+                p.queued.push(msg);
+            }
+            Conn::Open | Conn::Ready => self.transmit(to, &msg),
+        }
+    }
+
+    fn transmit(&mut self, to: PeerId, msg: &Message) {
+        let frame = wire::encode(msg);
+        if let Some(p) = self.peers.get_mut(&to) {
+            p.buffered += frame.len() as u64;
+        }
+        self.out.push_back(Output::Transmit { to, frame });
+    }
+}
+
+#[cfg(test)]
+mod tests;

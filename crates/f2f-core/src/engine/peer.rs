@@ -1,0 +1,115 @@
+//! What the engine knows about one remote peer: the connection, the data link, availability and
+//! measurements.
+
+use std::collections::BTreeSet;
+
+use crate::id::SegmentKey;
+use crate::scheduler::PeerMeasurements;
+use crate::time::{Duration, Instant};
+use crate::wire::Message;
+
+/// Transport state of the connection to a peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Conn {
+    /// We asked the driver to connect; messages wait in `queued`.
+    Connecting,
+    /// Open, but the peer's handshake has not arrived yet.
+    Open,
+    /// Open and the peer proved which swarm it is in.
+    Ready,
+}
+
+/// Data-link state (the set of peers we exchange segments with).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Link {
+    /// No data link.
+    None,
+    /// We sent `LinkRequest` at this time.
+    Requested(Instant),
+    /// Linked: availability flows both ways.
+    Linked,
+}
+
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub(crate) conn: Conn,
+    pub(crate) link: Link,
+    /// Messages waiting for the connection (and our handshake) to go out.
+    pub(crate) queued: Vec<Message>,
+    /// Bytes handed to the driver for this connection and not yet reported sent.
+    pub(crate) buffered: u64,
+    /// Last time the connection carried anything, for idle closing.
+    pub(crate) last_used: Instant,
+    /// Segments the peer announced, capped (oldest positions forgotten first).
+    pub(crate) has: BTreeSet<SegmentKey>,
+    /// When we may ask for a link again after a refusal.
+    pub(crate) link_backoff_until: Option<Instant>,
+    pub(crate) upload_bps: f64,
+    pub(crate) load: u8,
+    pub(crate) srtt: Option<Duration>,
+    pub(crate) throughput_bps: Option<f64>,
+    pub(crate) completed: u32,
+    pub(crate) failed: u32,
+}
+
+impl Peer {
+    pub(crate) fn new(conn: Conn, now: Instant) -> Self {
+        Self {
+            conn,
+            link: Link::None,
+            queued: Vec::new(),
+            buffered: 0,
+            last_used: now,
+            has: BTreeSet::new(),
+            link_backoff_until: None,
+            upload_bps: 0.0,
+            load: 0,
+            srtt: None,
+            throughput_bps: None,
+            completed: 0,
+            failed: 0,
+        }
+    }
+
+    pub(crate) fn is_linked(&self) -> bool {
+        self.link == Link::Linked
+    }
+
+    pub(crate) fn measurements(&self) -> PeerMeasurements {
+        PeerMeasurements {
+            srtt: self.srtt,
+            throughput_bps: self.throughput_bps,
+            reported_upload_bps: self.upload_bps,
+            load: self.load,
+            completed: self.completed,
+            failed: self.failed,
+        }
+    }
+
+    /// Remembers an announcement, forgetting the oldest beyond `memory` entries.
+    pub(crate) fn announce(&mut self, key: SegmentKey, memory: usize) {
+        self.has.insert(key);
+        while self.has.len() > memory {
+            self.has.pop_first();
+        }
+    }
+
+    /// Folds one RTT sample into the smoothed estimate (RFC 6298 gain 1/8).
+    pub(crate) fn rtt_sample(&mut self, sample: Duration) {
+        self.srtt = Some(match self.srtt {
+            None => sample,
+            Some(s) => (s * 7 + sample) / 8,
+        });
+    }
+
+    /// Folds a completed transfer into the throughput estimate (gain 1/4: recent matters).
+    pub(crate) fn transfer_done(&mut self, bytes: u64, elapsed: Duration) {
+        self.completed = self.completed.saturating_add(1);
+        let secs = elapsed.as_secs_f64().max(1e-3);
+        let bps = bytes as f64 * 8.0 / secs;
+        self.throughput_bps = Some(match self.throughput_bps {
+            None => bps,
+            Some(t) => 0.75 * t + 0.25 * bps,
+        });
+    }
+}

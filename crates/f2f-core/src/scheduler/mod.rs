@@ -1,0 +1,613 @@
+//! Download scheduling: for every segment this node needs, which source, and when.
+//!
+//! The rules, in order:
+//! - A peer transfer that stops making progress is abandoned at once for the next source that
+//!   can still make the deadline — the CDN when no peer can. P2P never stalls the player.
+//! - A segment some linked neighbour holds goes to the best-ranked holder (earliest expected
+//!   arrival, see [`SourceRanker`]) if that arrival fits before the deadline.
+//! - Nobody holds it yet: about `cdn_budget` peers in the *whole swarm* fetch it from the CDN
+//!   straight away. Each peer knows whether it is one of them from its per-segment rank and the
+//!   estimated swarm size ([`crate::swarm_size`]), so the CDN load per segment does not grow
+//!   with the audience. Peers ranked further back wait a little longer per rank step before
+//!   they fetch a segment still nobody announced, covering a mis-estimated swarm size.
+//! - Otherwise wait for an announcement, until the deadline leaves just enough time for the
+//!   CDN: then the CDN.
+
+mod ranking;
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+pub use ranking::{BaselineRanker, PeerMeasurements, SourceRanker};
+
+use crate::config::{SchedulerConfig, SourcePreference};
+use crate::id::{PeerId, SegmentKey};
+use crate::segment::SegmentData;
+use crate::telemetry::FallbackReason;
+use crate::time::{Duration, Instant};
+
+/// Identifies one CDN fetch the engine asked the driver to make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FetchId(pub u64);
+
+/// Where a segment's bytes came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ByteSources {
+    /// Bytes from the CDN.
+    pub cdn: u64,
+    /// Bytes from peers.
+    pub p2p: u64,
+}
+
+/// Why the CDN was chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CdnWhy {
+    /// This node is one of the swarm's first fetchers for the segment.
+    First,
+    /// The deadline left no time for peers.
+    Deadline,
+    /// A peer transfer failed.
+    Fallback,
+    /// Retry after a failed CDN attempt.
+    Retry,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fetch {
+    Idle,
+    Peer {
+        peer: PeerId,
+        /// Where this transfer started in the segment.
+        offset: u64,
+        sent: Instant,
+        first_byte_by: Instant,
+        first_byte: Option<Instant>,
+        last_progress: Instant,
+    },
+    Cdn {
+        id: FetchId,
+    },
+    /// A CDN attempt failed; the next one starts at `at`.
+    CdnBackoff {
+        at: Instant,
+    },
+}
+
+#[derive(Debug)]
+struct Wanted {
+    listed_at: Instant,
+    size_hint: Option<u64>,
+    shareable: bool,
+    deadline: Option<Instant>,
+    /// When this node fetches from the CDN if no neighbour announced the segment by then.
+    first_fetch_at: Option<Instant>,
+    fetch: Fetch,
+    data: SegmentData,
+    total: Option<u64>,
+    sources: ByteSources,
+    /// Peers that failed this segment or do not hold it.
+    tried: Vec<PeerId>,
+    /// Peers that were busy, and until when we leave them alone.
+    busy: Vec<(PeerId, Instant)>,
+    cdn_attempts: u32,
+}
+
+/// A peer that announced the segment, as seen when deciding.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Candidate {
+    pub(crate) peer: PeerId,
+    pub(crate) measurements: PeerMeasurements,
+}
+
+/// What the engine must do for the scheduler.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Action {
+    Request {
+        peer: PeerId,
+        key: SegmentKey,
+        offset: u64,
+    },
+    Cancel {
+        peer: PeerId,
+        key: SegmentKey,
+    },
+    FetchCdn {
+        id: FetchId,
+        key: SegmentKey,
+        offset: u64,
+        why: CdnWhy,
+    },
+    Fallback {
+        peer: PeerId,
+        key: SegmentKey,
+        reason: FallbackReason,
+    },
+}
+
+/// Result of feeding bytes to the scheduler.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Progress {
+    /// Not something we asked for (late, duplicate, or unsolicited); dropped.
+    Unexpected,
+    /// Bytes that contradict the transfer (offset, total, size limit); the sender misbehaved.
+    Violation(&'static str),
+    /// Accepted, more to come.
+    Partial,
+    /// The segment is complete.
+    Complete {
+        data: SegmentData,
+        sources: ByteSources,
+        from: Option<PeerId>,
+        elapsed: Duration,
+        /// Not a personal (SSAI) segment: may be stored and offered to peers.
+        shareable: bool,
+    },
+}
+
+/// Per-node download state.
+#[derive(Debug)]
+pub(crate) struct Scheduler {
+    wanted: BTreeMap<SegmentKey, Wanted>,
+    cdn_fetches: BTreeMap<FetchId, SegmentKey>,
+    next_fetch: u64,
+    cdn_rtt: Option<Duration>,
+    cdn_bps: Option<f64>,
+    size_estimate: Option<f64>,
+}
+
+impl Scheduler {
+    pub(crate) fn new() -> Self {
+        Self {
+            wanted: BTreeMap::new(),
+            cdn_fetches: BTreeMap::new(),
+            next_fetch: 0,
+            cdn_rtt: None,
+            cdn_bps: None,
+            size_estimate: None,
+        }
+    }
+
+    pub(crate) fn is_wanted(&self, key: &SegmentKey) -> bool {
+        self.wanted.contains_key(key)
+    }
+
+    pub(crate) fn keys(&self) -> Vec<SegmentKey> {
+        self.wanted.keys().copied().collect()
+    }
+
+    /// Starts tracking a segment the playlist listed. `first_fetch_at` is when this node fetches
+    /// it from the CDN unless a neighbour announces it first (`None`: never as a first fetcher).
+    pub(crate) fn list(
+        &mut self,
+        key: SegmentKey,
+        size_hint: Option<u64>,
+        shareable: bool,
+        first_fetch_at: Option<Instant>,
+        now: Instant,
+    ) {
+        self.wanted.entry(key).or_insert_with(|| Wanted {
+            listed_at: now,
+            size_hint,
+            shareable,
+            deadline: None,
+            first_fetch_at,
+            fetch: Fetch::Idle,
+            data: SegmentData::new(),
+            total: None,
+            sources: ByteSources::default(),
+            tried: Vec::new(),
+            busy: Vec::new(),
+            cdn_attempts: 0,
+        });
+    }
+
+    /// The player needs `key` by `deadline`.
+    pub(crate) fn set_deadline(&mut self, key: &SegmentKey, deadline: Instant) {
+        if let Some(w) = self.wanted.get_mut(key) {
+            w.deadline = Some(w.deadline.map_or(deadline, |d| d.min(deadline)));
+        }
+    }
+
+    /// Stops fetching `key`; returns the actions that release its source.
+    pub(crate) fn remove(&mut self, key: &SegmentKey) -> Vec<Action> {
+        let Some(w) = self.wanted.remove(key) else {
+            return Vec::new();
+        };
+        match w.fetch {
+            Fetch::Peer { peer, .. } => vec![Action::Cancel { peer, key: *key }],
+            Fetch::Cdn { id } => {
+                self.cdn_fetches.remove(&id);
+                Vec::new()
+            }
+            Fetch::Idle | Fetch::CdnBackoff { .. } => Vec::new(),
+        }
+    }
+
+    /// Segments listed long ago and never completed.
+    pub(crate) fn stale(&self, forget_after: Duration, now: Instant) -> Vec<SegmentKey> {
+        self.wanted
+            .iter()
+            .filter(|(_, w)| {
+                w.listed_at + forget_after <= now
+                    && w.deadline.is_none_or(|d| d + forget_after <= now)
+            })
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    fn expected_size(&self, w: &Wanted, cfg: &SchedulerConfig) -> u64 {
+        w.total
+            .or(w.size_hint)
+            .or(self.size_estimate.map(|s| s as u64))
+            .unwrap_or(cfg.segment_size_prior)
+    }
+
+    fn cdn_eta(&self, bytes: u64, cfg: &SchedulerConfig) -> Duration {
+        let rtt = self.cdn_rtt.unwrap_or(cfg.cdn_rtt_prior);
+        let bps = self
+            .cdn_bps
+            .unwrap_or(cfg.cdn_throughput_prior_bps)
+            .max(1.0);
+        rtt + Duration::from_secs_f64(bytes as f64 * 8.0 / bps)
+    }
+
+    /// Decides what to do for `key` now. `holders` are linked neighbours that announced it.
+    pub(crate) fn decide(
+        &mut self,
+        key: &SegmentKey,
+        holders: &[Candidate],
+        ranker: &dyn SourceRanker,
+        cfg: &SchedulerConfig,
+        now: Instant,
+    ) -> Vec<Action> {
+        let mut actions = self.check_transfer(key, cfg, now);
+        let Some(w) = self.wanted.get(key) else {
+            return actions;
+        };
+        match w.fetch {
+            Fetch::Cdn { .. } | Fetch::Peer { .. } => return actions,
+            Fetch::CdnBackoff { at } if at > now => return actions,
+            Fetch::CdnBackoff { .. } => {
+                actions.push(self.start_cdn(key, CdnWhy::Retry));
+                return actions;
+            }
+            Fetch::Idle => {}
+        }
+        if cfg.source == SourcePreference::CdnOnly || !w.shareable {
+            if w.deadline.is_some() {
+                actions.push(self.start_cdn(key, CdnWhy::Deadline));
+            }
+            return actions;
+        }
+        let remaining = self.expected_size(w, cfg).saturating_sub(w.data.len());
+        let cdn_by = self.cdn_deadline(w, cfg);
+        let best = holders
+            .iter()
+            .filter(|c| !w.tried.contains(&c.peer))
+            .filter(|c| !w.busy.iter().any(|(p, until)| *p == c.peer && *until > now))
+            .filter_map(|c| {
+                ranker
+                    .peer_eta(&c.measurements, remaining)
+                    .map(|eta| (eta, c))
+            })
+            .min_by(|a, b| a.0.cmp(&b.0));
+        if let Some((eta, c)) = best {
+            if w.deadline
+                .is_none_or(|d| now + eta + cfg.deadline_margin <= d)
+            {
+                let load_wait = cfg.stall_timeout * (u32::from(c.measurements.load) + 1);
+                // Without a first byte by the time only the CDN can still make it, give up.
+                let first_byte_by = match cdn_by {
+                    Some(by) => (now + load_wait).min(by.max(now + cfg.stall_timeout)),
+                    None => now + load_wait,
+                };
+                let (peer, offset) = (c.peer, w.data.len());
+                let w = self.wanted.get_mut(key).expect("present");
+                w.fetch = Fetch::Peer {
+                    peer,
+                    offset,
+                    sent: now,
+                    first_byte_by,
+                    first_byte: None,
+                    last_progress: now,
+                };
+                actions.push(Action::Request {
+                    peer,
+                    key: *key,
+                    offset,
+                });
+                return actions;
+            }
+        }
+        if cdn_by.is_some_and(|by| now >= by) {
+            actions.push(self.start_cdn(key, CdnWhy::Deadline));
+        } else if holders.is_empty()
+            && cfg.source == SourcePreference::Auto
+            && w.first_fetch_at.is_some_and(|t| now >= t)
+        {
+            actions.push(self.start_cdn(key, CdnWhy::First));
+        }
+        actions
+    }
+
+    /// Abandons a peer transfer that stalled or can no longer make the deadline. A stalled
+    /// transfer goes back to source selection; one that is merely too slow goes to the CDN,
+    /// keeping the bytes already received.
+    pub(crate) fn check_transfer(
+        &mut self,
+        key: &SegmentKey,
+        cfg: &SchedulerConfig,
+        now: Instant,
+    ) -> Vec<Action> {
+        let Some(w) = self.wanted.get(key) else {
+            return Vec::new();
+        };
+        let Fetch::Peer {
+            peer,
+            offset,
+            first_byte_by,
+            first_byte,
+            last_progress,
+            ..
+        } = w.fetch
+        else {
+            return Vec::new();
+        };
+        let stalled = match first_byte {
+            None => now >= first_byte_by,
+            Some(_) => now >= last_progress + cfg.stall_timeout,
+        };
+        let too_slow = match (w.deadline, first_byte) {
+            (Some(deadline), Some(first)) => {
+                let remaining = self.expected_size(w, cfg).saturating_sub(w.data.len());
+                let got = w.data.len().saturating_sub(offset) as f64;
+                let secs = now.saturating_duration_since(first).as_secs_f64().max(0.05);
+                let rate = (got * 8.0 / secs).max(1.0);
+                let finish = now + Duration::from_secs_f64(remaining as f64 * 8.0 / rate);
+                finish + cfg.deadline_margin > deadline
+                    && now + self.cdn_eta(remaining, cfg) < finish
+            }
+            _ => false,
+        };
+        if !(stalled || too_slow) {
+            return Vec::new();
+        }
+        let reason = if stalled {
+            FallbackReason::Stalled
+        } else {
+            FallbackReason::TooSlow
+        };
+        let w = self.wanted.get_mut(key).expect("present");
+        w.tried.push(peer);
+        w.fetch = Fetch::Idle;
+        let mut actions = vec![
+            Action::Cancel { peer, key: *key },
+            Action::Fallback {
+                peer,
+                key: *key,
+                reason,
+            },
+        ];
+        if too_slow {
+            actions.push(self.start_cdn(key, CdnWhy::Fallback));
+        }
+        actions
+    }
+
+    fn start_cdn(&mut self, key: &SegmentKey, why: CdnWhy) -> Action {
+        let id = FetchId(self.next_fetch);
+        self.next_fetch += 1;
+        self.cdn_fetches.insert(id, *key);
+        let w = self.wanted.get_mut(key).expect("present");
+        w.fetch = Fetch::Cdn { id };
+        w.cdn_attempts += 1;
+        Action::FetchCdn {
+            id,
+            key: *key,
+            offset: w.data.len(),
+            why,
+        }
+    }
+
+    /// When a decision may change without any input but time.
+    pub(crate) fn poll_timeout(&self, cfg: &SchedulerConfig) -> Option<Instant> {
+        self.wanted
+            .values()
+            .filter_map(|w| match w.fetch {
+                Fetch::Cdn { .. } => None,
+                Fetch::CdnBackoff { at } => Some(at),
+                Fetch::Peer {
+                    first_byte: None,
+                    first_byte_by,
+                    ..
+                } => Some(first_byte_by),
+                Fetch::Peer { last_progress, .. } => Some(last_progress + cfg.stall_timeout),
+                Fetch::Idle => [
+                    self.cdn_deadline(w, cfg),
+                    w.first_fetch_at,
+                    w.busy.iter().map(|b| b.1).max(),
+                ]
+                .into_iter()
+                .flatten()
+                .min(),
+            })
+            .min()
+    }
+
+    fn cdn_deadline(&self, w: &Wanted, cfg: &SchedulerConfig) -> Option<Instant> {
+        let remaining = self.expected_size(w, cfg).saturating_sub(w.data.len());
+        let eta = self.cdn_eta(remaining, cfg) + cfg.deadline_margin;
+        w.deadline
+            .map(|d| d.checked_sub(eta).unwrap_or(w.listed_at))
+    }
+
+    /// A `Piece` arrived from `peer`.
+    pub(crate) fn on_piece(
+        &mut self,
+        peer: PeerId,
+        key: &SegmentKey,
+        offset: u64,
+        total: u64,
+        data: Bytes,
+        now: Instant,
+    ) -> Progress {
+        let Some(w) = self.wanted.get_mut(key) else {
+            return Progress::Unexpected;
+        };
+        let Fetch::Peer {
+            peer: from,
+            offset: start,
+            sent,
+            first_byte_by,
+            first_byte,
+            ..
+        } = w.fetch
+        else {
+            return Progress::Unexpected;
+        };
+        if from != peer {
+            return Progress::Unexpected;
+        }
+        if w.total.is_some_and(|t| t != total) {
+            return Progress::Violation("segment length changed mid-transfer");
+        }
+        if offset != w.data.len() {
+            return Progress::Violation("piece out of order");
+        }
+        if offset.saturating_add(data.len() as u64) > total {
+            return Progress::Violation("piece beyond the segment's end");
+        }
+        w.total = Some(total);
+        w.sources.p2p += data.len() as u64;
+        w.data.push(data);
+        w.fetch = Fetch::Peer {
+            peer,
+            offset: start,
+            sent,
+            first_byte_by,
+            first_byte: first_byte.or(Some(now)),
+            last_progress: now,
+        };
+        if w.data.len() < total {
+            return Progress::Partial;
+        }
+        let w = self.wanted.remove(key).expect("present");
+        self.observe_size(w.data.len());
+        Progress::Complete {
+            data: w.data,
+            sources: w.sources,
+            from: Some(peer),
+            elapsed: now.saturating_duration_since(sent),
+            shareable: w.shareable,
+        }
+    }
+
+    /// A peer will not serve `key`: it does not hold it, or it is `busy_until` some time.
+    pub(crate) fn on_refused(
+        &mut self,
+        peer: PeerId,
+        key: &SegmentKey,
+        busy_until: Option<Instant>,
+    ) -> bool {
+        let Some(w) = self.wanted.get_mut(key) else {
+            return false;
+        };
+        match w.fetch {
+            Fetch::Peer { peer: p, .. } if p == peer => {
+                w.fetch = Fetch::Idle;
+                match busy_until {
+                    Some(until) => {
+                        w.busy.retain(|(p, _)| *p != peer);
+                        w.busy.push((peer, until));
+                    }
+                    None => w.tried.push(peer),
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// `peer` is gone: transfers from it restart elsewhere. Returns the affected segments.
+    pub(crate) fn on_peer_lost(&mut self, peer: PeerId) -> Vec<SegmentKey> {
+        let mut lost = Vec::new();
+        for (key, w) in self.wanted.iter_mut() {
+            if matches!(w.fetch, Fetch::Peer { peer: p, .. } if p == peer) {
+                w.fetch = Fetch::Idle;
+                w.tried.push(peer);
+                lost.push(*key);
+            }
+        }
+        lost
+    }
+
+    /// A CDN fetch finished. `Err(key)` when the attempt failed and retries are exhausted.
+    pub(crate) fn on_cdn(
+        &mut self,
+        id: FetchId,
+        result: Result<Bytes, ()>,
+        elapsed: Duration,
+        cfg: &SchedulerConfig,
+        now: Instant,
+    ) -> Result<Option<(SegmentKey, Progress)>, SegmentKey> {
+        let Some(key) = self.cdn_fetches.remove(&id) else {
+            return Ok(None);
+        };
+        let Some(w) = self.wanted.get_mut(&key) else {
+            return Ok(None);
+        };
+        if w.fetch != (Fetch::Cdn { id }) {
+            return Ok(None);
+        }
+        let body = match result {
+            Ok(body) => body,
+            Err(()) if w.cdn_attempts < cfg.cdn_attempts => {
+                w.fetch = Fetch::CdnBackoff {
+                    at: now + cfg.cdn_retry_backoff,
+                };
+                return Ok(None);
+            }
+            Err(()) => {
+                self.wanted.remove(&key);
+                return Err(key);
+            }
+        };
+        let bytes = body.len() as u64;
+        w.sources.cdn += bytes;
+        w.data.push(body);
+        let w = self.wanted.remove(&key).expect("present");
+        self.observe_size(w.data.len());
+        self.observe_cdn(bytes, elapsed);
+        Ok(Some((
+            key,
+            Progress::Complete {
+                data: w.data,
+                sources: w.sources,
+                from: None,
+                elapsed,
+                shareable: w.shareable,
+            },
+        )))
+    }
+
+    fn observe_size(&mut self, len: u64) {
+        let len = len as f64;
+        self.size_estimate = Some(self.size_estimate.map_or(len, |s| 0.8 * s + 0.2 * len));
+    }
+
+    fn observe_cdn(&mut self, bytes: u64, elapsed: Duration) {
+        // Small bodies measure the round trip; large ones the throughput.
+        let secs = elapsed.as_secs_f64().max(1e-3);
+        if bytes < 64 * 1024 {
+            self.cdn_rtt = Some(elapsed);
+            return;
+        }
+        let rtt = self.cdn_rtt.map_or(0.0, |r| r.as_secs_f64());
+        let bps = bytes as f64 * 8.0 / (secs - rtt).max(secs / 2.0);
+        self.cdn_bps = Some(self.cdn_bps.map_or(bps, |b| 0.75 * b + 0.25 * bps));
+    }
+}
+
+#[cfg(test)]
+mod tests;

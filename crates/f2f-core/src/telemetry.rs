@@ -1,0 +1,90 @@
+//! Telemetry: counters the drivers export and events worth a log line.
+//!
+//! The core only counts; drivers decide where numbers go (Prometheus, the control plane,
+//! the simulator's report).
+
+use crate::id::{PeerId, SegmentKey};
+use crate::time::Duration;
+
+/// Cumulative counters of one engine.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Media bytes received from the CDN.
+    pub cdn_bytes: u64,
+    /// Media bytes received from peers (and delivered or held).
+    pub p2p_bytes: u64,
+    /// Media bytes sent to peers.
+    pub uploaded_bytes: u64,
+    /// Segments completed from the CDN.
+    pub cdn_segments: u64,
+    /// Segments completed from peers.
+    pub p2p_segments: u64,
+    /// CDN fetches started because this node was among the first fetchers of a segment.
+    pub cdn_first_fetches: u64,
+    /// CDN fetches started because a deadline left no time for peers.
+    pub cdn_deadline_fetches: u64,
+    /// Peer transfers abandoned for the CDN (stalled or too slow for the deadline).
+    pub p2p_fallbacks: u64,
+    /// Requests a peer answered with `Absent`.
+    pub p2p_refused: u64,
+    /// Segments handed to the player.
+    pub delivered: u64,
+    /// Loads that failed (every source exhausted).
+    pub load_failures: u64,
+    /// Frames from peers that did not decode or broke the protocol.
+    pub peer_errors: u64,
+    /// Connections opened (either direction).
+    pub connections: u64,
+}
+
+impl Stats {
+    /// P2P share of the media bytes received.
+    pub fn offload(&self) -> f64 {
+        let total = self.cdn_bytes + self.p2p_bytes;
+        if total == 0 {
+            0.0
+        } else {
+            self.p2p_bytes as f64 / total as f64
+        }
+    }
+}
+
+/// Why a transfer left the swarm for the CDN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FallbackReason {
+    /// No byte arrived for the stall timeout.
+    Stalled,
+    /// At the observed rate the transfer would miss the playback deadline.
+    TooSlow,
+    /// The peer went away mid-transfer.
+    PeerLost,
+}
+
+/// Notable things that happened, for logs and event channels.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The first byte from any peer arrived, this long after the engine joined.
+    FirstP2pByte {
+        /// Time since the join.
+        after_join: Duration,
+    },
+    /// A peer transfer was abandoned for the CDN.
+    Fallback {
+        /// The segment.
+        key: SegmentKey,
+        /// The peer that failed.
+        peer: PeerId,
+        /// Why.
+        reason: FallbackReason,
+    },
+    /// A peer sent something undecodable or against the protocol; it was disconnected.
+    PeerMisbehaved {
+        /// The peer.
+        peer: PeerId,
+        /// What it did.
+        error: String,
+    },
+    /// The overlay lost all its members; the driver should bootstrap again.
+    Isolated,
+}

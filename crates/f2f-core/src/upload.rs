@@ -1,0 +1,226 @@
+//! Serving segments to neighbours: one transfer at a time per slot, paced by the transport.
+//!
+//! A transfer hands the driver at most `high_water` bytes beyond what the connection has
+//! already sent (the driver reports its send buffer falling low, as `RTCDataChannel`'s
+//! `bufferedamountlow` does), so a cancelled transfer wastes little uplink and control messages
+//! never wait behind megabytes. Sending a segment whole to one requester before starting the
+//! next makes the first copy usable sooner, which is what spreads a new segment fastest.
+
+use std::collections::VecDeque;
+
+use crate::config::UploadConfig;
+use crate::id::{PeerId, SegmentKey};
+use crate::time::Instant;
+
+/// One requested transfer: `key` to `peer`, from byte `next` on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UploadJob {
+    pub(crate) peer: PeerId,
+    pub(crate) key: SegmentKey,
+    /// Next byte to hand to the driver.
+    pub(crate) next: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Active {
+    job: UploadJob,
+    deadline: Instant,
+}
+
+/// What to do with a new request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Admit {
+    /// It has a slot: pump it.
+    Started,
+    /// Queued behind the busy slots.
+    Queued,
+    /// Slots and queue are full.
+    Busy,
+}
+
+#[derive(Debug)]
+pub(crate) struct Uploads {
+    active: Vec<Active>,
+    queue: VecDeque<UploadJob>,
+}
+
+impl Uploads {
+    pub(crate) fn new() -> Self {
+        Self {
+            active: Vec::new(),
+            queue: VecDeque::new(),
+        }
+    }
+
+    /// Uploads in progress or waiting, as reported to neighbours.
+    pub(crate) fn load(&self) -> u8 {
+        u8::try_from(self.active.len() + self.queue.len()).unwrap_or(u8::MAX)
+    }
+
+    pub(crate) fn admit(&mut self, job: UploadJob, config: &UploadConfig, now: Instant) -> Admit {
+        // A repeated request replaces the old one (the requester resumes from a new offset).
+        self.cancel(&job.peer, &job.key);
+        if self.active.len() < config.slots {
+            self.active.push(Active {
+                job,
+                deadline: now + config.timeout,
+            });
+            Admit::Started
+        } else if self.queue.len() < config.queue {
+            self.queue.push_back(job);
+            Admit::Queued
+        } else {
+            Admit::Busy
+        }
+    }
+
+    /// Drops the transfer of `key` to `peer`, wherever it is; returns whether one existed.
+    pub(crate) fn cancel(&mut self, peer: &PeerId, key: &SegmentKey) -> bool {
+        let before = self.active.len() + self.queue.len();
+        self.active
+            .retain(|a| !(a.job.peer == *peer && a.job.key == *key));
+        self.queue.retain(|j| !(j.peer == *peer && j.key == *key));
+        before != self.active.len() + self.queue.len()
+    }
+
+    /// Drops everything for a peer that went away.
+    pub(crate) fn forget_peer(&mut self, peer: &PeerId) {
+        self.active.retain(|a| a.job.peer != *peer);
+        self.queue.retain(|j| j.peer != *peer);
+    }
+
+    /// Active transfers, in slot order.
+    pub(crate) fn active(&self) -> Vec<UploadJob> {
+        self.active.iter().map(|a| a.job).collect()
+    }
+
+    /// Records that the job for (`peer`, `key`) handed bytes up to `next`.
+    pub(crate) fn advance(&mut self, peer: &PeerId, key: &SegmentKey, next: u64) {
+        if let Some(a) = self
+            .active
+            .iter_mut()
+            .find(|a| a.job.peer == *peer && a.job.key == *key)
+        {
+            a.job.next = next;
+        }
+    }
+
+    /// Frees the slots of finished and timed-out transfers and fills them from the queue. A
+    /// queued peer that already holds a slot waits, so one greedy requester cannot take them
+    /// all. Returns whether any transfer started.
+    pub(crate) fn refill(
+        &mut self,
+        finished: &[(PeerId, SegmentKey)],
+        config: &UploadConfig,
+        now: Instant,
+    ) -> bool {
+        self.active
+            .retain(|a| a.deadline > now && !finished.contains(&(a.job.peer, a.job.key)));
+        let mut started = false;
+        while self.active.len() < config.slots {
+            let pos = self
+                .queue
+                .iter()
+                .position(|j| !self.active.iter().any(|a| a.job.peer == j.peer))
+                .or(if self.queue.is_empty() { None } else { Some(0) });
+            let Some(job) = pos.and_then(|i| self.queue.remove(i)) else {
+                break;
+            };
+            self.active.push(Active {
+                job,
+                deadline: now + config.timeout,
+            });
+            started = true;
+        }
+        started
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.active.iter().map(|a| a.deadline).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::{RenditionId, SegmentPosition, SwarmId, VariantTag};
+
+    fn job(p: u8, seq: u64) -> UploadJob {
+        UploadJob {
+            peer: PeerId::from_seed(&[p]),
+            key: SegmentKey {
+                swarm: SwarmId::from_canonical("s"),
+                rendition: RenditionId::from_canonical("r"),
+                position: SegmentPosition::Sequence(seq),
+                variant: VariantTag::from_u64(0),
+            },
+            next: 0,
+        }
+    }
+
+    #[test]
+    fn slots_then_queue_then_busy() {
+        let now = Instant::now();
+        let cfg = UploadConfig {
+            slots: 1,
+            queue: 1,
+            ..Default::default()
+        };
+        let mut u = Uploads::new();
+        assert_eq!(u.admit(job(1, 1), &cfg, now), Admit::Started);
+        assert_eq!(u.admit(job(2, 1), &cfg, now), Admit::Queued);
+        assert_eq!(u.admit(job(3, 1), &cfg, now), Admit::Busy);
+        assert_eq!(u.load(), 2);
+        assert!(u.refill(&[(job(1, 1).peer, job(1, 1).key)], &cfg, now));
+        assert_eq!(u.active(), vec![job(2, 1)]);
+    }
+
+    #[test]
+    fn queue_prefers_peers_without_an_active_slot() {
+        let now = Instant::now();
+        let cfg = UploadConfig {
+            slots: 2,
+            queue: 4,
+            ..Default::default()
+        };
+        let mut u = Uploads::new();
+        u.admit(job(1, 1), &cfg, now);
+        u.admit(job(2, 1), &cfg, now);
+        u.admit(job(1, 2), &cfg, now);
+        u.admit(job(3, 1), &cfg, now);
+        u.refill(&[(job(2, 1).peer, job(2, 1).key)], &cfg, now);
+        assert_eq!(u.active(), vec![job(1, 1), job(3, 1)]);
+    }
+
+    #[test]
+    fn stuck_uploads_time_out() {
+        let now = Instant::now();
+        let cfg = UploadConfig {
+            slots: 1,
+            queue: 1,
+            ..Default::default()
+        };
+        let mut u = Uploads::new();
+        u.admit(job(1, 1), &cfg, now);
+        u.admit(job(2, 1), &cfg, now);
+        assert!(!u.refill(&[], &cfg, now));
+        assert!(u.refill(&[], &cfg, now + cfg.timeout));
+        assert_eq!(u.active(), vec![job(2, 1)]);
+    }
+
+    #[test]
+    fn cancel_removes_queued_and_active() {
+        let now = Instant::now();
+        let cfg = UploadConfig {
+            slots: 1,
+            queue: 2,
+            ..Default::default()
+        };
+        let mut u = Uploads::new();
+        u.admit(job(1, 1), &cfg, now);
+        u.admit(job(2, 1), &cfg, now);
+        assert!(u.cancel(&job(2, 1).peer, &job(2, 1).key));
+        assert!(u.cancel(&job(1, 1).peer, &job(1, 1).key));
+        assert_eq!(u.load(), 0);
+    }
+}

@@ -1,0 +1,650 @@
+//! Codec tests: literal bytes for each kind of malformed input, and property tests that every
+//! message round-trips through contiguous and split frames and that no input makes decoding panic.
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn limits() -> Limits {
+    Limits::default()
+}
+
+fn contiguous(bytes: &[u8]) -> Frame {
+    Frame::from_bytes(Bytes::copy_from_slice(bytes))
+}
+
+fn key() -> SegmentKey {
+    SegmentKey {
+        swarm: SwarmId::from_bytes([0x11; 32]),
+        rendition: RenditionId::from_u64(2),
+        position: SegmentPosition::Time(3),
+        variant: VariantTag::from_u64(4),
+    }
+}
+
+/// Header followed by `body`, with the body length filled in.
+fn framed(kind: u8, body: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(body.len()).unwrap();
+    let mut out = vec![PROTOCOL_VERSION, kind];
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+fn handshake() -> Message {
+    Message::Handshake(Handshake {
+        version: 1,
+        swarm: SwarmId::from_bytes([0xaa; 32]),
+        peer: PeerId::from_bytes([0xbb; 32]),
+        upload_kbps: 0x0102_0304,
+    })
+}
+
+const HANDSHAKE_BYTES: [u8; 75] = {
+    let mut b = [0; 75];
+    b[0] = 1; // version
+    b[1] = 0x01; // kind
+    b[5] = 69; // body length
+    b[6] = 1; // Handshake.version
+    let mut i = 7;
+    while i < 39 {
+        b[i] = 0xaa;
+        b[i + 32] = 0xbb;
+        i += 1;
+    }
+    b[71] = 1;
+    b[72] = 2;
+    b[73] = 3;
+    b[74] = 4;
+    b
+};
+
+#[test]
+fn handshake_has_known_bytes() {
+    let frame = encode(&handshake());
+    assert_eq!(&frame.to_bytes()[..], &HANDSHAKE_BYTES[..]);
+    assert!(frame.body().is_empty());
+    assert_eq!(
+        decode(&contiguous(&HANDSHAKE_BYTES), &limits()),
+        Ok(handshake())
+    );
+}
+
+#[test]
+fn piece_has_known_bytes() {
+    let msg = Message::Piece {
+        key: key(),
+        offset: 5,
+        total: 8,
+        data: Bytes::from_static(b"abc"),
+    };
+    let mut body = vec![0x11; 32];
+    body.extend_from_slice(&2u64.to_be_bytes()); // rendition
+    body.push(1); // position tag: time
+    body.extend_from_slice(&3u64.to_be_bytes());
+    body.extend_from_slice(&4u64.to_be_bytes()); // variant
+    body.extend_from_slice(&5u64.to_be_bytes()); // offset
+    body.extend_from_slice(&8u64.to_be_bytes()); // total
+    body.extend_from_slice(&3u32.to_be_bytes()); // data length
+    let head = framed(0x33, &body);
+    body.extend_from_slice(b"abc");
+    let whole = framed(0x33, &body);
+
+    let frame = encode(&msg);
+    assert_eq!(&frame.body()[..], b"abc");
+    assert_eq!(&frame.head()[..HEADER_LEN], &whole[..HEADER_LEN]);
+    assert_eq!(&frame.head()[HEADER_LEN..], &head[HEADER_LEN..]);
+    assert_eq!(&frame.to_bytes()[..], &whole[..]);
+    assert_eq!(decode(&contiguous(&whole), &limits()), Ok(msg));
+}
+
+#[test]
+fn truncated_header_and_fields() {
+    assert_eq!(
+        decode(&contiguous(&HANDSHAKE_BYTES[..3]), &limits()),
+        Err(DecodeError::Truncated {
+            field: "header",
+            needed: 6,
+            remaining: 3,
+        })
+    );
+    // Cut the last field short and make the header agree, to reach the field check.
+    let short = framed(0x01, &HANDSHAKE_BYTES[6..73]);
+    assert_eq!(
+        decode(&contiguous(&short), &limits()),
+        Err(DecodeError::Truncated {
+            field: "Handshake.upload_kbps",
+            needed: 4,
+            remaining: 2,
+        })
+    );
+    // Without fixing the header, the frame is shorter than it says.
+    assert_eq!(
+        decode(&contiguous(&HANDSHAKE_BYTES[..74]), &limits()),
+        Err(DecodeError::LengthMismatch {
+            declared: 69,
+            actual: 68,
+        })
+    );
+}
+
+#[test]
+fn bad_version() {
+    let mut bytes = HANDSHAKE_BYTES;
+    bytes[0] = 2;
+    let expected = DecodeError::UnsupportedVersion { found: 2 };
+    assert_eq!(decode(&contiguous(&bytes), &limits()), Err(expected));
+    assert_eq!(frame_len(&bytes[..1], &limits()), Err(expected));
+    assert_eq!(frame_len(&bytes, &limits()), Err(expected));
+}
+
+#[test]
+fn unknown_kind() {
+    let bytes = [PROTOCOL_VERSION, 0xee, 0, 0, 0, 0];
+    let expected = DecodeError::UnknownKind { kind: 0xee };
+    assert_eq!(decode(&contiguous(&bytes), &limits()), Err(expected));
+    assert_eq!(frame_len(&bytes[..2], &limits()), Err(expected));
+}
+
+#[test]
+fn overlong_list_count() {
+    let bytes = framed(0x15, &[0xff, 0xff]);
+    assert_eq!(
+        decode(&contiguous(&bytes), &limits()),
+        Err(DecodeError::ListTooLong {
+            field: "ShuffleReply.peers",
+            count: 0xffff,
+            max: 512,
+        })
+    );
+    // Within the limit, but the items are missing: rejected before allocating.
+    let bytes = framed(0x15, &[0x01, 0x00]);
+    assert_eq!(
+        decode(&contiguous(&bytes), &limits()),
+        Err(DecodeError::Truncated {
+            field: "ShuffleReply.peers",
+            needed: 256 * 32,
+            remaining: 0,
+        })
+    );
+}
+
+#[test]
+fn bool_byte_two() {
+    let bytes = framed(0x12, &[2]);
+    assert_eq!(
+        decode(&contiguous(&bytes), &limits()),
+        Err(DecodeError::InvalidBool {
+            field: "Neighbour.high_priority",
+            byte: 2,
+        })
+    );
+    assert_eq!(
+        decode(&contiguous(&framed(0x12, &[1])), &limits()),
+        Ok(Message::Neighbour {
+            high_priority: true
+        })
+    );
+}
+
+#[test]
+fn trailing_garbage() {
+    let bytes = framed(0x10, &[0]);
+    assert_eq!(
+        decode(&contiguous(&bytes), &limits()),
+        Err(DecodeError::TrailingBytes {
+            kind: "Join",
+            extra: 1,
+        })
+    );
+    // Bytes past the declared body: a second frame glued on, or garbage.
+    let mut bytes = HANDSHAKE_BYTES.to_vec();
+    bytes.push(0);
+    assert_eq!(
+        decode(&contiguous(&bytes), &limits()),
+        Err(DecodeError::LengthMismatch {
+            declared: 69,
+            actual: 70,
+        })
+    );
+}
+
+#[test]
+fn frame_too_long() {
+    let bytes = [PROTOCOL_VERSION, 0x33, 0xff, 0xff, 0xff, 0xff];
+    let expected = DecodeError::FrameTooLong {
+        len: 6 + u64::from(u32::MAX),
+        max: limits().max_frame_len,
+    };
+    assert_eq!(decode(&contiguous(&bytes), &limits()), Err(expected));
+    assert_eq!(frame_len(&bytes, &limits()), Err(expected));
+}
+
+fn piece_body(offset: u64, total: u64, len: u32) -> Vec<u8> {
+    let mut w = BytesMut::new();
+    put_key(&mut w, &key());
+    w.put_u64(offset);
+    w.put_u64(total);
+    w.put_u32(len);
+    w.to_vec()
+}
+
+#[test]
+fn piece_limits() {
+    let max = limits().max_piece_len;
+    let bytes = framed(
+        0x33,
+        &piece_body(0, u64::MAX, u32::try_from(max + 1).unwrap()),
+    );
+    assert_eq!(
+        decode(&contiguous(&bytes), &limits()),
+        Err(DecodeError::PieceTooLong { len: max + 1, max })
+    );
+
+    let mut body = piece_body(6, 8, 3);
+    body.extend_from_slice(b"abc");
+    assert_eq!(
+        decode(&contiguous(&framed(0x33, &body)), &limits()),
+        Err(DecodeError::PieceOutOfRange {
+            offset: 6,
+            len: 3,
+            total: 8,
+        })
+    );
+    let mut body = piece_body(u64::MAX, u64::MAX, 1);
+    body.push(0);
+    assert!(matches!(
+        decode(&contiguous(&framed(0x33, &body)), &limits()),
+        Err(DecodeError::PieceOutOfRange { .. })
+    ));
+}
+
+fn bitmap_body(base: u64, bits: &[u8], variants: u16) -> Vec<u8> {
+    let mut body = vec![0x22; 32];
+    body.extend_from_slice(&7u64.to_be_bytes());
+    body.extend_from_slice(&base.to_be_bytes());
+    body.extend_from_slice(&u32::try_from(bits.len()).unwrap().to_be_bytes());
+    body.extend_from_slice(bits);
+    body.extend_from_slice(&variants.to_be_bytes());
+    for v in 0..variants {
+        body.extend_from_slice(&u64::from(v).to_be_bytes());
+    }
+    body
+}
+
+#[test]
+fn bitmap_checks() {
+    let ok = framed(0x31, &bitmap_body(10, &[0b1000_0001, 0b10], 3));
+    let Ok(Message::Bitmap { variants, .. }) = decode(&contiguous(&ok), &limits()) else {
+        panic!("valid bitmap rejected");
+    };
+    assert_eq!(variants.len(), 3);
+
+    let bytes = framed(0x31, &bitmap_body(10, &[0b1000_0001, 0b10], 2));
+    assert_eq!(
+        decode(&contiguous(&bytes), &limits()),
+        Err(DecodeError::VariantCountMismatch {
+            set_bits: 3,
+            variants: 2,
+        })
+    );
+    let bytes = framed(0x31, &bitmap_body(10, &[0; 257], 0));
+    assert_eq!(
+        decode(&contiguous(&bytes), &limits()),
+        Err(DecodeError::BitmapTooLong { len: 257, max: 256 })
+    );
+    let bytes = framed(0x31, &bitmap_body(u64::MAX - 15, &[0, 0, 0], 0));
+    assert_eq!(
+        decode(&contiguous(&bytes), &limits()),
+        Err(DecodeError::BitmapWindowOverflow {
+            base: u64::MAX - 15,
+            bits: 24,
+        })
+    );
+}
+
+#[test]
+fn invalid_tags_and_order() {
+    let mut body = Vec::new();
+    let mut w = BytesMut::new();
+    put_key(&mut w, &key());
+    body.extend_from_slice(&w);
+    body.push(2); // Absent.reason
+    assert_eq!(
+        decode(&contiguous(&framed(0x35, &body)), &limits()),
+        Err(DecodeError::InvalidTag {
+            field: "Absent.reason",
+            tag: 2,
+        })
+    );
+    body[32 + 8] = 2; // position tag
+    assert_eq!(
+        decode(&contiguous(&framed(0x35, &body)), &limits()),
+        Err(DecodeError::InvalidTag {
+            field: "Absent.key",
+            tag: 2,
+        })
+    );
+
+    let mut body = 9u64.to_be_bytes().to_vec();
+    body.extend_from_slice(&3u16.to_be_bytes());
+    for min in [1u64, 5, 4] {
+        body.extend_from_slice(&min.to_be_bytes());
+    }
+    assert_eq!(
+        decode(&contiguous(&framed(0x40, &body)), &limits()),
+        Err(DecodeError::UnsortedSketch { index: 2 })
+    );
+}
+
+#[test]
+fn piece_data_is_not_copied() {
+    let data = Bytes::from(vec![7; 1000]);
+    let msg = Message::Piece {
+        key: key(),
+        offset: 0,
+        total: 1000,
+        data: data.clone(),
+    };
+    let split = encode(&msg);
+    assert_eq!(split.body().as_ptr(), data.as_ptr());
+    let Ok(Message::Piece { data: decoded, .. }) = decode(&split, &limits()) else {
+        panic!("piece rejected");
+    };
+    assert_eq!(decoded.as_ptr(), data.as_ptr());
+
+    let whole = Frame::from_bytes(split.to_bytes());
+    let Ok(Message::Piece { data: decoded, .. }) = decode(&whole, &limits()) else {
+        panic!("piece rejected");
+    };
+    let start = whole.head().len() - 1000;
+    assert_eq!(decoded.as_ptr(), whole.head()[start..].as_ptr());
+}
+
+#[test]
+fn frame_len_splits_a_stream() {
+    let msgs = [
+        handshake(),
+        Message::Join,
+        Message::LinkReply { accepted: true },
+    ];
+    let mut stream = Vec::new();
+    for msg in &msgs {
+        stream.extend_from_slice(&encode(msg).to_bytes());
+    }
+    for cut in 0..HANDSHAKE_BYTES.len() {
+        assert_eq!(
+            frame_len(&stream[..cut], &limits()),
+            Ok(None),
+            "cut at {cut}"
+        );
+    }
+    let mut rest = &stream[..];
+    for msg in &msgs {
+        let len = frame_len(rest, &limits()).unwrap().unwrap();
+        assert_eq!(
+            decode(&contiguous(&rest[..len]), &limits()).as_ref(),
+            Ok(msg)
+        );
+        rest = &rest[len..];
+    }
+    assert_eq!(frame_len(rest, &limits()), Ok(None));
+}
+
+#[test]
+fn kinds_are_distinct_and_named() {
+    for (i, a) in Kind::ALL.iter().enumerate() {
+        assert_eq!(Kind::from_u8(*a as u8), Some(*a));
+        for b in &Kind::ALL[i + 1..] {
+            assert_ne!(*a as u8, *b as u8);
+            assert_ne!(a.name(), b.name());
+        }
+    }
+    assert_eq!(Kind::from_u8(0), None);
+}
+
+fn peer_id() -> impl Strategy<Value = PeerId> {
+    any::<[u8; 32]>().prop_map(PeerId::from_bytes)
+}
+
+fn swarm_id() -> impl Strategy<Value = SwarmId> {
+    any::<[u8; 32]>().prop_map(SwarmId::from_bytes)
+}
+
+fn segment_key() -> impl Strategy<Value = SegmentKey> {
+    let position = prop_oneof![
+        any::<u64>().prop_map(SegmentPosition::Sequence),
+        any::<u64>().prop_map(SegmentPosition::Time),
+    ];
+    (swarm_id(), any::<u64>(), position, any::<u64>()).prop_map(
+        |(swarm, rendition, position, variant)| SegmentKey {
+            swarm,
+            rendition: RenditionId::from_u64(rendition),
+            position,
+            variant: VariantTag::from_u64(variant),
+        },
+    )
+}
+
+fn peers() -> impl Strategy<Value = Vec<PeerId>> {
+    prop::collection::vec(peer_id(), 0..12)
+}
+
+fn bytes(max: usize) -> impl Strategy<Value = Bytes> {
+    prop::collection::vec(any::<u8>(), 0..=max).prop_map(Bytes::from)
+}
+
+fn bitmap() -> impl Strategy<Value = Message> {
+    (swarm_id(), any::<u64>(), any::<u64>(), bytes(40))
+        .prop_flat_map(|(swarm, rendition, base, bits)| {
+            let set = bits.iter().map(|b| b.count_ones() as usize).sum::<usize>();
+            let variants = prop::collection::vec(any::<u64>(), set);
+            (Just((swarm, rendition, base, bits)), variants)
+        })
+        .prop_map(|((swarm, rendition, base, bits), variants)| {
+            // Keep the window inside the sequence space.
+            let window = 8 * bits.len() as u64;
+            Message::Bitmap {
+                swarm,
+                rendition: RenditionId::from_u64(rendition),
+                base: base.min(u64::MAX - window),
+                bits,
+                variants: variants.into_iter().map(VariantTag::from_u64).collect(),
+            }
+        })
+}
+
+fn piece() -> impl Strategy<Value = Message> {
+    (segment_key(), any::<u64>(), any::<u64>(), bytes(2048)).prop_map(
+        |(key, offset, total, data)| {
+            // offset + len <= total, anywhere in the u64 range.
+            let len = data.len() as u64;
+            let total = total.max(len);
+            let offset = offset.checked_rem(total - len + 1).unwrap_or(offset);
+            Message::Piece {
+                key,
+                offset,
+                total,
+                data,
+            }
+        },
+    )
+}
+
+/// Adding a message variant breaks this match: give it a strategy in [`message`] too.
+fn _every_variant_has_a_strategy(msg: &Message) {
+    match msg {
+        Message::Handshake(_)
+        | Message::Join
+        | Message::ForwardJoin { .. }
+        | Message::Neighbour { .. }
+        | Message::NeighbourReply { .. }
+        | Message::Shuffle { .. }
+        | Message::ShuffleReply { .. }
+        | Message::Disconnect { .. }
+        | Message::LinkRequest
+        | Message::LinkReply { .. }
+        | Message::LinkDrop
+        | Message::Have { .. }
+        | Message::Bitmap { .. }
+        | Message::Request { .. }
+        | Message::Piece { .. }
+        | Message::Cancel { .. }
+        | Message::Absent { .. }
+        | Message::SizeSketch { .. } => {}
+    }
+}
+
+fn message() -> impl Strategy<Value = Message> {
+    let reason = prop_oneof![Just(AbsentReason::NotHeld), Just(AbsentReason::Busy)];
+    prop_oneof![
+        (any::<u8>(), swarm_id(), peer_id(), any::<u32>()).prop_map(
+            |(version, swarm, peer, upload_kbps)| Message::Handshake(Handshake {
+                version,
+                swarm,
+                peer,
+                upload_kbps,
+            })
+        ),
+        Just(Message::Join),
+        (peer_id(), any::<u8>()).prop_map(|(joiner, ttl)| Message::ForwardJoin { joiner, ttl }),
+        any::<bool>().prop_map(|high_priority| Message::Neighbour { high_priority }),
+        any::<bool>().prop_map(|accepted| Message::NeighbourReply { accepted }),
+        (peer_id(), any::<u8>(), peers()).prop_map(|(origin, ttl, peers)| Message::Shuffle {
+            origin,
+            ttl,
+            peers
+        }),
+        peers().prop_map(|peers| Message::ShuffleReply { peers }),
+        any::<bool>().prop_map(|alive| Message::Disconnect { alive }),
+        Just(Message::LinkRequest),
+        any::<bool>().prop_map(|accepted| Message::LinkReply { accepted }),
+        Just(Message::LinkDrop),
+        (any::<u8>(), prop::collection::vec(segment_key(), 0..12))
+            .prop_map(|(load, keys)| Message::Have { load, keys }),
+        bitmap(),
+        (segment_key(), any::<u64>()).prop_map(|(key, offset)| Message::Request { key, offset }),
+        piece(),
+        segment_key().prop_map(|key| Message::Cancel { key }),
+        (segment_key(), reason).prop_map(|(key, reason)| Message::Absent { key, reason }),
+        (any::<u64>(), prop::collection::vec(any::<u64>(), 0..12)).prop_map(|(epoch, mut mins)| {
+            mins.sort_unstable();
+            Message::SizeSketch { epoch, mins }
+        }),
+    ]
+}
+
+/// A valid frame, contiguous, and a split point in it.
+fn frame_and_cut() -> impl Strategy<Value = (Message, Bytes, usize)> {
+    message().prop_flat_map(|msg| {
+        let bytes = encode(&msg).to_bytes();
+        let len = bytes.len();
+        (Just(msg), Just(bytes), 0..=len)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn round_trip((msg, bytes, cut) in frame_and_cut()) {
+        let split = encode(&msg);
+        prop_assert_eq!(split.len(), bytes.len());
+        prop_assert_eq!(decode(&split, &limits()), Ok(msg.clone()));
+        prop_assert_eq!(decode(&Frame::from_bytes(bytes.clone()), &limits()), Ok(msg.clone()));
+        let parts = Frame::from_parts(bytes.slice(..cut), bytes.slice(cut..));
+        prop_assert_eq!(decode(&parts, &limits()), Ok(msg));
+        prop_assert_eq!(frame_len(&bytes, &limits()), Ok(Some(bytes.len())));
+    }
+
+    #[test]
+    fn truncation_is_an_error((_msg, bytes, cut) in frame_and_cut()) {
+        prop_assume!(cut < bytes.len());
+        let short = bytes.slice(..cut);
+        prop_assert!(decode(&Frame::from_bytes(short.clone()), &limits()).is_err());
+        prop_assert_eq!(frame_len(&short, &limits()), Ok(None));
+        // With the header patched to agree, the fields themselves come up short.
+        if cut > HEADER_LEN {
+            let patched = framed(bytes[1], &short[HEADER_LEN..]);
+            prop_assert!(decode(&contiguous(&patched), &limits()).is_err());
+        }
+    }
+
+    #[test]
+    fn a_changed_byte_never_panics(
+        (_msg, bytes, index) in frame_and_cut(),
+        value in any::<u8>(),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut changed = bytes.to_vec();
+        if let Some(byte) = changed.get_mut(index) {
+            *byte = value;
+        }
+        check_arbitrary(&changed, cut.index(changed.len() + 1))?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(
+        bytes in prop::collection::vec(any::<u8>(), 0..300),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        check_arbitrary(&bytes, cut.index(bytes.len() + 1))?;
+    }
+
+    #[test]
+    fn arbitrary_bodies_never_panic(
+        kind in prop::sample::select(Kind::ALL.to_vec()),
+        body in prop::collection::vec(any::<u8>(), 0..300),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let bytes = framed(kind as u8, &body);
+        check_arbitrary(&bytes, cut.index(bytes.len() + 1))?;
+    }
+}
+
+/// Decoding `bytes` does not panic, gives the same answer however the frame is split, and
+/// anything accepted re-encodes to the same bytes.
+fn check_arbitrary(bytes: &[u8], cut: usize) -> Result<(), TestCaseError> {
+    let bytes = Bytes::copy_from_slice(bytes);
+    let whole = decode(&Frame::from_bytes(bytes.clone()), &limits());
+    let parts = Frame::from_parts(bytes.slice(..cut), bytes.slice(cut..));
+    prop_assert_eq!(&decode(&parts, &limits()), &whole);
+    let len = frame_len(&bytes, &limits());
+    if let Ok(msg) = whole {
+        prop_assert_eq!(&encode(&msg).to_bytes(), &bytes);
+        prop_assert_eq!(len, Ok(Some(bytes.len())));
+    }
+    Ok(())
+}
+
+/// The default limits admit the largest message each of the other limits allows.
+#[test]
+fn default_limits_fit_the_largest_messages() {
+    let l = limits();
+    let largest = [
+        Message::Piece {
+            key: key(),
+            offset: 0,
+            total: l.max_piece_len as u64,
+            data: Bytes::from(vec![0; l.max_piece_len]),
+        },
+        Message::Have {
+            load: 0,
+            keys: vec![key(); l.max_list_len],
+        },
+        Message::Bitmap {
+            swarm: SwarmId::from_bytes([0; 32]),
+            rendition: RenditionId::from_u64(0),
+            base: 0,
+            bits: Bytes::from(vec![0xff; l.max_bitmap_bytes]),
+            variants: vec![VariantTag::from_u64(0); 8 * l.max_bitmap_bytes],
+        },
+    ];
+    for msg in largest {
+        assert_eq!(decode(&encode(&msg), &l), Ok(msg));
+    }
+}

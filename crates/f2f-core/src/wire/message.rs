@@ -1,0 +1,145 @@
+//! The messages peers exchange. Encoding lives in [`super::codec`].
+
+use bytes::Bytes;
+
+use crate::id::{PeerId, RenditionId, SegmentKey, SwarmId, VariantTag};
+
+/// The protocol version this build speaks; carried in every frame header.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Opening message on every connection: which swarm, who is speaking, and what it can upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handshake {
+    /// Highest protocol version the sender speaks.
+    pub version: u8,
+    /// The swarm this connection belongs to; a connection serves exactly one swarm.
+    pub swarm: SwarmId,
+    /// The sender's identity.
+    pub peer: PeerId,
+    /// The sender's own estimate of its upload capacity, in kbit/s (0 = unknown).
+    pub upload_kbps: u32,
+}
+
+/// Why a peer answers a request with [`Message::Absent`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AbsentReason {
+    /// The peer does not hold the segment (any more).
+    NotHeld,
+    /// The peer's upload slots and queue are full.
+    Busy,
+}
+
+/// One wire message.
+///
+/// Membership messages follow HyParView (Leitão et al., DSN 2007); `Link*` messages manage the
+/// separate data-neighbour set; the rest moves segments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Message {
+    /// First message on a connection, both directions.
+    Handshake(Handshake),
+    /// A new node asks to enter the overlay through the receiver.
+    Join,
+    /// A random walk announcing `joiner`; `ttl` counts the remaining hops.
+    ForwardJoin {
+        /// The node that joined.
+        joiner: PeerId,
+        /// Remaining hops of the walk.
+        ttl: u8,
+    },
+    /// Asks the receiver to take the sender into its active view.
+    Neighbour {
+        /// High priority: the sender has no active neighbours left and must be accepted.
+        high_priority: bool,
+    },
+    /// Answer to [`Message::Neighbour`].
+    NeighbourReply {
+        /// Whether the receiver took the sender into its active view.
+        accepted: bool,
+    },
+    /// Periodic exchange of passive-view samples, walking `ttl` hops from `origin`.
+    Shuffle {
+        /// The node that started the shuffle and waits for the reply.
+        origin: PeerId,
+        /// Remaining hops.
+        ttl: u8,
+        /// A sample of the origin's views.
+        peers: Vec<PeerId>,
+    },
+    /// The sample sent back to a shuffle's origin.
+    ShuffleReply {
+        /// A sample of the replier's passive view.
+        peers: Vec<PeerId>,
+    },
+    /// The sender drops the receiver from its active view.
+    Disconnect {
+        /// The sender stays online (keep it in the passive view); false when it leaves the swarm.
+        alive: bool,
+    },
+    /// Asks the receiver to become a data neighbour (exchange availability and segments).
+    LinkRequest,
+    /// Answer to [`Message::LinkRequest`].
+    LinkReply {
+        /// Whether the receiver accepted the data link.
+        accepted: bool,
+    },
+    /// Ends the data link (the overlay link, if any, is unaffected).
+    LinkDrop,
+    /// New segments the sender now holds completely.
+    Have {
+        /// Uploads the sender is serving or has queued, so requesters can avoid busy peers.
+        load: u8,
+        /// The segments.
+        keys: Vec<SegmentKey>,
+    },
+    /// Everything the sender holds of one rendition, relative to a window start.
+    Bitmap {
+        /// The swarm (as in every segment key).
+        swarm: SwarmId,
+        /// The rendition.
+        rendition: RenditionId,
+        /// Sequence number of bit 0 (decoding rejects a window that runs past `u64::MAX`).
+        base: u64,
+        /// Bit `i` (LSB-first within each byte) set when sequence `base + i` is held.
+        bits: Bytes,
+        /// The variant tag of each set bit, in bit order.
+        variants: Vec<VariantTag>,
+    },
+    /// Asks for a segment from byte `offset` on (non-zero to resume a transfer begun elsewhere).
+    Request {
+        /// The segment.
+        key: SegmentKey,
+        /// First byte wanted.
+        offset: u64,
+    },
+    /// A chunk of a segment.
+    Piece {
+        /// The segment.
+        key: SegmentKey,
+        /// Byte offset of `data` in the segment.
+        offset: u64,
+        /// Total segment length (decoding rejects `offset + data.len() > total`).
+        total: u64,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// The requester no longer wants the segment.
+    Cancel {
+        /// The segment.
+        key: SegmentKey,
+    },
+    /// The receiver asked for a segment the sender will not serve.
+    Absent {
+        /// The segment.
+        key: SegmentKey,
+        /// Why.
+        reason: AbsentReason,
+    },
+    /// The k smallest peer hashes the sender knows for a swarm-size epoch.
+    SizeSketch {
+        /// The epoch the hashes belong to.
+        epoch: u64,
+        /// Ascending (decoding rejects any other order), at most the configured sketch size.
+        mins: Vec<u64>,
+    },
+}

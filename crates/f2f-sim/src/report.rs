@@ -1,0 +1,217 @@
+//! What a run measured: the figures of DESIGN.md §4, as a table and as JSON.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+/// Mean and percentiles of a per-viewer figure.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Viewers with a value.
+    pub count: usize,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+impl Summary {
+    /// Summarises `values` (any order).
+    pub fn of(mut values: Vec<f64>) -> Self {
+        if values.is_empty() {
+            return Self::default();
+        }
+        values.sort_by(f64::total_cmp);
+        let pct = |p: f64| values[((values.len() - 1) as f64 * p).round() as usize];
+        Self {
+            count: values.len(),
+            mean: values.iter().sum::<f64>() / values.len() as f64,
+            p50: pct(0.5),
+            p95: pct(0.95),
+            max: values[values.len() - 1],
+        }
+    }
+}
+
+/// One run of a scenario (with P2P, or the CDN-only baseline).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RunReport {
+    /// `p2p` or `cdn-only`.
+    pub mode: String,
+    /// Viewers that joined.
+    pub viewers: usize,
+    /// P2P bytes / all media bytes received.
+    pub offload: f64,
+    /// Stalled time / (played + stalled time), over all viewers.
+    pub rebuffer_ratio: f64,
+    /// Stall events.
+    pub stalls: usize,
+    /// Join to first frame, seconds.
+    pub startup_s: Summary,
+    /// Join to first byte from a peer, seconds (viewers that received any).
+    pub first_p2p_byte_s: Summary,
+    /// Per-viewer mean distance behind the live point, seconds.
+    pub live_distance_s: Summary,
+    /// CDN egress per bucket, Mbit/s.
+    pub cdn_egress_mbps: Vec<f64>,
+    /// Width of an egress bucket, seconds.
+    pub egress_bucket_s: f64,
+    /// Media bytes from the CDN.
+    pub cdn_bytes: u64,
+    /// Media bytes between peers.
+    pub p2p_bytes: u64,
+    /// CDN fetches per published segment (first fetchers, deadline fetches and fallbacks).
+    pub cdn_fetches_per_segment: f64,
+    /// CDN fetches started as a first fetcher, per published segment.
+    pub first_fetches_per_segment: f64,
+    /// Peer transfers abandoned for another source.
+    pub p2p_fallbacks: u64,
+    /// Loads that failed outright.
+    pub load_failures: u64,
+    /// Segments delivered to players.
+    pub delivered: u64,
+    /// Delivered segments whose bytes differ from the origin's.
+    pub corrupt_deliveries: u64,
+    /// Rebuffer ratio after the mass-leave event, over viewers that stayed (if there was one).
+    pub stayers_rebuffer_after_event: Option<f64>,
+    /// Simulator events processed.
+    pub events: u64,
+}
+
+/// Everything `frog2frog sim` reports.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed.
+    pub seed: u64,
+    /// Simulated seconds.
+    pub duration_s: f64,
+    /// Stream bitrate, kbit/s.
+    pub bitrate_kbps: f64,
+    /// Offload ceiling from upload capacity: min(1 − 1/N, Σ uplink / (N · bitrate)).
+    pub upload_bound: f64,
+    /// The run with P2P.
+    pub p2p: RunReport,
+    /// The same scenario, CDN only.
+    pub baseline: Option<RunReport>,
+}
+
+impl Report {
+    /// Deterministic JSON (same seed, same bytes).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("report serialises")
+    }
+
+    /// A side-by-side table.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "scenario {} · seed {} · {:.0} s · {:.0} kbit/s · upload bound {:.1} %",
+            self.scenario,
+            self.seed,
+            self.duration_s,
+            self.bitrate_kbps,
+            self.upload_bound * 100.0
+        );
+        let runs: Vec<&RunReport> = std::iter::once(&self.p2p)
+            .chain(self.baseline.as_ref())
+            .collect();
+        let _ = write!(s, "{:<34}", "");
+        for r in &runs {
+            let _ = write!(s, "{:>16}", r.mode);
+        }
+        s.push('\n');
+        let mut row = |name: &str, f: &dyn Fn(&RunReport) -> String| {
+            let _ = write!(s, "{name:<34}");
+            for r in &runs {
+                let _ = write!(s, "{:>16}", f(r));
+            }
+            s.push('\n');
+        };
+        row("viewers", &|r| r.viewers.to_string());
+        row("offload", &|r| format!("{:.2} %", r.offload * 100.0));
+        row("rebuffer ratio", &|r| {
+            format!("{:.3} %", r.rebuffer_ratio * 100.0)
+        });
+        row("stalls", &|r| r.stalls.to_string());
+        row("startup mean / p95 (s)", &|r| {
+            format!("{:.2} / {:.2}", r.startup_s.mean, r.startup_s.p95)
+        });
+        row("first P2P byte mean / p95 (s)", &|r| {
+            if r.first_p2p_byte_s.count == 0 {
+                "-".into()
+            } else {
+                format!(
+                    "{:.2} / {:.2}",
+                    r.first_p2p_byte_s.mean, r.first_p2p_byte_s.p95
+                )
+            }
+        });
+        row("live distance mean / p95 (s)", &|r| {
+            format!(
+                "{:.2} / {:.2}",
+                r.live_distance_s.mean, r.live_distance_s.p95
+            )
+        });
+        row("CDN egress peak (Mbit/s)", &|r| {
+            format!(
+                "{:.1}",
+                r.cdn_egress_mbps.iter().copied().fold(0.0, f64::max)
+            )
+        });
+        row("CDN fetches per segment", &|r| {
+            format!("{:.2}", r.cdn_fetches_per_segment)
+        });
+        row("  of which first fetches", &|r| {
+            format!("{:.2}", r.first_fetches_per_segment)
+        });
+        row("P2P fallbacks", &|r| r.p2p_fallbacks.to_string());
+        row("load failures", &|r| r.load_failures.to_string());
+        row("corrupt deliveries", &|r| r.corrupt_deliveries.to_string());
+        if runs
+            .iter()
+            .any(|r| r.stayers_rebuffer_after_event.is_some())
+        {
+            row("stayers' rebuffer after event", &|r| {
+                r.stayers_rebuffer_after_event
+                    .map_or("-".into(), |v| format!("{:.3} %", v * 100.0))
+            });
+        }
+        let _ = writeln!(
+            s,
+            "CDN egress over time (Mbit/s per {:.0} s):",
+            self.p2p.egress_bucket_s
+        );
+        for r in &runs {
+            let series: Vec<String> = r
+                .cdn_egress_mbps
+                .iter()
+                .map(|v| format!("{v:.0}"))
+                .collect();
+            let _ = writeln!(s, "  {:<9} {}", r.mode, series.join(" "));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles() {
+        let s = Summary::of((1..=100).map(f64::from).collect());
+        assert_eq!(s.count, 100);
+        assert!((s.mean - 50.5).abs() < 1e-9);
+        assert_eq!(s.p50, 51.0);
+        assert_eq!(s.p95, 95.0);
+        assert_eq!(s.max, 100.0);
+        assert_eq!(Summary::of(vec![]), Summary::default());
+    }
+}

@@ -1,0 +1,401 @@
+//! Scenario files: what is simulated (audience, network, CDN, stream, player, engine knobs).
+
+use std::path::Path;
+
+use rand::Rng;
+use serde::Deserialize;
+
+/// A value drawn per peer from a distribution.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+// No `deny_unknown_fields` here: serde cannot combine it with the tag flattened into `MixPart`.
+#[serde(tag = "dist", rename_all = "snake_case")]
+pub enum Dist {
+    /// Always `value`.
+    Const {
+        /// The value.
+        value: f64,
+    },
+    /// Uniform in `[min, max)`.
+    Uniform {
+        /// Lower bound.
+        min: f64,
+        /// Upper bound.
+        max: f64,
+    },
+    /// Log-normal with the given median and σ of the underlying normal, clamped to `[min, max]`.
+    LogNormal {
+        /// Median.
+        median: f64,
+        /// σ of ln(x).
+        sigma: f64,
+        /// Lower clamp.
+        #[serde(default)]
+        min: f64,
+        /// Upper clamp.
+        #[serde(default = "f64_max")]
+        max: f64,
+    },
+    /// A weighted choice of sub-distributions (mixtures: "20 % very poor uplinks").
+    Mix {
+        /// `(weight, distribution)` pairs.
+        parts: Vec<MixPart>,
+    },
+}
+
+/// One component of a [`Dist::Mix`].
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct MixPart {
+    /// Relative weight.
+    pub weight: f64,
+    /// The component.
+    #[serde(flatten)]
+    pub dist: Dist,
+}
+
+fn f64_max() -> f64 {
+    f64::MAX
+}
+
+impl Dist {
+    /// Draws one value.
+    pub fn sample<R: Rng>(&self, rng: &mut R) -> f64 {
+        match self {
+            Dist::Const { value } => *value,
+            Dist::Uniform { min, max } => {
+                if max > min {
+                    rng.random_range(*min..*max)
+                } else {
+                    *min
+                }
+            }
+            Dist::LogNormal {
+                median,
+                sigma,
+                min,
+                max,
+            } => {
+                // Box–Muller: two uniforms to one standard normal.
+                let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+                let u2: f64 = rng.random_range(0.0..1.0);
+                let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+                (median * (sigma * z).exp()).clamp(*min, *max)
+            }
+            Dist::Mix { parts } => {
+                let total: f64 = parts.iter().map(|p| p.weight.max(0.0)).sum();
+                let mut pick = rng.random_range(0.0..total.max(f64::MIN_POSITIVE));
+                for part in parts {
+                    if pick < part.weight {
+                        return part.dist.sample(rng);
+                    }
+                    pick -= part.weight.max(0.0);
+                }
+                parts.last().map_or(0.0, |p| p.dist.sample(rng))
+            }
+        }
+    }
+
+    /// The mean, for reports (Monte-Carlo for mixtures would be needless: computed exactly).
+    pub fn mean(&self) -> f64 {
+        match self {
+            Dist::Const { value } => *value,
+            Dist::Uniform { min, max } => (min + max) / 2.0,
+            // Clamping ignored: a report figure, not a model input.
+            Dist::LogNormal { median, sigma, .. } => median * (sigma * sigma / 2.0).exp(),
+            Dist::Mix { parts } => {
+                let total: f64 = parts.iter().map(|p| p.weight).sum();
+                parts.iter().map(|p| p.weight * p.dist.mean()).sum::<f64>()
+                    / total.max(f64::MIN_POSITIVE)
+            }
+        }
+    }
+}
+
+/// The live stream.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// Media bitrate, kbit/s.
+    pub bitrate_kbps: f64,
+    /// Segment duration, seconds.
+    pub segment_s: f64,
+    /// Segments listed in the live playlist.
+    #[serde(default = "default_window")]
+    pub playlist_window: u64,
+    /// Relative size variation between segments (0.1 = ±10 %).
+    #[serde(default = "default_size_jitter")]
+    pub size_jitter: f64,
+}
+
+fn default_window() -> u64 {
+    6
+}
+fn default_size_jitter() -> f64 {
+    0.1
+}
+
+/// The player model (hls.js-like live defaults).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlayerSpec {
+    /// Segments behind the newest one where playback starts (hls.js `liveSyncDurationCount`).
+    #[serde(default = "default_live_offset")]
+    pub live_offset_segments: u64,
+    /// Segments buffered before playback starts (and resumes after a stall).
+    #[serde(default = "default_startup")]
+    pub startup_segments: u64,
+    /// Playlist refresh interval, seconds (default: the segment duration).
+    #[serde(default)]
+    pub poll_s: Option<f64>,
+}
+
+fn default_live_offset() -> u64 {
+    3
+}
+fn default_startup() -> u64 {
+    1
+}
+
+impl Default for PlayerSpec {
+    fn default() -> Self {
+        Self {
+            live_offset_segments: default_live_offset(),
+            startup_segments: default_startup(),
+            poll_s: None,
+        }
+    }
+}
+
+/// Per-peer access network.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// Uplink, kbit/s.
+    pub uplink_kbps: Dist,
+    /// Downlink, kbit/s.
+    pub downlink_kbps: Dist,
+    /// One-way access latency, ms; the latency between two peers is the sum of theirs.
+    pub latency_ms: Dist,
+    /// Probability that a message needs a retransmission (adds one round trip).
+    #[serde(default)]
+    pub loss: f64,
+    /// Per-message framing overhead, bytes (SCTP/DTLS/UDP/IP headers).
+    #[serde(default = "default_overhead")]
+    pub overhead_bytes: u64,
+    /// Time to notice that a peer vanished without closing (ICE consent / SCTP heartbeat), ms.
+    #[serde(default = "default_crash_detect")]
+    pub crash_detect_ms: f64,
+}
+
+fn default_overhead() -> u64 {
+    60
+}
+fn default_crash_detect() -> f64 {
+    3000.0
+}
+
+/// The CDN.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CdnSpec {
+    /// Time to first byte, ms.
+    pub latency_ms: f64,
+    /// Throughput cap per request, kbit/s (the viewer's downlink also applies).
+    pub per_flow_kbps: f64,
+    /// Probability a fetch fails.
+    #[serde(default)]
+    pub failure_rate: f64,
+}
+
+/// Who watches, and when they come and go.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AudienceSpec {
+    /// Viewers.
+    pub viewers: u32,
+    /// Viewers join uniformly within this many seconds from the start.
+    pub join_window_s: f64,
+    /// Entry peers the bootstrap hands a joining viewer.
+    #[serde(default = "default_entry_peers")]
+    pub entry_peers: usize,
+    /// A mass departure: this fraction of the viewers present leaves at once.
+    #[serde(default)]
+    pub mass_leave: Option<MassLeave>,
+}
+
+fn default_entry_peers() -> usize {
+    3
+}
+
+/// A sudden departure of many viewers (a goal scored, a stream ending on another channel).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MassLeave {
+    /// When, seconds from the start.
+    pub at_s: f64,
+    /// Fraction of the viewers present that leave.
+    pub fraction: f64,
+    /// Whether they vanish without closing connections (tabs killed, network lost).
+    #[serde(default = "default_true")]
+    pub abrupt: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Engine knobs a scenario may override (the rest keep the engine defaults).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSpec {
+    /// `scheduler.cdn_budget`.
+    pub cdn_budget: Option<f64>,
+    /// `links.degree`.
+    pub degree: Option<usize>,
+    /// `links.max_degree`.
+    pub max_degree: Option<usize>,
+    /// `upload.slots`.
+    pub upload_slots: Option<usize>,
+    /// `upload.queue`.
+    pub upload_queue: Option<usize>,
+    /// `upload.chunk`, bytes.
+    pub chunk_bytes: Option<usize>,
+    /// `scheduler.stall_timeout`, ms.
+    pub stall_timeout_ms: Option<u64>,
+}
+
+/// A complete scenario.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name used in reports.
+    pub name: String,
+    /// Seed of every random draw.
+    #[serde(default)]
+    pub seed: u64,
+    /// Simulated stream time, seconds.
+    pub duration_s: f64,
+    /// The stream.
+    pub source: SourceSpec,
+    /// The player.
+    #[serde(default)]
+    pub player: PlayerSpec,
+    /// The viewers' networks.
+    pub network: NetworkSpec,
+    /// The CDN.
+    pub cdn: CdnSpec,
+    /// The audience.
+    pub audience: AudienceSpec,
+    /// Engine overrides.
+    #[serde(default)]
+    pub engine: EngineSpec,
+}
+
+/// A scenario file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("cannot read scenario {path}: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has unknown fields.
+    #[error("invalid scenario: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A value is out of range.
+    #[error("invalid scenario: {0}")]
+    Invalid(String),
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Parses and validates scenario TOML.
+    pub fn parse(text: &str) -> Result<Self, ScenarioError> {
+        let s: Scenario = toml::from_str(text)?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), ScenarioError> {
+        let bad = |why: &str| Err(ScenarioError::Invalid(why.to_string()));
+        if self.audience.viewers == 0 {
+            return bad("audience.viewers must be at least 1");
+        }
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !positive(self.source.segment_s) || !positive(self.source.bitrate_kbps) {
+            return bad("source.segment_s and source.bitrate_kbps must be positive");
+        }
+        if !positive(self.duration_s) {
+            return bad("duration_s must be positive");
+        }
+        if !(0.0..1.0).contains(&self.network.loss) || !(0.0..1.0).contains(&self.cdn.failure_rate)
+        {
+            return bad("network.loss and cdn.failure_rate must be in [0, 1)");
+        }
+        if let Some(m) = &self.audience.mass_leave {
+            if !(0.0..=1.0).contains(&m.fraction) {
+                return bad("audience.mass_leave.fraction must be in [0, 1]");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    #[test]
+    fn mixtures_sample_their_parts() {
+        let d: Dist = toml::from_str(
+            r#"
+            dist = "mix"
+            parts = [ { weight = 1.0, dist = "const", value = 1.0 },
+                      { weight = 3.0, dist = "const", value = 5.0 } ]
+            "#,
+        )
+        .expect("valid");
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let n = 10_000;
+        let fives = (0..n).filter(|_| d.sample(&mut rng) == 5.0).count();
+        assert!((fives as f64 / n as f64 - 0.75).abs() < 0.02);
+        assert!((d.mean() - 4.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn lognormal_median_holds() {
+        let d = Dist::LogNormal {
+            median: 10.0,
+            sigma: 0.6,
+            min: 0.0,
+            max: f64::MAX,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let mut v: Vec<f64> = (0..20_001).map(|_| d.sample(&mut rng)).collect();
+        v.sort_by(f64::total_cmp);
+        assert!((v[10_000] - 10.0).abs() < 0.3, "{}", v[10_000]);
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = Scenario::parse("name = 'x'\nduration_s = 1\nbogus = 2\n").expect_err("bogus");
+        assert!(
+            err.to_string().contains("bogus") || err.to_string().contains("missing"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,888 @@
+//! The discrete-event world: real `f2f-core` engines over simulated links, CDN and players.
+//!
+//! Links: every peer has an uplink served first-in first-out, a downlink rate and a one-way
+//! access latency; a message leaves the sender's uplink, crosses both access latencies, then
+//! takes its serialisation time on the receiver's downlink. Downlinks are not queued across
+//! flows: residential downlinks are several times the uplinks feeding them, and the scheduler
+//! runs one transfer per segment, so the uplink is where queues form. Connections are ordered
+//! and reliable (as WebRTC data channels are): loss shows up as a retransmission delay, never
+//! as a gap. The CDN answers after its latency, at its per-flow rate capped by the downlink.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Arc;
+
+use f2f_core::config::{Config, SourcePreference};
+use f2f_core::engine::{CdnError, Engine, Input, Output, SegmentInfo};
+use f2f_core::id::{PeerId, SegmentKey, SegmentPosition};
+use f2f_core::scheduler::FetchId;
+use f2f_core::segment::SegmentData;
+use f2f_core::telemetry::Event;
+use f2f_core::time::{Duration, Instant};
+use f2f_core::wire::Frame;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::player::Player;
+use crate::report::{RunReport, Summary};
+use crate::scenario::Scenario;
+use crate::source::Source;
+
+const EGRESS_BUCKET_S: f64 = 10.0;
+const CONNECT_FAIL_US: u64 = 1_000_000;
+
+type NodeIx = u32;
+
+#[derive(Debug)]
+enum Ev {
+    Join(NodeIx),
+    MassLeave,
+    Timer(NodeIx),
+    Poll(NodeIx),
+    ConnectDone {
+        a: NodeIx,
+        b: NodeIx,
+        epoch: u32,
+    },
+    ConnectFailed {
+        node: NodeIx,
+        peer: PeerId,
+    },
+    Deliver {
+        to: NodeIx,
+        from: NodeIx,
+        epoch: u32,
+        frame: Frame,
+    },
+    Drain {
+        node: NodeIx,
+        peer: NodeIx,
+        epoch: u32,
+    },
+    Disconnected {
+        node: NodeIx,
+        peer: NodeIx,
+        epoch: u32,
+    },
+    Cdn {
+        node: NodeIx,
+        fetch: FetchId,
+        result: Result<bytes::Bytes, CdnError>,
+    },
+}
+
+struct Entry {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// One direction of a connection, as the sender's transport sees it.
+#[derive(Debug, Default)]
+struct Flow {
+    /// Latest delivery time: keeps the connection ordered.
+    last_delivery: u64,
+    /// Frame bytes handed to the transport.
+    handed: u64,
+    /// `(departure time, handed bytes up to and including that frame)`, oldest first.
+    departures: VecDeque<(u64, u64)>,
+    /// Frame bytes that have left the uplink.
+    departed: u64,
+    /// A `Drain` event is queued.
+    drain_pending: bool,
+}
+
+impl Flow {
+    /// Bytes still waiting in the uplink at `now`.
+    fn buffered(&mut self, now: u64) -> u64 {
+        while let Some(&(t, cum)) = self.departures.front() {
+            if t > now {
+                break;
+            }
+            self.departed = cum;
+            self.departures.pop_front();
+        }
+        self.handed - self.departed
+    }
+
+    /// When the waiting bytes will have fallen to `low`.
+    fn low_at(&self, low: u64, now: u64) -> u64 {
+        let target = self.handed.saturating_sub(low);
+        self.departures
+            .iter()
+            .find(|(_, cum)| *cum >= target)
+            .map_or(now, |(t, _)| *t)
+    }
+}
+
+#[derive(Debug)]
+struct Pair {
+    epoch: u32,
+    open: bool,
+    /// Per direction: lower index → higher, and back.
+    flows: [Flow; 2],
+}
+
+struct Node {
+    id: PeerId,
+    engine: Option<Engine>,
+    player: Player,
+    up_bps: f64,
+    down_bps: f64,
+    lat_us: u64,
+    up_free: u64,
+    timer_at: Option<u64>,
+    joined_at: u64,
+    left_at: Option<u64>,
+    first_p2p_us: Option<u64>,
+    conns: FxHashSet<NodeIx>,
+    stats: Option<f2f_core::telemetry::Stats>,
+}
+
+/// Counters gathered while the world runs.
+#[derive(Default)]
+struct Tally {
+    egress: Vec<f64>,
+    corrupt: u64,
+    events: u64,
+}
+
+/// One run of a scenario.
+pub(crate) struct World {
+    scenario: Scenario,
+    config: Arc<Config>,
+    rng: ChaCha8Rng,
+    t0: Instant,
+    now: u64,
+    /// When the first viewer may arrive (the stream is already live by then).
+    start: u64,
+    end: u64,
+    queue: BinaryHeap<Reverse<Entry>>,
+    seq: u64,
+    nodes: Vec<Node>,
+    index: FxHashMap<PeerId, NodeIx>,
+    alive: Vec<NodeIx>,
+    pairs: FxHashMap<(NodeIx, NodeIx), Pair>,
+    source: Source,
+    tally: Tally,
+    outputs: Vec<Output>,
+}
+
+impl World {
+    pub(crate) fn new(scenario: &Scenario, mode: SourcePreference) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed);
+        let mut config = Config {
+            seed: scenario.seed,
+            ..Config::default()
+        };
+        config.scheduler.source = mode;
+        let e = &scenario.engine;
+        if let Some(v) = e.cdn_budget {
+            config.scheduler.cdn_budget = v;
+        }
+        if let Some(v) = e.degree {
+            config.links.degree = v;
+        }
+        if let Some(v) = e.max_degree {
+            config.links.max_degree = v;
+        }
+        if let Some(v) = e.upload_slots {
+            config.upload.slots = v;
+        }
+        if let Some(v) = e.upload_queue {
+            config.upload.queue = v;
+        }
+        if let Some(v) = e.chunk_bytes {
+            config.upload.chunk = v;
+        }
+        if let Some(v) = e.stall_timeout_ms {
+            config.scheduler.stall_timeout = Duration::from_millis(v);
+        }
+        config.scheduler.cdn_rtt_prior = Duration::from_secs_f64(scenario.cdn.latency_ms / 1000.0);
+        config.scheduler.segment_size_prior =
+            (scenario.source.bitrate_kbps * 125.0 * scenario.source.segment_s) as u64;
+        let source = Source::new(&scenario.source, scenario.source.playlist_window + 90);
+        // The stream has been live for a while when the first viewer arrives: its playlist is full.
+        let start = (scenario.source.playlist_window + 1) * source.d_us;
+        let end = start + (scenario.duration_s * 1e6) as u64;
+        let net = &scenario.network;
+        let mut nodes = Vec::with_capacity(scenario.audience.viewers as usize);
+        let mut queue = BinaryHeap::new();
+        let mut seq = 0;
+        for i in 0..scenario.audience.viewers {
+            let joined_at = start
+                + (rng.random_range(0.0..=1.0) * scenario.audience.join_window_s * 1e6) as u64;
+            let id = PeerId::from_seed(
+                &[&scenario.seed.to_le_bytes()[..], &i.to_le_bytes()[..]].concat(),
+            );
+            nodes.push(Node {
+                id,
+                engine: None,
+                player: Player::new(source.d_us, scenario.player.startup_segments, joined_at),
+                up_bps: net.uplink_kbps.sample(&mut rng).max(1.0) * 1000.0,
+                down_bps: net.downlink_kbps.sample(&mut rng).max(1.0) * 1000.0,
+                lat_us: (net.latency_ms.sample(&mut rng).max(0.0) * 1000.0) as u64,
+                up_free: 0,
+                timer_at: None,
+                joined_at,
+                left_at: None,
+                first_p2p_us: None,
+                conns: FxHashSet::default(),
+                stats: None,
+            });
+            seq += 1;
+            queue.push(Reverse(Entry {
+                at: joined_at,
+                seq,
+                ev: Ev::Join(i),
+            }));
+        }
+        if let Some(m) = &scenario.audience.mass_leave {
+            seq += 1;
+            queue.push(Reverse(Entry {
+                at: start + (m.at_s * 1e6) as u64,
+                seq,
+                ev: Ev::MassLeave,
+            }));
+        }
+        let index = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id, i as NodeIx))
+            .collect();
+        Self {
+            scenario: scenario.clone(),
+            config: Arc::new(config),
+            rng,
+            t0: Instant::now(),
+            now: 0,
+            start,
+            end,
+            queue,
+            seq,
+            nodes,
+            index,
+            alive: Vec::new(),
+            pairs: FxHashMap::default(),
+            source,
+            tally: Tally::default(),
+            outputs: Vec::new(),
+        }
+    }
+
+    /// Σ uplink / (N · bitrate), capped at 1 − 1/N.
+    pub(crate) fn upload_bound(&self) -> f64 {
+        let n = self.nodes.len() as f64;
+        let up: f64 = self.nodes.iter().map(|n| n.up_bps).sum();
+        (up / (n * self.scenario.source.bitrate_kbps * 1000.0)).min(1.0 - 1.0 / n)
+    }
+
+    fn at(&self, us: u64) -> Instant {
+        self.t0 + Duration::from_micros(us)
+    }
+
+    fn us(&self, t: Instant) -> u64 {
+        let d = t.saturating_duration_since(self.t0);
+        // Round up: waking early would find nothing due and spin.
+        d.as_micros() as u64 + u64::from(d.subsec_nanos() % 1000 != 0)
+    }
+
+    fn push(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse(Entry {
+            at: at.max(self.now),
+            seq: self.seq,
+            ev,
+        }));
+    }
+
+    /// Runs to the end; `progress` gets the fraction of virtual time done, every 1 %.
+    pub(crate) fn run(mut self, mode: &str, progress: &mut dyn FnMut(f64)) -> RunReport {
+        let mut next_progress = 0.0;
+        while let Some(Reverse(entry)) = self.queue.pop() {
+            if entry.at > self.end {
+                break;
+            }
+            self.now = entry.at;
+            self.tally.events += 1;
+            let frac = self.now.saturating_sub(self.start) as f64 / (self.end - self.start) as f64;
+            if frac >= next_progress {
+                progress(frac);
+                next_progress = frac + 0.01;
+            }
+            self.source.publish_until(self.now);
+            self.handle(entry.ev);
+        }
+        self.now = self.end;
+        self.finish(mode)
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::Join(i) => self.join(i),
+            Ev::MassLeave => self.mass_leave(),
+            Ev::Timer(i) => {
+                let (now, at) = (self.now, self.at(self.now));
+                let node = &mut self.nodes[i as usize];
+                if node.timer_at != Some(now) {
+                    return;
+                }
+                node.timer_at = None;
+                if let Some(engine) = node.engine.as_mut() {
+                    engine.handle_timeout(at);
+                }
+                self.drain(i);
+            }
+            Ev::Poll(i) => self.poll(i),
+            Ev::ConnectDone { a, b, epoch } => self.connect_done(a, b, epoch),
+            Ev::ConnectFailed { node, peer } => self.input(node, Input::ConnectFailed(peer)),
+            Ev::Deliver {
+                to,
+                from,
+                epoch,
+                frame,
+            } => {
+                if self
+                    .pair(from, to)
+                    .is_some_and(|p| p.epoch == epoch && p.open)
+                {
+                    let from = self.nodes[from as usize].id;
+                    self.input(to, Input::Receive { from, frame });
+                }
+            }
+            Ev::Disconnected { node, peer, epoch } => {
+                if self.pair(node, peer).is_some_and(|p| p.epoch == epoch) {
+                    self.pairs.remove(&key(node, peer));
+                }
+                self.nodes[node as usize].conns.remove(&peer);
+                let peer = self.nodes[peer as usize].id;
+                self.input(node, Input::Disconnected(peer));
+            }
+            Ev::Drain { node, peer, epoch } => self.drain_flow(node, peer, epoch),
+            Ev::Cdn {
+                node,
+                fetch,
+                result,
+            } => self.input(node, Input::CdnResponse { fetch, result }),
+        }
+    }
+
+    fn pair(&self, a: NodeIx, b: NodeIx) -> Option<&Pair> {
+        self.pairs.get(&key(a, b))
+    }
+
+    /// Feeds an input to a live node's engine and carries out what it asks.
+    fn input(&mut self, i: NodeIx, input: Input) {
+        let at = self.at(self.now);
+        let Some(engine) = self.nodes[i as usize].engine.as_mut() else {
+            return;
+        };
+        engine
+            .handle_input(input, at)
+            .expect("the simulator keeps the drive contract");
+        self.drain(i);
+    }
+
+    fn drain(&mut self, i: NodeIx) {
+        let mut outputs = std::mem::take(&mut self.outputs);
+        let timeout = {
+            let Some(engine) = self.nodes[i as usize].engine.as_mut() else {
+                return;
+            };
+            outputs.extend(std::iter::from_fn(|| engine.poll_output()));
+            engine.poll_timeout()
+        };
+        for out in outputs.drain(..) {
+            self.execute(i, out);
+        }
+        self.outputs = outputs;
+        // Executing may have fed the engine again (a delivery); re-read the timer.
+        let timeout = self.nodes[i as usize]
+            .engine
+            .as_ref()
+            .and_then(|e| e.poll_timeout())
+            .or(timeout);
+        if let Some(t) = timeout {
+            let at = self.us(t).max(self.now);
+            let node = &mut self.nodes[i as usize];
+            if node.timer_at.is_none_or(|cur| at < cur || cur < self.now) {
+                node.timer_at = Some(at);
+                self.push(at, Ev::Timer(i));
+            }
+        }
+    }
+
+    fn execute(&mut self, i: NodeIx, out: Output) {
+        match out {
+            Output::Connect(peer) => self.connect(i, peer),
+            Output::Disconnect(peer) => {
+                if let Some(&j) = self.index.get(&peer) {
+                    self.disconnect(i, j, self.lat(i, j));
+                }
+            }
+            Output::Transmit { to, frame } => {
+                if let Some(&j) = self.index.get(&to) {
+                    self.transmit(i, j, frame);
+                }
+            }
+            Output::FetchCdn { fetch, key, offset } => self.cdn_fetch(i, fetch, key, offset),
+            Output::Deliver { key, data, .. } => self.deliver(i, key, &data),
+            Output::LoadFailed(_) => {}
+            Output::NeedBootstrap => self.bootstrap(i),
+            Output::Event(Event::FirstP2pByte { .. }) => {
+                let node = &mut self.nodes[i as usize];
+                node.first_p2p_us.get_or_insert(self.now - node.joined_at);
+            }
+            Output::Event(_) => {}
+            _ => {}
+        }
+    }
+
+    fn lat(&self, a: NodeIx, b: NodeIx) -> u64 {
+        self.nodes[a as usize].lat_us + self.nodes[b as usize].lat_us
+    }
+
+    fn join(&mut self, i: NodeIx) {
+        let node = &self.nodes[i as usize];
+        let engine = Engine::new(
+            node.id,
+            self.source.swarm(),
+            self.config.clone(),
+            self.at(self.now),
+        )
+        .expect("scenario config is valid");
+        self.nodes[i as usize].engine = Some(engine);
+        self.bootstrap(i);
+        self.alive.push(i);
+        self.poll(i);
+    }
+
+    /// A tracker hands out a few random live members.
+    fn bootstrap(&mut self, i: NodeIx) {
+        let k = self.scenario.audience.entry_peers;
+        let peers: Vec<PeerId> = self
+            .alive
+            .choose_multiple(&mut self.rng, k + 1)
+            .filter(|&&j| j != i)
+            .take(k)
+            .map(|&j| self.nodes[j as usize].id)
+            .collect();
+        self.input(i, Input::Bootstrap(peers));
+    }
+
+    /// The player (through its agent) refreshes the playlist and loads what is new.
+    fn poll(&mut self, i: NodeIx) {
+        if self.nodes[i as usize].engine.is_none() {
+            return;
+        }
+        let cdn_latency = (self.scenario.cdn.latency_ms * 1000.0) as u64;
+        let visible_at = self.now.saturating_sub(cdn_latency);
+        if let Some(newest) = self.source.newest_at(visible_at) {
+            let live_offset = self.scenario.player.live_offset_segments;
+            let loads = self.nodes[i as usize]
+                .player
+                .on_playlist(newest, live_offset, self.now);
+            for (seq, deadline) in loads {
+                let key = self.source.key(seq);
+                self.input(
+                    i,
+                    Input::Listed(SegmentInfo {
+                        key,
+                        size_hint: None,
+                        shareable: true,
+                    }),
+                );
+                let deadline = self.at(deadline);
+                self.input(i, Input::Load { key, deadline });
+            }
+        }
+        let poll_us = (self
+            .scenario
+            .player
+            .poll_s
+            .unwrap_or(self.scenario.source.segment_s / 2.0)
+            * 1e6) as u64;
+        self.push(self.now + poll_us.max(1000), Ev::Poll(i));
+    }
+
+    fn connect(&mut self, i: NodeIx, peer: PeerId) {
+        let Some(&j) = self.index.get(&peer) else {
+            self.push(
+                self.now + CONNECT_FAIL_US,
+                Ev::ConnectFailed { node: i, peer },
+            );
+            return;
+        };
+        if self.nodes[j as usize].engine.is_none() {
+            self.push(
+                self.now + CONNECT_FAIL_US,
+                Ev::ConnectFailed { node: i, peer },
+            );
+            return;
+        }
+        let k = key(i, j);
+        match self.pairs.get(&k) {
+            Some(p) if p.open => {
+                let epoch = p.epoch;
+                self.push(self.now, Ev::ConnectDone { a: i, b: j, epoch });
+            }
+            Some(_) => {}
+            None => {
+                let epoch = self.rng.random();
+                self.pairs.insert(
+                    k,
+                    Pair {
+                        epoch,
+                        open: false,
+                        flows: Default::default(),
+                    },
+                );
+                // ICE + DTLS + SCTP set-up: about two round trips.
+                let rtt = 2 * self.lat(i, j);
+                self.push(self.now + 2 * rtt, Ev::ConnectDone { a: i, b: j, epoch });
+            }
+        }
+    }
+
+    fn connect_done(&mut self, a: NodeIx, b: NodeIx, epoch: u32) {
+        let Some(p) = self.pairs.get_mut(&key(a, b)) else {
+            return;
+        };
+        if p.epoch != epoch {
+            return;
+        }
+        let alive = |n: &Node| n.engine.is_some();
+        if !alive(&self.nodes[a as usize]) || !alive(&self.nodes[b as usize]) {
+            self.pairs.remove(&key(a, b));
+            let (ida, idb) = (self.nodes[a as usize].id, self.nodes[b as usize].id);
+            self.input(a, Input::ConnectFailed(idb));
+            self.input(b, Input::ConnectFailed(ida));
+            return;
+        }
+        p.open = true;
+        self.nodes[a as usize].conns.insert(b);
+        self.nodes[b as usize].conns.insert(a);
+        let (ida, idb) = (self.nodes[a as usize].id, self.nodes[b as usize].id);
+        self.input(a, Input::Connected(idb));
+        self.input(b, Input::Connected(ida));
+    }
+
+    /// Closes the connection; the other side notices after `notice_us`.
+    fn disconnect(&mut self, i: NodeIx, j: NodeIx, notice_us: u64) {
+        let Some(p) = self.pairs.remove(&key(i, j)) else {
+            return;
+        };
+        self.nodes[i as usize].conns.remove(&j);
+        self.nodes[j as usize].conns.remove(&i);
+        if self.nodes[j as usize].engine.is_some() {
+            self.push(
+                self.now + notice_us,
+                Ev::Disconnected {
+                    node: j,
+                    peer: i,
+                    epoch: p.epoch,
+                },
+            );
+        }
+    }
+
+    fn transmit(&mut self, i: NodeIx, j: NodeIx, frame: Frame) {
+        let Some(pair) = self.pairs.get(&key(i, j)) else {
+            return;
+        };
+        if !pair.open {
+            return;
+        }
+        let epoch = pair.epoch;
+        let frame_len = frame.len() as u64;
+        let size = (frame_len + self.scenario.network.overhead_bytes) as f64 * 8.0;
+        let lat = self.lat(i, j);
+        let (up_bps, down_bps) = (
+            self.nodes[i as usize].up_bps,
+            self.nodes[j as usize].down_bps,
+        );
+        let sender = &mut self.nodes[i as usize];
+        let departed = sender.up_free.max(self.now) + (size / up_bps * 1e6) as u64;
+        sender.up_free = departed;
+        let mut arrival = departed + lat;
+        if self.scenario.network.loss > 0.0 && self.rng.random_bool(self.scenario.network.loss) {
+            arrival += 2 * lat;
+        }
+        let delivered = arrival + (size / down_bps * 1e6) as u64;
+        let p = self.pairs.get_mut(&key(i, j)).expect("checked above");
+        let flow = &mut p.flows[usize::from(i > j)];
+        let delivered = delivered.max(flow.last_delivery);
+        flow.last_delivery = delivered;
+        flow.handed += frame_len;
+        flow.departures.push_back((departed, flow.handed));
+        let schedule = !std::mem::replace(&mut flow.drain_pending, true);
+        let low_at = flow.low_at(self.config.upload.low_water, self.now);
+        self.push(
+            delivered,
+            Ev::Deliver {
+                to: j,
+                from: i,
+                epoch,
+                frame,
+            },
+        );
+        if schedule {
+            self.push(
+                low_at,
+                Ev::Drain {
+                    node: i,
+                    peer: j,
+                    epoch,
+                },
+            );
+        }
+    }
+
+    /// Tells a sender its send buffer to `peer` ran low, as `bufferedamountlow` does.
+    fn drain_flow(&mut self, i: NodeIx, j: NodeIx, epoch: u32) {
+        let (now, low) = (self.now, self.config.upload.low_water);
+        let Some(p) = self.pairs.get_mut(&key(i, j)).filter(|p| p.epoch == epoch) else {
+            return;
+        };
+        let flow = &mut p.flows[usize::from(i > j)];
+        flow.drain_pending = false;
+        let buffered = flow.buffered(now);
+        if buffered > low {
+            flow.drain_pending = true;
+            let at = flow.low_at(low, now);
+            self.push(
+                at,
+                Ev::Drain {
+                    node: i,
+                    peer: j,
+                    epoch,
+                },
+            );
+            return;
+        }
+        let peer = self.nodes[j as usize].id;
+        self.input(i, Input::Drained { peer, buffered });
+    }
+
+    fn cdn_fetch(&mut self, i: NodeIx, fetch: FetchId, key: SegmentKey, offset: u64) {
+        let seq = match key.position {
+            SegmentPosition::Sequence(s) => s,
+            SegmentPosition::Time(_) => u64::MAX,
+        };
+        let cdn = &self.scenario.cdn;
+        let ttfb = (cdn.latency_ms * 1000.0) as u64;
+        let failed = cdn.failure_rate > 0.0 && self.rng.random_bool(cdn.failure_rate);
+        let body = self
+            .source
+            .get(seq)
+            .filter(|_| !failed)
+            .map(|b| b.slice((offset as usize).min(b.len())..));
+        let Some(body) = body else {
+            let err = CdnError(if failed {
+                "simulated CDN failure".into()
+            } else {
+                "404 not found".into()
+            });
+            self.push(
+                self.now + ttfb,
+                Ev::Cdn {
+                    node: i,
+                    fetch,
+                    result: Err(err),
+                },
+            );
+            return;
+        };
+        let rate = (cdn.per_flow_kbps * 1000.0).min(self.nodes[i as usize].down_bps);
+        let done = self.now + ttfb + (body.len() as f64 * 8.0 / rate * 1e6) as u64;
+        let bucket = (done.saturating_sub(self.start) as f64 / 1e6 / EGRESS_BUCKET_S) as usize;
+        if self.tally.egress.len() <= bucket {
+            self.tally.egress.resize(bucket + 1, 0.0);
+        }
+        self.tally.egress[bucket] += body.len() as f64;
+        self.push(
+            done,
+            Ev::Cdn {
+                node: i,
+                fetch,
+                result: Ok(body),
+            },
+        );
+    }
+
+    /// Hands a segment to the player, checking that its bytes are the origin's own: every chunk
+    /// must be a slice of the origin's single allocation at the right offset.
+    fn deliver(&mut self, i: NodeIx, key: SegmentKey, data: &SegmentData) {
+        let SegmentPosition::Sequence(seq) = key.position else {
+            return;
+        };
+        let intact = self.source.get(seq).is_some_and(|orig| {
+            let mut offset = 0usize;
+            data.len() == orig.len() as u64
+                && data.chunks().iter().all(|c| {
+                    // Zero-copy paths keep the pointer; anything else must match byte for byte.
+                    let ok = orig.as_ptr().wrapping_add(offset) == c.as_ptr()
+                        || orig.get(offset..offset + c.len()) == Some(&c[..]);
+                    offset += c.len();
+                    ok
+                })
+        });
+        if !intact {
+            self.tally.corrupt += 1;
+        }
+        let now = self.now;
+        self.nodes[i as usize].player.on_delivered(seq, now);
+    }
+
+    fn mass_leave(&mut self) {
+        let Some(m) = self.scenario.audience.mass_leave.clone() else {
+            return;
+        };
+        let mut alive = self.alive.clone();
+        let n = ((alive.len() as f64) * m.fraction).round() as usize;
+        let (leaving, _) = alive.partial_shuffle(&mut self.rng, n);
+        let leaving = leaving.to_vec();
+        for i in leaving {
+            self.leave(i, m.abrupt);
+        }
+    }
+
+    fn leave(&mut self, i: NodeIx, abrupt: bool) {
+        if !abrupt {
+            self.input(i, Input::Leave);
+        }
+        let now = self.now;
+        let node = &mut self.nodes[i as usize];
+        let Some(engine) = node.engine.take() else {
+            return;
+        };
+        node.stats = Some(engine.stats().clone());
+        node.player.finish(now);
+        node.left_at = Some(now);
+        node.timer_at = None;
+        self.alive.retain(|&j| j != i);
+        let notice = if abrupt {
+            (self.scenario.network.crash_detect_ms * 1000.0) as u64
+        } else {
+            0
+        };
+        let conns: Vec<NodeIx> = self.nodes[i as usize].conns.iter().copied().collect();
+        for j in conns {
+            let lat = self.lat(i, j);
+            self.disconnect(i, j, lat + notice);
+        }
+    }
+
+    fn finish(mut self, mode: &str) -> RunReport {
+        let end = self.end;
+        let alive = self.alive.clone();
+        for i in alive {
+            let node = &mut self.nodes[i as usize];
+            node.player.finish(end);
+            if let Some(engine) = node.engine.take() {
+                node.stats = Some(engine.stats().clone());
+            }
+        }
+        let mass_at = self
+            .scenario
+            .audience
+            .mass_leave
+            .as_ref()
+            .map(|m| self.start + (m.at_s * 1e6) as u64);
+        let joined: Vec<&Node> = self.nodes.iter().filter(|n| n.stats.is_some()).collect();
+        let stats = || joined.iter().filter_map(|n| n.stats.as_ref());
+        let cdn_bytes: u64 = stats().map(|s| s.cdn_bytes).sum();
+        let p2p_bytes: u64 = stats().map(|s| s.p2p_bytes).sum();
+        let stall: u64 = joined.iter().map(|n| n.player.stall_us()).sum();
+        let play: u64 = joined.iter().map(|n| n.player.play_us).sum();
+        let stayers_rebuffer = mass_at.map(|at| {
+            let stayers = joined
+                .iter()
+                .filter(|n| n.left_at.is_none() && n.joined_at < at);
+            let (mut s, mut w) = (0u64, 0u64);
+            for n in stayers {
+                s += n.player.stall_between(at, end);
+                w += end - at;
+            }
+            if w == 0 { 0.0 } else { s as f64 / w as f64 }
+        });
+        let published = ((self.end - self.start) / self.source.d_us).max(1) as f64;
+        let secs = |us: u64| us as f64 / 1e6;
+        RunReport {
+            mode: mode.to_string(),
+            viewers: joined.len(),
+            offload: if cdn_bytes + p2p_bytes == 0 {
+                0.0
+            } else {
+                p2p_bytes as f64 / (cdn_bytes + p2p_bytes) as f64
+            },
+            rebuffer_ratio: if stall + play == 0 {
+                0.0
+            } else {
+                stall as f64 / (stall + play) as f64
+            },
+            stalls: joined.iter().map(|n| n.player.stalls.len()).sum(),
+            startup_s: Summary::of(
+                joined
+                    .iter()
+                    .filter_map(|n| n.player.startup_us.map(secs))
+                    .collect(),
+            ),
+            first_p2p_byte_s: Summary::of(
+                joined
+                    .iter()
+                    .filter_map(|n| n.first_p2p_us.map(secs))
+                    .collect(),
+            ),
+            live_distance_s: Summary::of(
+                joined
+                    .iter()
+                    .filter_map(|n| n.player.mean_latency_us().map(|l| l / 1e6))
+                    .collect(),
+            ),
+            cdn_egress_mbps: self
+                .tally
+                .egress
+                .iter()
+                .map(|b| b * 8.0 / EGRESS_BUCKET_S / 1e6)
+                .collect(),
+            egress_bucket_s: EGRESS_BUCKET_S,
+            cdn_bytes,
+            p2p_bytes,
+            cdn_fetches_per_segment: stats().map(|s| s.cdn_segments).sum::<u64>() as f64
+                / published,
+            first_fetches_per_segment: stats().map(|s| s.cdn_first_fetches).sum::<u64>() as f64
+                / published,
+            p2p_fallbacks: stats().map(|s| s.p2p_fallbacks).sum(),
+            load_failures: stats().map(|s| s.load_failures).sum(),
+            delivered: stats().map(|s| s.delivered).sum(),
+            corrupt_deliveries: self.tally.corrupt,
+            stayers_rebuffer_after_event: stayers_rebuffer,
+            events: self.tally.events,
+        }
+    }
+}
+
+/// Unordered pair key.
+fn key(a: NodeIx, b: NodeIx) -> (NodeIx, NodeIx) {
+    if a < b { (a, b) } else { (b, a) }
+}

@@ -1,0 +1,91 @@
+//! `frog2frog`: the one command of Frog2Frog.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "frog2frog", version, about = "Peer-assisted live streaming")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Simulate a swarm in virtual time and report offload, rebuffering and latency.
+    Sim(SimArgs),
+}
+
+#[derive(clap::Args)]
+struct SimArgs {
+    /// Scenario file (see `scenarios/`).
+    scenario: PathBuf,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Override the number of viewers.
+    #[arg(long)]
+    viewers: Option<u32>,
+    /// Override the simulated duration, seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Skip the CDN-only baseline run.
+    #[arg(long)]
+    no_baseline: bool,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Sim(args) => sim(args),
+    }
+}
+
+fn sim(args: SimArgs) -> anyhow::Result<()> {
+    let mut scenario = f2f_sim::Scenario::load(&args.scenario)?;
+    if let Some(seed) = args.seed {
+        scenario.seed = seed;
+    }
+    if let Some(v) = args.viewers {
+        scenario.audience.viewers = v;
+    }
+    if let Some(d) = args.duration {
+        scenario.duration_s = d;
+    }
+    let started = Instant::now();
+    let quiet = args.quiet;
+    let mut progress = |run: usize, f: f64| {
+        if !quiet {
+            let name = if run == 0 { "p2p" } else { "cdn-only" };
+            eprint!(
+                "\r{name:>8} run: {:5.1} % of virtual time, {:6.1} s wall",
+                f * 100.0,
+                started.elapsed().as_secs_f64()
+            );
+            let _ = std::io::stderr().flush();
+        }
+    };
+    let report = f2f_sim::run(&scenario, !args.no_baseline, &mut progress);
+    if !quiet {
+        eprintln!(
+            "\rdone in {:.1} s wall-clock{:30}",
+            started.elapsed().as_secs_f64(),
+            ""
+        );
+    }
+    print!("{}", report.table());
+    if let Some(path) = args.json {
+        std::fs::write(&path, report.to_json())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
