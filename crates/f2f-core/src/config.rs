@@ -26,10 +26,10 @@ pub struct SchedulerConfig {
     /// Where segments may come from. Default [`SourcePreference::Auto`].
     pub source: SourcePreference,
     /// Expected number of peers in the whole swarm that fetch each new segment from the CDN
-    /// straight away. Default 4.
+    /// straight away. Default 8.
     pub cdn_budget: f64,
     /// Peers ranked beyond the budget wait this long per budget-width of rank before they
-    /// fetch a segment nobody has announced (covers a mis-estimated swarm size). Default 1 s.
+    /// fetch a segment nobody has announced (covers a mis-estimated swarm size). Default 500 ms.
     pub rescue_step: Duration,
     /// A peer transfer with no new byte for this long falls back to the CDN. Default 700 ms.
     pub stall_timeout: Duration,
@@ -56,8 +56,8 @@ impl Default for SchedulerConfig {
     fn default() -> Self {
         Self {
             source: SourcePreference::Auto,
-            cdn_budget: 4.0,
-            rescue_step: Duration::from_secs(1),
+            cdn_budget: 8.0,
+            rescue_step: Duration::from_millis(500),
             stall_timeout: Duration::from_millis(700),
             busy_backoff: Duration::from_millis(250),
             deadline_margin: Duration::from_millis(400),

@@ -16,4 +16,5 @@ pub mod time;
 pub mod wire;
 
 mod store;
+mod uplink;
 mod upload;

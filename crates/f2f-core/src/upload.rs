@@ -105,12 +105,14 @@ impl Uploads {
         }
     }
 
-    /// Frees the slots of finished and timed-out transfers and fills them from the queue. A
-    /// queued peer that already holds a slot waits, so one greedy requester cannot take them
-    /// all. Returns whether any transfer started.
+    /// Frees the slots of finished and timed-out transfers and fills them from the queue,
+    /// highest `priority` first (the engine ranks requesters by their upload capacity: a copy
+    /// given to a fast uploader is passed on soonest). A queued peer that already holds a slot
+    /// waits, so one greedy requester cannot take them all. Returns whether any started.
     pub(crate) fn refill(
         &mut self,
         finished: &[(PeerId, SegmentKey)],
+        priority: impl Fn(&PeerId) -> f64,
         config: &UploadConfig,
         now: Instant,
     ) -> bool {
@@ -118,11 +120,20 @@ impl Uploads {
             .retain(|a| a.deadline > now && !finished.contains(&(a.job.peer, a.job.key)));
         let mut started = false;
         while self.active.len() < config.slots {
-            let pos = self
-                .queue
-                .iter()
-                .position(|j| !self.active.iter().any(|a| a.job.peer == j.peer))
-                .or(if self.queue.is_empty() { None } else { Some(0) });
+            let busy: Vec<PeerId> = self.active.iter().map(|a| a.job.peer).collect();
+            let best = |only_free: bool| {
+                self.queue
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, j)| !only_free || !busy.contains(&j.peer))
+                    .max_by(|(ia, a), (ib, b)| {
+                        priority(&a.peer)
+                            .total_cmp(&priority(&b.peer))
+                            .then(ib.cmp(ia))
+                    })
+                    .map(|(i, _)| i)
+            };
+            let pos = best(true).or_else(|| best(false));
             let Some(job) = pos.and_then(|i| self.queue.remove(i)) else {
                 break;
             };
@@ -171,7 +182,7 @@ mod tests {
         assert_eq!(u.admit(job(2, 1), &cfg, now), Admit::Queued);
         assert_eq!(u.admit(job(3, 1), &cfg, now), Admit::Busy);
         assert_eq!(u.load(), 2);
-        assert!(u.refill(&[(job(1, 1).peer, job(1, 1).key)], &cfg, now));
+        assert!(u.refill(&[(job(1, 1).peer, job(1, 1).key)], |_| 0.0, &cfg, now));
         assert_eq!(u.active(), vec![job(2, 1)]);
     }
 
@@ -188,8 +199,30 @@ mod tests {
         u.admit(job(2, 1), &cfg, now);
         u.admit(job(1, 2), &cfg, now);
         u.admit(job(3, 1), &cfg, now);
-        u.refill(&[(job(2, 1).peer, job(2, 1).key)], &cfg, now);
+        u.refill(&[(job(2, 1).peer, job(2, 1).key)], |_| 0.0, &cfg, now);
         assert_eq!(u.active(), vec![job(1, 1), job(3, 1)]);
+    }
+
+    #[test]
+    fn fastest_requester_is_served_first() {
+        let now = Instant::now();
+        let cfg = UploadConfig {
+            slots: 1,
+            queue: 3,
+            ..Default::default()
+        };
+        let mut u = Uploads::new();
+        u.admit(job(1, 1), &cfg, now);
+        u.admit(job(2, 1), &cfg, now);
+        u.admit(job(3, 1), &cfg, now);
+        let fast = job(3, 1).peer;
+        u.refill(
+            &[(job(1, 1).peer, job(1, 1).key)],
+            |p| if *p == fast { 9.0 } else { 1.0 },
+            &cfg,
+            now,
+        );
+        assert_eq!(u.active(), vec![job(3, 1)]);
     }
 
     #[test]
@@ -203,8 +236,8 @@ mod tests {
         let mut u = Uploads::new();
         u.admit(job(1, 1), &cfg, now);
         u.admit(job(2, 1), &cfg, now);
-        assert!(!u.refill(&[], &cfg, now));
-        assert!(u.refill(&[], &cfg, now + cfg.timeout));
+        assert!(!u.refill(&[], |_| 0.0, &cfg, now));
+        assert!(u.refill(&[], |_| 0.0, &cfg, now + cfg.timeout));
         assert_eq!(u.active(), vec![job(2, 1)]);
     }
 

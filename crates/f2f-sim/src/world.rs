@@ -810,6 +810,25 @@ impl World {
             .map(|m| self.start + (m.at_s * 1e6) as u64);
         let joined: Vec<&Node> = self.nodes.iter().filter(|n| n.stats.is_some()).collect();
         let stats = || joined.iter().filter_map(|n| n.stats.as_ref());
+        if std::env::var("F2F_DEBUG").is_ok() {
+            let sum = |f: &dyn Fn(&f2f_core::telemetry::Stats) -> u64| {
+                joined
+                    .iter()
+                    .filter_map(|n| n.stats.as_ref())
+                    .map(f)
+                    .sum::<u64>()
+            };
+            eprintln!(
+                "first={} deadline={} cdn_segments={} fallbacks={} refused={} p2p_segments={}",
+                sum(&|s| s.cdn_first_fetches),
+                sum(&|s| s.cdn_deadline_fetches),
+                sum(&|s| s.cdn_segments),
+                sum(&|s| s.p2p_fallbacks),
+                sum(&|s| s.p2p_refused),
+                sum(&|s| s.p2p_segments)
+            );
+        }
+
         let cdn_bytes: u64 = stats().map(|s| s.cdn_bytes).sum();
         let p2p_bytes: u64 = stats().map(|s| s.p2p_bytes).sum();
         let stall: u64 = joined.iter().map(|n| n.player.stall_us()).sum();

@@ -119,6 +119,7 @@ impl Engine {
         for keys in other.chunks(self.config.limits.max_list_len.max(1)) {
             msgs.push(Message::Have {
                 load: self.uploads.load(),
+                upload_kbps: self.uplink.kbps(self.now),
                 keys: keys.to_vec(),
             });
         }

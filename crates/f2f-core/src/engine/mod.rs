@@ -28,6 +28,7 @@
 
 mod links;
 mod peer;
+mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -48,9 +49,11 @@ use crate::store::Store;
 use crate::swarm_size::SizeSketch;
 use crate::telemetry::{Event, Stats};
 use crate::time::Instant;
+use crate::uplink::Uplink;
 use crate::upload::{Admit, UploadJob, Uploads};
 use crate::wire::{self, AbsentReason, Frame, Handshake, Message, PROTOCOL_VERSION};
 use peer::{Conn, Peer};
+use watch::Watch;
 
 /// A segment the playlist lists, as the engine needs to know it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,6 +188,8 @@ pub struct Engine {
     uploads: Uploads,
     store: Store,
     sketch: SizeSketch,
+    watch: Watch,
+    uplink: Uplink,
     rng: ChaCha8Rng,
     out: VecDeque<Output>,
     stats: Stats,
@@ -193,6 +198,8 @@ pub struct Engine {
     cdn_started: BTreeMap<FetchId, Instant>,
     created: Instant,
     first_p2p_byte: bool,
+    /// No upload active or queued (neighbours were told when it became so).
+    uploads_idle: bool,
     next_maintain: Instant,
     /// Timer work up to this instant is done; later timers only.
     timers_done: Instant,
@@ -221,6 +228,8 @@ impl Engine {
             uploads: Uploads::new(),
             store: Store::new(config.cache_segments),
             sketch: SizeSketch::new(me, config.size.clone()),
+            uplink: Uplink::default(),
+            watch: Watch::default(),
             rng: ChaCha8Rng::seed_from_u64(seed.rotate_left(1)),
             out: VecDeque::new(),
             stats: Stats::default(),
@@ -228,6 +237,7 @@ impl Engine {
             cdn_started: BTreeMap::new(),
             created: now,
             first_p2p_byte: false,
+            uploads_idle: true,
             next_maintain: now,
             timers_done: now,
             now,
@@ -297,7 +307,13 @@ impl Engine {
             Input::Disconnected(peer) => self.on_peer_gone(peer, true, now),
             Input::Drained { peer, buffered } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
+                    if let Some(at) = p.drained_at {
+                        let left = p.buffered.saturating_sub(buffered);
+                        self.uplink
+                            .sample(left, now.saturating_duration_since(at), now);
+                    }
                     p.buffered = buffered;
+                    p.drained_at = Some(now);
                 }
                 self.pump_uploads(now);
             }
@@ -393,7 +409,7 @@ impl Engine {
             version: PROTOCOL_VERSION,
             swarm: self.swarm,
             peer: self.me,
-            upload_kbps: 0,
+            upload_kbps: self.uplink.kbps(now),
         });
         self.transmit(peer, &hello);
         for msg in queued {
@@ -470,9 +486,16 @@ impl Engine {
             Message::LinkRequest => self.on_link_request(from, now),
             Message::LinkReply { accepted } => self.on_link_reply(from, accepted, now),
             Message::LinkDrop => self.on_link_drop(from, now),
-            Message::Have { load, keys } => {
+            Message::Have {
+                load,
+                upload_kbps,
+                keys,
+            } => {
                 if let Some(p) = self.peers.get_mut(&from) {
                     p.load = load;
+                    if upload_kbps > 0 {
+                        p.upload_bps = f64::from(upload_kbps) * 1000.0;
+                    }
                 }
                 self.on_announced(from, &keys, now);
             }
@@ -542,6 +565,15 @@ impl Engine {
             if key.swarm != self.swarm {
                 continue;
             }
+            if self.watch.announced(key)
+                && !self.scheduler.is_wanted(key)
+                && !self.store.contains(key)
+            {
+                // The next segment, before our own playlist refresh shows it: start on the
+                // swarm's copy now. Our later listing confirms the key (or, for a personalised
+                // variant, never matches and the prefetch is forgotten).
+                self.scheduler.list(*key, None, true, None, now);
+            }
             if let Some(p) = self.peers.get_mut(&from) {
                 p.announce(*key, memory);
             }
@@ -553,6 +585,17 @@ impl Engine {
         }
         if acked {
             self.pump_uploads(now);
+        }
+        if keys.is_empty() {
+            // An idle notice: whatever this peer holds is worth asking for again.
+            if let Some(p) = self.peers.get(&from) {
+                wanted = self
+                    .scheduler
+                    .keys()
+                    .into_iter()
+                    .filter(|k| p.has.contains(k))
+                    .collect();
+            }
         }
         for key in wanted {
             self.decide(&key, now);
@@ -644,6 +687,9 @@ impl Engine {
         }
         if let SegmentPosition::Sequence(seq) = info.key.position {
             self.sketch.observe_sequence(seq);
+            if info.shareable {
+                self.watch.listed(info.key.rendition, seq, info.key.variant);
+            }
         }
         let first_fetch_at = self.first_fetch_at(&info.key, now);
         self.scheduler.list(
@@ -752,6 +798,7 @@ impl Engine {
         }
         self.store.insert(key, data);
         let load = self.uploads.load();
+        let upload_kbps = self.uplink.kbps(self.now);
         let targets: Vec<PeerId> = self
             .peers
             .iter()
@@ -763,6 +810,7 @@ impl Engine {
                 peer,
                 Message::Have {
                     load,
+                    upload_kbps,
                     keys: vec![key],
                 },
             );
@@ -869,10 +917,28 @@ impl Engine {
                     finished.push((job.peer, job.key));
                 }
             }
-            if !self.uploads.refill(&finished, &cfg, now) {
+            let peers = &self.peers;
+            let priority = |p: &PeerId| peers.get(p).map_or(0.0, |p| p.upload_bps);
+            if !self.uploads.refill(&finished, priority, &cfg, now) {
                 break;
             }
         }
+        let idle = self.uploads.load() == 0;
+        if idle && !std::mem::replace(&mut self.uploads_idle, true) {
+            // Neighbours that were told `Busy` may ask again at once instead of polling.
+            let upload_kbps = self.uplink.kbps(now);
+            for peer in self.data_neighbours() {
+                self.send(
+                    peer,
+                    Message::Have {
+                        load: 0,
+                        upload_kbps,
+                        keys: Vec::new(),
+                    },
+                );
+            }
+        }
+        self.uploads_idle = idle;
     }
 
     fn misbehaved(&mut self, peer: PeerId, error: String, now: Instant) {

@@ -38,6 +38,8 @@ pub(crate) struct Peer {
     pub(crate) queued: Vec<Message>,
     /// Bytes handed to the driver for this connection and not yet reported sent.
     pub(crate) buffered: u64,
+    /// When the driver last reported this connection's buffer (measures our uplink).
+    pub(crate) drained_at: Option<Instant>,
     /// Last time the connection carried anything, for idle closing.
     pub(crate) last_used: Instant,
     /// Segments the peer announced, capped (oldest positions forgotten first).
@@ -59,6 +61,7 @@ impl Peer {
             link: Link::None,
             queued: Vec::new(),
             buffered: 0,
+            drained_at: None,
             last_used: now,
             has: BTreeSet::new(),
             link_backoff_until: None,

@@ -186,6 +186,13 @@ impl Scheduler {
         first_fetch_at: Option<Instant>,
         now: Instant,
     ) {
+        if let Some(w) = self.wanted.get_mut(&key) {
+            // Prefetched on a neighbour's announcement; the playlist now confirms it.
+            w.size_hint = w.size_hint.or(size_hint);
+            w.shareable &= shareable;
+            w.first_fetch_at = w.first_fetch_at.or(first_fetch_at);
+            return;
+        }
         self.wanted.entry(key).or_insert_with(|| Wanted {
             listed_at: now,
             size_hint,
@@ -498,7 +505,8 @@ impl Scheduler {
             data: w.data,
             sources: w.sources,
             from: Some(peer),
-            elapsed: now.saturating_duration_since(sent),
+            // Throughput counts from the first byte: queueing at the uploader is not its rate.
+            elapsed: now.saturating_duration_since(first_byte.unwrap_or(sent)),
             shareable: w.shareable,
         }
     }

@@ -235,8 +235,13 @@ pub fn encode(msg: &Message) -> Frame {
         }
         Message::ShuffleReply { peers } => put_peers(&mut w, peers),
         Message::Disconnect { alive } => w.put_u8((*alive).into()),
-        Message::Have { load, keys } => {
+        Message::Have {
+            load,
+            upload_kbps,
+            keys,
+        } => {
             w.put_u8(*load);
+            w.put_u32(*upload_kbps);
             put_count(&mut w, keys.len(), KEY_LEN);
             for key in keys {
                 put_key(&mut w, key);
@@ -360,12 +365,17 @@ pub fn decode(frame: &Frame, limits: &Limits) -> Result<Message, DecodeError> {
         Kind::LinkDrop => Message::LinkDrop,
         Kind::Have => {
             let load = r.u8("Have.load")?;
+            let upload_kbps = r.u32("Have.upload_kbps")?;
             let count = r.count("Have.keys", limits.max_list_len, KEY_LEN)?;
             let mut keys = Vec::with_capacity(count);
             for _ in 0..count {
                 keys.push(r.key("Have.keys")?);
             }
-            Message::Have { load, keys }
+            Message::Have {
+                load,
+                upload_kbps,
+                keys,
+            }
         }
         Kind::Bitmap => decode_bitmap(&mut r, limits)?,
         Kind::Request => Message::Request {

@@ -89,6 +89,9 @@ pub enum Message {
     Have {
         /// Uploads the sender is serving or has queued, so requesters can avoid busy peers.
         load: u8,
+        /// The sender's measured upload capacity, kbit/s (0 = not measured yet), so requesters
+        /// can prefer fast sources.
+        upload_kbps: u32,
         /// The segments.
         keys: Vec<SegmentKey>,
     },

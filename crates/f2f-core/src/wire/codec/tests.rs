@@ -520,8 +520,16 @@ fn message() -> impl Strategy<Value = Message> {
         Just(Message::LinkRequest),
         any::<bool>().prop_map(|accepted| Message::LinkReply { accepted }),
         Just(Message::LinkDrop),
-        (any::<u8>(), prop::collection::vec(segment_key(), 0..12))
-            .prop_map(|(load, keys)| Message::Have { load, keys }),
+        (
+            any::<u8>(),
+            any::<u32>(),
+            prop::collection::vec(segment_key(), 0..12)
+        )
+            .prop_map(|(load, upload_kbps, keys)| Message::Have {
+                load,
+                upload_kbps,
+                keys
+            }),
         bitmap(),
         (segment_key(), any::<u64>()).prop_map(|(key, offset)| Message::Request { key, offset }),
         piece(),
@@ -634,6 +642,7 @@ fn default_limits_fit_the_largest_messages() {
         },
         Message::Have {
             load: 0,
+            upload_kbps: 0,
             keys: vec![key(); l.max_list_len],
         },
         Message::Bitmap {

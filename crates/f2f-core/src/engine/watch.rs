@@ -1,0 +1,92 @@
+//! Which renditions this node plays, and whether its segment keys match its neighbours'.
+//!
+//! A neighbour's `Have` for the next segment of a rendition we play usually arrives before our
+//! own playlist refresh lists it. When our keys have been matching the swarm's (no per-viewer
+//! variant), that announcement is enough to start fetching the segment from the swarm early.
+
+use std::collections::BTreeMap;
+
+use crate::id::{RenditionId, SegmentKey, SegmentPosition, VariantTag};
+
+/// Segments after the newest listed one that an announcement may prefetch.
+const PREFETCH_AHEAD: u64 = 2;
+/// Listed keys remembered per rendition, to compare with announcements.
+const MEMORY: usize = 16;
+
+#[derive(Debug, Default)]
+struct Rendition {
+    /// Our recent keys' variant tags by sequence number.
+    listed: BTreeMap<u64, VariantTag>,
+    /// Whether announcements matched our own keys (`None`: not compared yet).
+    shared: Option<bool>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Watch {
+    renditions: BTreeMap<RenditionId, Rendition>,
+}
+
+impl Watch {
+    /// Our playlist listed `seq` of `rendition` with `variant`.
+    pub(crate) fn listed(&mut self, rendition: RenditionId, seq: u64, variant: VariantTag) {
+        let r = self.renditions.entry(rendition).or_default();
+        r.listed.insert(seq, variant);
+        while r.listed.len() > MEMORY {
+            r.listed.pop_first();
+        }
+    }
+
+    /// A neighbour announced `key`. Returns whether it is a segment we will need soon that is
+    /// worth prefetching on the announcement alone.
+    pub(crate) fn announced(&mut self, key: &SegmentKey) -> bool {
+        let SegmentPosition::Sequence(seq) = key.position else {
+            return false;
+        };
+        let Some(r) = self.renditions.get_mut(&key.rendition) else {
+            return false;
+        };
+        if let Some(ours) = r.listed.get(&seq) {
+            r.shared = Some(*ours == key.variant);
+            return false;
+        }
+        let newest = r.listed.last_key_value().map_or(0, |(s, _)| *s);
+        r.shared == Some(true) && seq > newest && seq <= newest + PREFETCH_AHEAD
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::SwarmId;
+
+    fn key(seq: u64, variant: u64) -> SegmentKey {
+        SegmentKey {
+            swarm: SwarmId::from_canonical("s"),
+            rendition: RenditionId::from_canonical("r"),
+            position: SegmentPosition::Sequence(seq),
+            variant: VariantTag::from_u64(variant),
+        }
+    }
+
+    #[test]
+    fn prefetches_only_after_keys_matched() {
+        let mut w = Watch::default();
+        w.listed(key(10, 7).rendition, 10, VariantTag::from_u64(7));
+        assert!(!w.announced(&key(11, 8)), "keys never compared yet");
+        assert!(
+            !w.announced(&key(10, 7)),
+            "a match is learnt, not prefetched"
+        );
+        assert!(w.announced(&key(11, 8)));
+        assert!(w.announced(&key(12, 9)));
+        assert!(!w.announced(&key(13, 9)), "too far ahead");
+    }
+
+    #[test]
+    fn personalised_variants_disable_prefetch() {
+        let mut w = Watch::default();
+        w.listed(key(10, 7).rendition, 10, VariantTag::from_u64(7));
+        assert!(!w.announced(&key(10, 99)));
+        assert!(!w.announced(&key(11, 5)));
+    }
+}
