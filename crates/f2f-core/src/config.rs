@@ -26,8 +26,15 @@ pub struct SchedulerConfig {
     /// Where segments may come from. Default [`SourcePreference::Auto`].
     pub source: SourcePreference,
     /// Expected number of peers in the whole swarm that fetch each new segment from the CDN
-    /// straight away. Default 8.
+    /// straight away. Default 3.
     pub cdn_budget: f64,
+    /// A node seeds (is eligible as a first fetcher) when its measured uplink is at least this
+    /// multiple of the media bit rate. Default 2.
+    pub seed_uplink_ratio: f64,
+    /// How far deadline pressure may raise the budget (a multiplier on `cdn_budget`): each
+    /// deadline-forced CDN fetch raises a node's own multiplier by a quarter, each segment from
+    /// the swarm lowers it by half a percent. Default 16.
+    pub max_budget_gain: f64,
     /// Peers ranked beyond the budget wait this long per budget-width of rank before they
     /// fetch a segment nobody has announced (covers a mis-estimated swarm size). Default 500 ms.
     pub rescue_step: Duration,
@@ -56,8 +63,10 @@ impl Default for SchedulerConfig {
     fn default() -> Self {
         Self {
             source: SourcePreference::Auto,
-            cdn_budget: 8.0,
-            rescue_step: Duration::from_millis(500),
+            cdn_budget: 3.0,
+            max_budget_gain: 16.0,
+            seed_uplink_ratio: 2.0,
+            rescue_step: Duration::from_millis(1000),
             stall_timeout: Duration::from_millis(700),
             busy_backoff: Duration::from_millis(250),
             deadline_margin: Duration::from_millis(400),
@@ -74,10 +83,13 @@ impl Default for SchedulerConfig {
 /// Serving segments to neighbours.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UploadConfig {
-    /// Transfers sent at once. One: a whole copy as early as possible spreads a segment fastest
-    /// (the next transfer starts while the last bytes of the previous are still in flight).
-    /// Default 1.
+    /// Transfers sent at once, at least. One: a whole copy as early as possible spreads a
+    /// segment fastest (the next transfer starts while the last bytes of the previous are still
+    /// in flight). Default 1.
     pub slots: usize,
+    /// Transfers sent at once, at most: a fast uplink serves as many as it can feed at the media
+    /// bit rate each. Default 8.
+    pub max_slots: usize,
     /// Requests queued behind the slots; beyond, requesters hear `Busy` and look elsewhere
     /// rather than wait. Default 2.
     pub queue: usize,
@@ -96,6 +108,7 @@ impl Default for UploadConfig {
     fn default() -> Self {
         Self {
             slots: 1,
+            max_slots: 8,
             queue: 2,
             chunk: 64 * 1024,
             high_water: 256 * 1024,
@@ -221,6 +234,11 @@ impl Config {
             self.upload.chunk >= 1024 && self.upload.chunk <= self.limits.max_piece_len,
             "upload.chunk",
             "must be between 1 KiB and limits.max_piece_len",
+        )?;
+        check(
+            self.scheduler.max_budget_gain >= 1.0,
+            "scheduler.max_budget_gain",
+            "must be at least 1",
         )?;
         check(
             self.scheduler.cdn_budget > 0.0,

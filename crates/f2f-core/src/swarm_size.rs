@@ -7,6 +7,9 @@
 //! k-th smallest `v_k` (as a fraction of 2^64) gives N ≈ (k−1)/v_k. Epochs follow the stream's
 //! own segment numbering, which all peers share without a common clock, and start from scratch
 //! so that departed peers drop out of the estimate.
+//!
+//! The converged minima of an epoch also name, exactly and without coordination, the few peers
+//! with the smallest hashes: the next epoch's first fetchers (see [`SizeSketch::is_among_first`]).
 
 use crate::id::PeerId;
 
@@ -28,14 +31,30 @@ impl Default for SizeConfig {
     }
 }
 
+/// What neighbours exchange: one epoch's smallest hashes, of every peer and of the peers able to
+/// seed (see [`SizeSketch::set_capable`]). Both lists ascending, at most `k` long.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SketchValues {
+    /// The epoch.
+    pub epoch: u64,
+    /// Smallest hashes of all peers: the size estimate.
+    pub mins: Vec<u64>,
+    /// Smallest hashes of capable peers: the next epoch's first fetchers.
+    pub capable: Vec<u64>,
+}
+
 /// The sketch state of one peer.
 #[derive(Debug, Clone)]
 pub struct SizeSketch {
     me: PeerId,
     config: SizeConfig,
-    epoch: Option<u64>,
-    mins: Vec<u64>,
+    current: Option<SketchValues>,
+    /// Whether our own hash entered the current epoch's `capable` list.
+    counted_capable: bool,
+    capable: bool,
     previous: f64,
+    /// The previous epoch's converged capable minima, and our hash if we were among them.
+    settled: Option<(Vec<u64>, Option<u64>)>,
     changed: bool,
 }
 
@@ -45,29 +64,39 @@ impl SizeSketch {
         Self {
             me,
             config,
-            epoch: None,
-            mins: Vec::new(),
+            current: None,
+            counted_capable: false,
+            capable: false,
             previous: 1.0,
+            settled: None,
             changed: false,
         }
     }
 
     /// The current epoch, once a segment number has been seen.
     pub fn epoch(&self) -> Option<u64> {
-        self.epoch
+        self.current.as_ref().map(|c| c.epoch)
     }
 
     /// The values to gossip, when they changed since the last call.
-    pub fn take_update(&mut self) -> Option<(u64, Vec<u64>)> {
+    pub fn take_update(&mut self) -> Option<SketchValues> {
         if !std::mem::take(&mut self.changed) {
             return None;
         }
-        Some((self.epoch?, self.mins.clone()))
+        self.current.clone()
     }
 
     /// The current values (to greet a new neighbour).
-    pub fn snapshot(&self) -> Option<(u64, Vec<u64>)> {
-        Some((self.epoch?, self.mins.clone()))
+    pub fn snapshot(&self) -> Option<SketchValues> {
+        self.current.clone()
+    }
+
+    /// Whether this peer can seed segments (its uplink comfortably exceeds the media rate).
+    /// Only capable peers are named first fetchers, so a slow uplink never roots a swarm-wide
+    /// relay tree.
+    pub fn set_capable(&mut self, capable: bool) {
+        self.capable = capable;
+        self.count_capable();
     }
 
     /// Moves to the epoch of segment `sequence` if it is newer.
@@ -75,51 +104,103 @@ impl SizeSketch {
         self.enter(sequence / self.config.epoch_segments.max(1));
     }
 
-    /// Merges a neighbour's minima. Values of an older epoch are ignored; a newer epoch is
+    /// Merges a neighbour's values. Values of an older epoch are ignored; a newer epoch is
     /// entered first.
-    pub fn merge(&mut self, epoch: u64, mins: &[u64]) {
-        self.enter(epoch);
-        if Some(epoch) != self.epoch {
+    pub fn merge(&mut self, values: &SketchValues) {
+        self.enter(values.epoch);
+        let k = self.config.k;
+        let Some(cur) = self.current.as_mut().filter(|c| c.epoch == values.epoch) else {
             return;
-        }
-        let before = self.mins.clone();
-        for &v in mins.iter().take(self.config.k) {
-            if let Err(i) = self.mins.binary_search(&v) {
-                self.mins.insert(i, v);
-            }
-        }
-        self.mins.truncate(self.config.k);
-        if self.mins != before {
-            self.changed = true;
-        }
+        };
+        let a = merge_mins(&mut cur.mins, &values.mins, k);
+        let b = merge_mins(&mut cur.capable, &values.capable, k);
+        self.changed |= a || b;
     }
 
     /// Estimated swarm size (≥ 1). Early in an epoch the sketch has not converged and
     /// underestimates, so the previous epoch's figure is used while it is larger.
     pub fn estimate(&self) -> f64 {
-        self.current().max(self.previous)
+        self.current_estimate().max(self.previous)
     }
 
-    fn current(&self) -> f64 {
-        let k = self.config.k;
-        if self.mins.len() < k {
-            return self.mins.len().max(1) as f64;
-        }
-        let vk = (self.mins[k - 1] as f64 + 1.0) / 2f64.powi(64);
-        ((k - 1) as f64 / vk).max(k as f64)
+    /// Whether anything but our own hash went into the sketch: until then the estimate (1) says
+    /// nothing about the swarm.
+    pub fn is_informed(&self) -> bool {
+        let foreign = self.current.as_ref().is_some_and(|c| c.mins.len() > 1);
+        self.settled.is_some() || foreign || self.previous > 1.0
+    }
+
+    /// Whether this peer was among the `n` capable peers with the smallest hashes of the
+    /// previous epoch: every peer evaluates the same converged minima, so exactly `n` peers
+    /// (those still here) answer yes. `None` until an epoch has settled.
+    pub fn is_among_first(&self, n: usize) -> Option<bool> {
+        let (mins, mine) = self.settled.as_ref()?;
+        let Some(mine) = mine else { return Some(false) };
+        let n = n.clamp(1, mins.len().max(1));
+        Some(mins.get(n - 1).is_none_or(|nth| mine <= nth))
+    }
+
+    fn current_estimate(&self) -> f64 {
+        self.current
+            .as_ref()
+            .map_or(1.0, |c| estimate_of(&c.mins, self.config.k))
     }
 
     fn enter(&mut self, epoch: u64) {
-        if self.epoch.is_some_and(|e| e >= epoch) {
+        if self.epoch().is_some_and(|e| e >= epoch) {
             return;
         }
-        if self.epoch.is_some() {
-            self.previous = self.current();
+        if let Some(old) = self.current.take() {
+            self.previous = estimate_of(&old.mins, self.config.k);
+            let mine = self.counted_capable.then(|| self.me.rank(old.epoch));
+            // Only the epoch just ended names first fetchers; an older one is stale.
+            self.settled = (old.epoch + 1 == epoch).then_some((old.capable, mine));
         }
-        self.epoch = Some(epoch);
-        self.mins = vec![self.me.rank(epoch)];
+        self.current = Some(SketchValues {
+            epoch,
+            mins: vec![self.me.rank(epoch)],
+            capable: Vec::new(),
+        });
+        self.counted_capable = false;
+        self.count_capable();
         self.changed = true;
     }
+
+    fn count_capable(&mut self) {
+        if !self.capable || self.counted_capable {
+            return;
+        }
+        let k = self.config.k;
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        let mine = self.me.rank(cur.epoch);
+        merge_mins(&mut cur.capable, &[mine], k);
+        self.counted_capable = true;
+        self.changed = true;
+    }
+}
+
+/// Merges ascending `incoming` into ascending `mins`, keeping the `k` smallest distinct values;
+/// returns whether `mins` changed.
+fn merge_mins(mins: &mut Vec<u64>, incoming: &[u64], k: usize) -> bool {
+    let before = mins.clone();
+    for &v in incoming.iter().take(k) {
+        if let Err(i) = mins.binary_search(&v) {
+            mins.insert(i, v);
+        }
+    }
+    mins.truncate(k);
+    *mins != before
+}
+
+/// The k-minimum-values estimate of how many distinct hashes `mins` was drawn from.
+fn estimate_of(mins: &[u64], k: usize) -> f64 {
+    if mins.len() < k {
+        return mins.len().max(1) as f64;
+    }
+    let vk = (mins[k - 1] as f64 + 1.0) / 2f64.powi(64);
+    ((k - 1) as f64 / vk).max(k as f64)
 }
 
 #[cfg(test)]
@@ -141,9 +222,9 @@ mod tests {
             let mut changed = false;
             for (i, sketch) in sketches.iter_mut().enumerate() {
                 for j in [(i + 1) % n, (i * 7 + 3) % n] {
-                    let before = sketch.mins.clone();
-                    sketch.merge(snaps[j].0, &snaps[j].1);
-                    changed |= before != sketch.mins;
+                    let before = sketch.snapshot();
+                    sketch.merge(&snaps[j]);
+                    changed |= before != sketch.snapshot();
                 }
             }
             if !changed {
@@ -181,11 +262,35 @@ mod tests {
     }
 
     #[test]
+    fn settled_epoch_names_exactly_n_capable_first_fetchers() {
+        let mut s: Vec<_> = (0..400).map(sketch).collect();
+        // One peer in four has an uplink fit to seed.
+        for (i, sk) in s.iter_mut().enumerate() {
+            sk.observe_sequence(0);
+            sk.set_capable(i % 4 == 0);
+        }
+        assert!(s[0].is_among_first(3).is_none(), "nothing settled yet");
+        converge(&mut s);
+        s.iter_mut().for_each(|s| s.observe_sequence(15));
+        for n in [1, 3, 8] {
+            let firsts: Vec<usize> = (0..s.len())
+                .filter(|&i| s[i].is_among_first(n) == Some(true))
+                .collect();
+            assert_eq!(firsts.len(), n);
+            assert!(firsts.iter().all(|i| i % 4 == 0), "only capable peers seed");
+        }
+    }
+
+    #[test]
     fn stale_epochs_are_ignored() {
         let mut a = sketch(1);
         a.observe_sequence(40);
-        let before = a.mins.clone();
-        a.merge(1, &[0, 1, 2]);
-        assert_eq!(a.mins, before);
+        let before = a.snapshot();
+        a.merge(&SketchValues {
+            epoch: 1,
+            mins: vec![0, 1, 2],
+            capable: vec![0],
+        });
+        assert_eq!(a.snapshot(), before);
     }
 }

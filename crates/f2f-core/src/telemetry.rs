@@ -52,7 +52,9 @@ impl Stats {
 /// Why a transfer left the swarm for the CDN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FallbackReason {
-    /// No byte arrived for the stall timeout.
+    /// The first byte did not arrive in time (the peer queued the request too long).
+    NoFirstByte,
+    /// Bytes stopped arriving for the stall timeout.
     Stalled,
     /// At the observed rate the transfer would miss the playback deadline.
     TooSlow,

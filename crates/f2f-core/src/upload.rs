@@ -57,10 +57,16 @@ impl Uploads {
         u8::try_from(self.active.len() + self.queue.len()).unwrap_or(u8::MAX)
     }
 
-    pub(crate) fn admit(&mut self, job: UploadJob, config: &UploadConfig, now: Instant) -> Admit {
+    pub(crate) fn admit(
+        &mut self,
+        job: UploadJob,
+        slots: usize,
+        config: &UploadConfig,
+        now: Instant,
+    ) -> Admit {
         // A repeated request replaces the old one (the requester resumes from a new offset).
         self.cancel(&job.peer, &job.key);
-        if self.active.len() < config.slots {
+        if self.active.len() < slots {
             self.active.push(Active {
                 job,
                 deadline: now + config.timeout,
@@ -113,13 +119,14 @@ impl Uploads {
         &mut self,
         finished: &[(PeerId, SegmentKey)],
         priority: impl Fn(&PeerId) -> f64,
+        slots: usize,
         config: &UploadConfig,
         now: Instant,
     ) -> bool {
         self.active
             .retain(|a| a.deadline > now && !finished.contains(&(a.job.peer, a.job.key)));
         let mut started = false;
-        while self.active.len() < config.slots {
+        while self.active.len() < slots {
             let busy: Vec<PeerId> = self.active.iter().map(|a| a.job.peer).collect();
             let best = |only_free: bool| {
                 self.queue
@@ -178,11 +185,17 @@ mod tests {
             ..Default::default()
         };
         let mut u = Uploads::new();
-        assert_eq!(u.admit(job(1, 1), &cfg, now), Admit::Started);
-        assert_eq!(u.admit(job(2, 1), &cfg, now), Admit::Queued);
-        assert_eq!(u.admit(job(3, 1), &cfg, now), Admit::Busy);
+        assert_eq!(u.admit(job(1, 1), cfg.slots, &cfg, now), Admit::Started);
+        assert_eq!(u.admit(job(2, 1), cfg.slots, &cfg, now), Admit::Queued);
+        assert_eq!(u.admit(job(3, 1), cfg.slots, &cfg, now), Admit::Busy);
         assert_eq!(u.load(), 2);
-        assert!(u.refill(&[(job(1, 1).peer, job(1, 1).key)], |_| 0.0, &cfg, now));
+        assert!(u.refill(
+            &[(job(1, 1).peer, job(1, 1).key)],
+            |_| 0.0,
+            cfg.slots,
+            &cfg,
+            now
+        ));
         assert_eq!(u.active(), vec![job(2, 1)]);
     }
 
@@ -195,11 +208,17 @@ mod tests {
             ..Default::default()
         };
         let mut u = Uploads::new();
-        u.admit(job(1, 1), &cfg, now);
-        u.admit(job(2, 1), &cfg, now);
-        u.admit(job(1, 2), &cfg, now);
-        u.admit(job(3, 1), &cfg, now);
-        u.refill(&[(job(2, 1).peer, job(2, 1).key)], |_| 0.0, &cfg, now);
+        u.admit(job(1, 1), cfg.slots, &cfg, now);
+        u.admit(job(2, 1), cfg.slots, &cfg, now);
+        u.admit(job(1, 2), cfg.slots, &cfg, now);
+        u.admit(job(3, 1), cfg.slots, &cfg, now);
+        u.refill(
+            &[(job(2, 1).peer, job(2, 1).key)],
+            |_| 0.0,
+            cfg.slots,
+            &cfg,
+            now,
+        );
         assert_eq!(u.active(), vec![job(1, 1), job(3, 1)]);
     }
 
@@ -212,13 +231,14 @@ mod tests {
             ..Default::default()
         };
         let mut u = Uploads::new();
-        u.admit(job(1, 1), &cfg, now);
-        u.admit(job(2, 1), &cfg, now);
-        u.admit(job(3, 1), &cfg, now);
+        u.admit(job(1, 1), cfg.slots, &cfg, now);
+        u.admit(job(2, 1), cfg.slots, &cfg, now);
+        u.admit(job(3, 1), cfg.slots, &cfg, now);
         let fast = job(3, 1).peer;
         u.refill(
             &[(job(1, 1).peer, job(1, 1).key)],
             |p| if *p == fast { 9.0 } else { 1.0 },
+            cfg.slots,
             &cfg,
             now,
         );
@@ -234,10 +254,10 @@ mod tests {
             ..Default::default()
         };
         let mut u = Uploads::new();
-        u.admit(job(1, 1), &cfg, now);
-        u.admit(job(2, 1), &cfg, now);
-        assert!(!u.refill(&[], |_| 0.0, &cfg, now));
-        assert!(u.refill(&[], |_| 0.0, &cfg, now + cfg.timeout));
+        u.admit(job(1, 1), cfg.slots, &cfg, now);
+        u.admit(job(2, 1), cfg.slots, &cfg, now);
+        assert!(!u.refill(&[], |_| 0.0, cfg.slots, &cfg, now));
+        assert!(u.refill(&[], |_| 0.0, cfg.slots, &cfg, now + cfg.timeout));
         assert_eq!(u.active(), vec![job(2, 1)]);
     }
 
@@ -250,8 +270,8 @@ mod tests {
             ..Default::default()
         };
         let mut u = Uploads::new();
-        u.admit(job(1, 1), &cfg, now);
-        u.admit(job(2, 1), &cfg, now);
+        u.admit(job(1, 1), cfg.slots, &cfg, now);
+        u.admit(job(2, 1), cfg.slots, &cfg, now);
         assert!(u.cancel(&job(2, 1).peer, &job(2, 1).key));
         assert!(u.cancel(&job(1, 1).peer, &job(1, 1).key));
         assert_eq!(u.load(), 0);

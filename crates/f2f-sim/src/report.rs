@@ -68,8 +68,14 @@ pub struct RunReport {
     pub cdn_fetches_per_segment: f64,
     /// CDN fetches started as a first fetcher, per published segment.
     pub first_fetches_per_segment: f64,
+    /// CDN fetches forced by a playback deadline, per published segment.
+    pub deadline_fetches_per_segment: f64,
     /// Peer transfers abandoned for another source.
     pub p2p_fallbacks: u64,
+    /// The same, by reason (`NoFirstByte`, `Stalled`, `TooSlow`, `PeerLost`).
+    pub fallbacks_by_reason: std::collections::BTreeMap<String, u64>,
+    /// Requests peers answered with `Absent` (busy, or no longer held).
+    pub p2p_refused: u64,
     /// Loads that failed outright.
     pub load_failures: u64,
     /// Segments delivered to players.
@@ -171,7 +177,21 @@ impl Report {
         row("  of which first fetches", &|r| {
             format!("{:.2}", r.first_fetches_per_segment)
         });
+        row("  of which deadline fetches", &|r| {
+            format!("{:.2}", r.deadline_fetches_per_segment)
+        });
         row("P2P fallbacks", &|r| r.p2p_fallbacks.to_string());
+        row("  no first byte / stalled", &|r| {
+            let n = |k: &str| r.fallbacks_by_reason.get(k).copied().unwrap_or(0);
+            format!("{} / {}", n("NoFirstByte"), n("Stalled"))
+        });
+        row("  too slow / peer lost", &|r| {
+            let n = |k: &str| r.fallbacks_by_reason.get(k).copied().unwrap_or(0);
+            format!("{} / {}", n("TooSlow"), n("PeerLost"))
+        });
+        row("requests refused (busy/absent)", &|r| {
+            r.p2p_refused.to_string()
+        });
         row("load failures", &|r| r.load_failures.to_string());
         row("corrupt deliveries", &|r| r.corrupt_deliveries.to_string());
         if runs

@@ -162,6 +162,7 @@ struct Node {
 #[derive(Default)]
 struct Tally {
     egress: Vec<f64>,
+    fallbacks: std::collections::BTreeMap<String, u64>,
     corrupt: u64,
     events: u64,
 }
@@ -452,6 +453,13 @@ impl World {
                 let node = &mut self.nodes[i as usize];
                 node.first_p2p_us.get_or_insert(self.now - node.joined_at);
             }
+            Output::Event(Event::Fallback { reason, .. }) => {
+                *self
+                    .tally
+                    .fallbacks
+                    .entry(format!("{reason:?}"))
+                    .or_default() += 1;
+            }
             Output::Event(_) => {}
             _ => {}
         }
@@ -508,6 +516,7 @@ impl World {
                     Input::Listed(SegmentInfo {
                         key,
                         size_hint: None,
+                        duration: Duration::from_micros(self.source.d_us),
                         shareable: true,
                     }),
                 );
@@ -810,24 +819,6 @@ impl World {
             .map(|m| self.start + (m.at_s * 1e6) as u64);
         let joined: Vec<&Node> = self.nodes.iter().filter(|n| n.stats.is_some()).collect();
         let stats = || joined.iter().filter_map(|n| n.stats.as_ref());
-        if std::env::var("F2F_DEBUG").is_ok() {
-            let sum = |f: &dyn Fn(&f2f_core::telemetry::Stats) -> u64| {
-                joined
-                    .iter()
-                    .filter_map(|n| n.stats.as_ref())
-                    .map(f)
-                    .sum::<u64>()
-            };
-            eprintln!(
-                "first={} deadline={} cdn_segments={} fallbacks={} refused={} p2p_segments={}",
-                sum(&|s| s.cdn_first_fetches),
-                sum(&|s| s.cdn_deadline_fetches),
-                sum(&|s| s.cdn_segments),
-                sum(&|s| s.p2p_fallbacks),
-                sum(&|s| s.p2p_refused),
-                sum(&|s| s.p2p_segments)
-            );
-        }
 
         let cdn_bytes: u64 = stats().map(|s| s.cdn_bytes).sum();
         let p2p_bytes: u64 = stats().map(|s| s.p2p_bytes).sum();
@@ -892,6 +883,11 @@ impl World {
             first_fetches_per_segment: stats().map(|s| s.cdn_first_fetches).sum::<u64>() as f64
                 / published,
             p2p_fallbacks: stats().map(|s| s.p2p_fallbacks).sum(),
+            fallbacks_by_reason: std::mem::take(&mut self.tally.fallbacks),
+            deadline_fetches_per_segment: stats().map(|s| s.cdn_deadline_fetches).sum::<u64>()
+                as f64
+                / published,
+            p2p_refused: stats().map(|s| s.p2p_refused).sum(),
             load_failures: stats().map(|s| s.load_failures).sum(),
             delivered: stats().map(|s| s.delivered).sum(),
             corrupt_deliveries: self.tally.corrupt,

@@ -11,6 +11,7 @@ use rand::seq::SliceRandom;
 use super::Engine;
 use super::peer::{Conn, Link};
 use crate::id::{PeerId, RenditionId, SegmentKey, SegmentPosition, SwarmId, VariantTag};
+use crate::swarm_size::SketchValues;
 use crate::time::Instant;
 use crate::wire::Message;
 
@@ -65,8 +66,8 @@ impl Engine {
         for msg in self.availability_snapshot() {
             self.send(peer, msg);
         }
-        if let Some((epoch, mins)) = self.sketch.snapshot() {
-            self.send(peer, Message::SizeSketch { epoch, mins });
+        if let Some(v) = self.sketch.snapshot() {
+            self.send(peer, sketch_message(v));
         }
     }
 
@@ -120,6 +121,7 @@ impl Engine {
             msgs.push(Message::Have {
                 load: self.uploads.load(),
                 upload_kbps: self.uplink.kbps(self.now),
+                partial: false,
                 keys: keys.to_vec(),
             });
         }
@@ -177,15 +179,10 @@ impl Engine {
             self.out.push_back(super::Output::Disconnect(peer));
         }
 
-        if let Some((epoch, mins)) = self.sketch.take_update() {
+        self.sketch.set_capable(self.can_seed());
+        if let Some(v) = self.sketch.take_update() {
             for peer in self.data_neighbours() {
-                self.send(
-                    peer,
-                    Message::SizeSketch {
-                        epoch,
-                        mins: mins.clone(),
-                    },
-                );
+                self.send(peer, sketch_message(v.clone()));
             }
         }
         for key in self
@@ -196,5 +193,13 @@ impl Engine {
             let actions = self.scheduler.remove(&key);
             self.apply(actions, now);
         }
+    }
+}
+
+fn sketch_message(v: SketchValues) -> Message {
+    Message::SizeSketch {
+        epoch: v.epoch,
+        mins: v.mins,
+        capable: v.capable,
     }
 }

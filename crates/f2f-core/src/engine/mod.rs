@@ -46,9 +46,9 @@ use crate::scheduler::{
 };
 use crate::segment::SegmentData;
 use crate::store::Store;
-use crate::swarm_size::SizeSketch;
+use crate::swarm_size::{SizeSketch, SketchValues};
 use crate::telemetry::{Event, Stats};
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::uplink::Uplink;
 use crate::upload::{Admit, UploadJob, Uploads};
 use crate::wire::{self, AbsentReason, Frame, Handshake, Message, PROTOCOL_VERSION};
@@ -62,6 +62,8 @@ pub struct SegmentInfo {
     pub key: SegmentKey,
     /// Expected size in bytes, when the playlist or a byte range tells.
     pub size_hint: Option<u64>,
+    /// Media duration (EXTINF, or the DASH segment duration).
+    pub duration: Duration,
     /// `false` for personal content (SSAI ads): always from the CDN, never shared.
     pub shareable: bool,
 }
@@ -198,6 +200,12 @@ pub struct Engine {
     cdn_started: BTreeMap<FetchId, Instant>,
     created: Instant,
     first_p2p_byte: bool,
+    /// Media bit rate, from completed segments' sizes and durations.
+    media_bps: Option<f64>,
+    /// The bootstrap named other members: the swarm existed before us.
+    joined_with_peers: bool,
+    /// Multiplier on the CDN budget, raised by deadline fetches (see `raise_budget`).
+    budget_gain: f64,
     /// No upload active or queued (neighbours were told when it became so).
     uploads_idle: bool,
     next_maintain: Instant,
@@ -238,6 +246,9 @@ impl Engine {
             created: now,
             first_p2p_byte: false,
             uploads_idle: true,
+            budget_gain: 1.0,
+            joined_with_peers: false,
+            media_bps: None,
             next_maintain: now,
             timers_done: now,
             now,
@@ -299,6 +310,7 @@ impl Engine {
         self.now = self.now.max(now);
         match input {
             Input::Bootstrap(peers) => {
+                self.joined_with_peers |= !peers.is_empty();
                 self.membership.join(&peers, now);
                 self.drain_membership();
             }
@@ -489,6 +501,7 @@ impl Engine {
             Message::Have {
                 load,
                 upload_kbps,
+                partial,
                 keys,
             } => {
                 if let Some(p) = self.peers.get_mut(&from) {
@@ -497,7 +510,7 @@ impl Engine {
                         p.upload_bps = f64::from(upload_kbps) * 1000.0;
                     }
                 }
-                self.on_announced(from, &keys, now);
+                self.on_announced(from, &keys, !partial, now);
             }
             Message::Bitmap {
                 swarm,
@@ -525,7 +538,7 @@ impl Engine {
                         }
                     }
                 }
-                self.on_announced(from, &keys, now);
+                self.on_announced(from, &keys, true, now);
             }
             Message::Request { key, offset } => self.on_request(from, key, offset, now),
             Message::Piece {
@@ -552,12 +565,20 @@ impl Engine {
                     self.decide(&key, now);
                 }
             }
-            Message::SizeSketch { epoch, mins } => self.sketch.merge(epoch, &mins),
+            Message::SizeSketch {
+                epoch,
+                mins,
+                capable,
+            } => self.sketch.merge(&SketchValues {
+                epoch,
+                mins,
+                capable,
+            }),
             Message::Handshake(_) => {}
         }
     }
 
-    fn on_announced(&mut self, from: PeerId, keys: &[SegmentKey], now: Instant) {
+    fn on_announced(&mut self, from: PeerId, keys: &[SegmentKey], complete: bool, now: Instant) {
         let memory = self.config.links.have_memory;
         let mut acked = false;
         let mut wanted = Vec::new();
@@ -572,13 +593,15 @@ impl Engine {
                 // The next segment, before our own playlist refresh shows it: start on the
                 // swarm's copy now. Our later listing confirms the key (or, for a personalised
                 // variant, never matches and the prefetch is forgotten).
-                self.scheduler.list(*key, None, true, None, now);
+                self.scheduler.list(*key, None, None, true, None, now);
             }
             if let Some(p) = self.peers.get_mut(&from) {
-                p.announce(*key, memory);
+                p.announce(*key, complete, memory);
             }
-            // A peer that has the segment needs no more of it from us.
-            acked |= self.uploads.cancel(&from, key);
+            // A peer that has the whole segment needs no more of it from us.
+            if complete {
+                acked |= self.uploads.cancel(&from, key);
+            }
             if self.scheduler.is_wanted(key) {
                 wanted.push(*key);
             }
@@ -593,7 +616,7 @@ impl Engine {
                     .scheduler
                     .keys()
                     .into_iter()
-                    .filter(|k| p.has.contains(k))
+                    .filter(|k| p.has.contains_key(k))
                     .collect();
             }
         }
@@ -603,7 +626,9 @@ impl Engine {
     }
 
     fn on_request(&mut self, from: PeerId, key: SegmentKey, offset: u64, now: Instant) {
-        let held = self.store.get(&key).is_some_and(|d| offset < d.len());
+        let held = self
+            .relayable(&key)
+            .is_some_and(|(_, total)| offset < total);
         if !held {
             self.send(
                 from,
@@ -620,6 +645,7 @@ impl Engine {
                 key,
                 next: offset,
             },
+            self.upload_slots(),
             &self.config.upload,
             now,
         ) {
@@ -660,6 +686,10 @@ impl Engine {
             Progress::Violation(why) => self.misbehaved(from, why.into(), now),
             Progress::Partial => {
                 self.note_p2p_byte(len, now);
+                if offset == 0 && self.scheduler.partial(&key).is_some() {
+                    self.announce(key, true, None);
+                }
+                self.pump_uploads(now);
                 let actions = self
                     .scheduler
                     .check_transfer(&key, &self.config.scheduler, now);
@@ -695,6 +725,7 @@ impl Engine {
         self.scheduler.list(
             info.key,
             info.size_hint,
+            Some(info.duration),
             info.shareable,
             first_fetch_at,
             now,
@@ -712,9 +743,32 @@ impl Engine {
         let salt =
             key.rendition.as_u64() ^ key.variant.as_u64() ^ key.position.value().rotate_left(29);
         let fraction = self.me.rank(salt) as f64 / 2f64.powi(64);
-        let position = fraction * self.sketch.estimate();
-        let steps = (position / cfg.cdn_budget - 1.0).max(0.0);
-        Some(now + cfg.rescue_step.mul_f64(steps.min(1e6)))
+        let budget = cfg.cdn_budget * self.budget_gain;
+        let steps = (fraction * self.sketch.estimate() / budget - 1.0).clamp(0.0, 1e6);
+        match self.sketch.is_among_first(budget.round() as usize) {
+            // One of this epoch's first fetchers: the swarm counts on us.
+            Some(true) => Some(now),
+            // Somebody else fetches first; step in only if nobody announces it.
+            Some(false) => Some(now + cfg.rescue_step.mul_f64(1.0 + steps)),
+            // We just joined a swarm we know nothing about yet: not a first fetcher.
+            None if self.joined_with_peers && !self.sketch.is_informed() => {
+                Some(now + cfg.rescue_step)
+            }
+            // No settled epoch yet (the swarm just formed): per-segment ranks decide.
+            None => Some(now + cfg.rescue_step.mul_f64(steps)),
+        }
+    }
+
+    /// A deadline forced a CDN fetch: the swarm spreads segments too slowly for its size, so
+    /// this node becomes a first fetcher more often (every node that sees deadlines does).
+    fn raise_budget(&mut self) {
+        let max = self.config.scheduler.max_budget_gain;
+        self.budget_gain = (self.budget_gain * 1.25).min(max);
+    }
+
+    /// A segment arrived from the swarm in time: slowly give the extra budget back.
+    fn relax_budget(&mut self) {
+        self.budget_gain = (self.budget_gain * 0.995).max(1.0);
     }
 
     fn on_load(&mut self, key: SegmentKey, deadline: Instant, now: Instant) {
@@ -729,14 +783,10 @@ impl Engine {
             return;
         }
         if !self.scheduler.is_wanted(&key) {
-            self.on_listed(
-                SegmentInfo {
-                    key,
-                    size_hint: None,
-                    shareable: true,
-                },
-                now,
-            );
+            // Loaded without a listing (a player that knows its URLs): nothing to add.
+            let first_fetch_at = self.first_fetch_at(&key, now);
+            self.scheduler
+                .list(key, None, None, true, first_fetch_at, now);
         }
         self.loads.insert(key);
         self.scheduler.set_deadline(&key, deadline);
@@ -771,16 +821,22 @@ impl Engine {
             from,
             elapsed,
             shareable,
+            duration,
         } = progress
         else {
             return;
         };
         self.stats.cdn_bytes += sources.cdn;
         self.stats.p2p_bytes += sources.p2p;
+        if let Some(d) = duration.filter(|d| !d.is_zero()) {
+            let bps = data.len() as f64 * 8.0 / d.as_secs_f64();
+            self.media_bps = Some(self.media_bps.map_or(bps, |m| 0.8 * m + 0.2 * bps));
+        }
         if sources.cdn > 0 {
             self.stats.cdn_segments += 1;
         } else {
             self.stats.p2p_segments += 1;
+            self.relax_budget();
         }
         if let Some(peer) = from.and_then(|f| self.peers.get_mut(&f)) {
             peer.transfer_done(sources.p2p, elapsed);
@@ -797,23 +853,42 @@ impl Engine {
             return;
         }
         self.store.insert(key, data);
+        // The source hears it too: a complete `Have` ends its upload.
+        self.announce(key, false, from);
+    }
+
+    /// Tells linked neighbours without a complete copy that we hold `key` (or, `partial`, that
+    /// it is arriving and we relay it as it does); `also` is told in any case.
+    fn announce(&mut self, key: SegmentKey, partial: bool, also: Option<PeerId>) {
         let load = self.uploads.load();
         let upload_kbps = self.uplink.kbps(self.now);
         let targets: Vec<PeerId> = self
             .peers
             .iter()
-            .filter(|(id, p)| p.is_linked() && (Some(**id) == from || !p.has.contains(&key)))
+            .filter(|(id, p)| {
+                p.is_linked() && (Some(**id) == also || p.has.get(&key) != Some(&true))
+            })
             .map(|(id, _)| *id)
             .collect();
         for peer in targets {
+            let keys = vec![key];
             self.send(
                 peer,
                 Message::Have {
                     load,
                     upload_kbps,
-                    keys: vec![key],
+                    partial,
+                    keys,
                 },
             );
+        }
+    }
+
+    /// What we can serve of `key`: the bytes held so far and the segment's total length.
+    fn relayable(&self, key: &SegmentKey) -> Option<(&SegmentData, u64)> {
+        match self.store.get(key) {
+            Some(data) => Some((data, data.len())),
+            None => self.scheduler.partial(key),
         }
     }
 
@@ -821,7 +896,7 @@ impl Engine {
         let holders: Vec<Candidate> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.is_linked() && p.has.contains(key))
+            .filter(|(_, p)| p.is_linked() && p.has.contains_key(key))
             .map(|(id, p)| Candidate {
                 peer: *id,
                 measurements: p.measurements(),
@@ -852,7 +927,10 @@ impl Engine {
                 } => {
                     match why {
                         CdnWhy::First => self.stats.cdn_first_fetches += 1,
-                        CdnWhy::Deadline => self.stats.cdn_deadline_fetches += 1,
+                        CdnWhy::Deadline => {
+                            self.stats.cdn_deadline_fetches += 1;
+                            self.raise_budget();
+                        }
                         CdnWhy::Fallback | CdnWhy::Retry => {}
                     }
                     self.cdn_started.insert(id, now);
@@ -886,11 +964,11 @@ impl Engine {
                     if p.buffered >= cfg.high_water || p.conn != Conn::Ready {
                         break;
                     }
-                    let Some(data) = self.store.get(&job.key) else {
+                    let Some((data, total)) = self.relayable(&job.key) else {
                         break;
                     };
-                    let total = data.len();
-                    if next >= total {
+                    // Cut-through: a segment still arriving is relayed up to what we have.
+                    if next >= data.len() {
                         break;
                     }
                     // Within one held chunk, so the piece is a slice, never a copy.
@@ -912,14 +990,28 @@ impl Engine {
                     next += len;
                 }
                 self.uploads.advance(&job.peer, &job.key, next);
-                let done = self.store.get(&job.key).is_none_or(|d| next >= d.len());
-                if done || !self.peers.contains_key(&job.peer) {
+                let source = self.relayable(&job.key).map(|(_, total)| total);
+                if source.is_none() {
+                    // We lost the segment (the download was abandoned): let the peer move on.
+                    let reason = AbsentReason::NotHeld;
+                    self.send(
+                        job.peer,
+                        Message::Absent {
+                            key: job.key,
+                            reason,
+                        },
+                    );
+                }
+                if source.is_none_or(|total| next >= total) || !self.peers.contains_key(&job.peer) {
                     finished.push((job.peer, job.key));
                 }
             }
             let peers = &self.peers;
             let priority = |p: &PeerId| peers.get(p).map_or(0.0, |p| p.upload_bps);
-            if !self.uploads.refill(&finished, priority, &cfg, now) {
+            if !self
+                .uploads
+                .refill(&finished, priority, self.upload_slots(), &cfg, now)
+            {
                 break;
             }
         }
@@ -933,12 +1025,30 @@ impl Engine {
                     Message::Have {
                         load: 0,
                         upload_kbps,
+                        partial: false,
                         keys: Vec::new(),
                     },
                 );
             }
         }
         self.uploads_idle = idle;
+    }
+
+    /// Uploads served at once: as many as the uplink can feed at the media rate each, so a
+    /// fast uplink relays a new segment to several neighbours in parallel while a slow one
+    /// serves one at a time at its full rate.
+    fn upload_slots(&self) -> usize {
+        let cfg = &self.config.upload;
+        let per_child = self.media_bps.unwrap_or(f64::INFINITY);
+        let fit = (self.uplink.estimate_bps(self.now) / per_child) as usize;
+        fit.clamp(cfg.slots, cfg.max_slots.max(cfg.slots))
+    }
+
+    /// Whether this node's uplink is fast enough to root a segment's spread.
+    fn can_seed(&self) -> bool {
+        let ratio = self.config.scheduler.seed_uplink_ratio;
+        self.media_bps
+            .is_some_and(|m| self.uplink.estimate_bps(self.now) >= ratio * m)
     }
 
     fn misbehaved(&mut self, peer: PeerId, error: String, now: Instant) {

@@ -1,7 +1,7 @@
 //! What the engine knows about one remote peer: the connection, the data link, availability and
 //! measurements.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use crate::id::SegmentKey;
 use crate::scheduler::PeerMeasurements;
@@ -42,8 +42,9 @@ pub(crate) struct Peer {
     pub(crate) drained_at: Option<Instant>,
     /// Last time the connection carried anything, for idle closing.
     pub(crate) last_used: Instant,
-    /// Segments the peer announced, capped (oldest positions forgotten first).
-    pub(crate) has: BTreeSet<SegmentKey>,
+    /// Segments the peer announced (`true`: complete, `false`: still arriving and relayed),
+    /// capped (oldest positions forgotten first).
+    pub(crate) has: BTreeMap<SegmentKey, bool>,
     /// When we may ask for a link again after a refusal.
     pub(crate) link_backoff_until: Option<Instant>,
     pub(crate) upload_bps: f64,
@@ -63,7 +64,7 @@ impl Peer {
             buffered: 0,
             drained_at: None,
             last_used: now,
-            has: BTreeSet::new(),
+            has: BTreeMap::new(),
             link_backoff_until: None,
             upload_bps: 0.0,
             load: 0,
@@ -89,9 +90,10 @@ impl Peer {
         }
     }
 
-    /// Remembers an announcement, forgetting the oldest beyond `memory` entries.
-    pub(crate) fn announce(&mut self, key: SegmentKey, memory: usize) {
-        self.has.insert(key);
+    /// Remembers an announcement, forgetting the oldest beyond `memory` entries. A complete
+    /// copy is never downgraded by a late partial announcement.
+    pub(crate) fn announce(&mut self, key: SegmentKey, complete: bool, memory: usize) {
+        *self.has.entry(key).or_insert(complete) |= complete;
         while self.has.len() > memory {
             self.has.pop_first();
         }

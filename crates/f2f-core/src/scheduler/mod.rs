@@ -78,6 +78,8 @@ enum Fetch {
 struct Wanted {
     listed_at: Instant,
     size_hint: Option<u64>,
+    /// Media duration, when the playlist said.
+    duration: Option<Duration>,
     shareable: bool,
     deadline: Option<Instant>,
     /// When this node fetches from the CDN if no neighbour announced the segment by then.
@@ -142,6 +144,8 @@ pub(crate) enum Progress {
         elapsed: Duration,
         /// Not a personal (SSAI) segment: may be stored and offered to peers.
         shareable: bool,
+        /// Media duration, if known.
+        duration: Option<Duration>,
     },
 }
 
@@ -182,6 +186,7 @@ impl Scheduler {
         &mut self,
         key: SegmentKey,
         size_hint: Option<u64>,
+        duration: Option<Duration>,
         shareable: bool,
         first_fetch_at: Option<Instant>,
         now: Instant,
@@ -189,6 +194,7 @@ impl Scheduler {
         if let Some(w) = self.wanted.get_mut(&key) {
             // Prefetched on a neighbour's announcement; the playlist now confirms it.
             w.size_hint = w.size_hint.or(size_hint);
+            w.duration = w.duration.or(duration);
             w.shareable &= shareable;
             w.first_fetch_at = w.first_fetch_at.or(first_fetch_at);
             return;
@@ -196,6 +202,7 @@ impl Scheduler {
         self.wanted.entry(key).or_insert_with(|| Wanted {
             listed_at: now,
             size_hint,
+            duration,
             shareable,
             deadline: None,
             first_fetch_at,
@@ -207,6 +214,13 @@ impl Scheduler {
             busy: Vec::new(),
             cdn_attempts: 0,
         });
+    }
+
+    /// The received prefix of a segment still arriving, and its total length: what this node
+    /// can already relay.
+    pub(crate) fn partial(&self, key: &SegmentKey) -> Option<(&SegmentData, u64)> {
+        let w = self.wanted.get(key)?;
+        Some((&w.data, w.total?)).filter(|(d, _)| !d.is_empty() && w.shareable)
     }
 
     /// The player needs `key` by `deadline`.
@@ -365,8 +379,10 @@ impl Scheduler {
             None => now >= first_byte_by,
             Some(_) => now >= last_progress + cfg.stall_timeout,
         };
-        let too_slow = match (w.deadline, first_byte) {
-            (Some(deadline), Some(first)) => {
+        // A slow transfer keeps going until the last moment the CDN could still make the
+        // deadline: relayed bytes arrive in bursts, and a relay's source may speed up.
+        let too_slow = match (w.deadline, first_byte, self.cdn_deadline(w, cfg)) {
+            (Some(deadline), Some(first), Some(cdn_by)) if now >= cdn_by => {
                 let remaining = self.expected_size(w, cfg).saturating_sub(w.data.len());
                 let got = w.data.len().saturating_sub(offset) as f64;
                 let secs = now.saturating_duration_since(first).as_secs_f64().max(0.05);
@@ -380,7 +396,9 @@ impl Scheduler {
         if !(stalled || too_slow) {
             return Vec::new();
         }
-        let reason = if stalled {
+        let reason = if stalled && first_byte.is_none() {
+            FallbackReason::NoFirstByte
+        } else if stalled {
             FallbackReason::Stalled
         } else {
             FallbackReason::TooSlow
@@ -429,7 +447,10 @@ impl Scheduler {
                     first_byte_by,
                     ..
                 } => Some(first_byte_by),
-                Fetch::Peer { last_progress, .. } => Some(last_progress + cfg.stall_timeout),
+                Fetch::Peer { last_progress, .. } => {
+                    let stall = last_progress + cfg.stall_timeout;
+                    Some(self.cdn_deadline(w, cfg).map_or(stall, |by| stall.min(by)))
+                }
                 Fetch::Idle => [
                     self.cdn_deadline(w, cfg),
                     w.first_fetch_at,
@@ -508,6 +529,7 @@ impl Scheduler {
             // Throughput counts from the first byte: queueing at the uploader is not its rate.
             elapsed: now.saturating_duration_since(first_byte.unwrap_or(sent)),
             shareable: w.shareable,
+            duration: w.duration,
         }
     }
 
@@ -595,6 +617,7 @@ impl Scheduler {
                 from: None,
                 elapsed,
                 shareable: w.shareable,
+                duration: w.duration,
             },
         )))
     }

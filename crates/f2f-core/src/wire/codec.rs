@@ -183,9 +183,11 @@ pub enum DecodeError {
         /// `Piece.total`.
         total: u64,
     },
-    /// `SizeSketch.mins` is not in ascending order.
-    #[error("SizeSketch.mins is not ascending at index {index}")]
+    /// A `SizeSketch` list is not in ascending order.
+    #[error("{field} is not ascending at index {index}")]
     UnsortedSketch {
+        /// The list.
+        field: &'static str,
         /// Index of the first entry smaller than its predecessor.
         index: usize,
     },
@@ -238,10 +240,12 @@ pub fn encode(msg: &Message) -> Frame {
         Message::Have {
             load,
             upload_kbps,
+            partial,
             keys,
         } => {
             w.put_u8(*load);
             w.put_u32(*upload_kbps);
+            w.put_u8((*partial).into());
             put_count(&mut w, keys.len(), KEY_LEN);
             for key in keys {
                 put_key(&mut w, key);
@@ -288,11 +292,17 @@ pub fn encode(msg: &Message) -> Frame {
                 AbsentReason::Busy => 1,
             });
         }
-        Message::SizeSketch { epoch, mins } => {
+        Message::SizeSketch {
+            epoch,
+            mins,
+            capable,
+        } => {
             w.put_u64(*epoch);
-            put_count(&mut w, mins.len(), 8);
-            for min in mins {
-                w.put_u64(*min);
+            for list in [mins, capable] {
+                put_count(&mut w, list.len(), 8);
+                for min in list {
+                    w.put_u64(*min);
+                }
             }
         }
     }
@@ -366,6 +376,7 @@ pub fn decode(frame: &Frame, limits: &Limits) -> Result<Message, DecodeError> {
         Kind::Have => {
             let load = r.u8("Have.load")?;
             let upload_kbps = r.u32("Have.upload_kbps")?;
+            let partial = r.bool("Have.partial")?;
             let count = r.count("Have.keys", limits.max_list_len, KEY_LEN)?;
             let mut keys = Vec::with_capacity(count);
             for _ in 0..count {
@@ -374,6 +385,7 @@ pub fn decode(frame: &Frame, limits: &Limits) -> Result<Message, DecodeError> {
             Message::Have {
                 load,
                 upload_kbps,
+                partial,
                 keys,
             }
         }
@@ -401,16 +413,13 @@ pub fn decode(frame: &Frame, limits: &Limits) -> Result<Message, DecodeError> {
         },
         Kind::SizeSketch => {
             let epoch = r.u64("SizeSketch.epoch")?;
-            let count = r.count("SizeSketch.mins", limits.max_list_len, 8)?;
-            let mut mins = Vec::with_capacity(count);
-            for index in 0..count {
-                let min = r.u64("SizeSketch.mins")?;
-                if mins.last().is_some_and(|&prev| min < prev) {
-                    return Err(DecodeError::UnsortedSketch { index });
-                }
-                mins.push(min);
+            let mins = decode_sorted(&mut r, "SizeSketch.mins", limits)?;
+            let capable = decode_sorted(&mut r, "SizeSketch.capable", limits)?;
+            Message::SizeSketch {
+                epoch,
+                mins,
+                capable,
             }
-            Message::SizeSketch { epoch, mins }
         }
     };
 
@@ -508,6 +517,24 @@ fn decode_piece(r: &mut Reader, limits: &Limits) -> Result<Message, DecodeError>
         total,
         data,
     })
+}
+
+/// A `u16`-counted list of ascending `u64`s.
+fn decode_sorted(
+    r: &mut Reader,
+    field: &'static str,
+    limits: &Limits,
+) -> Result<Vec<u64>, DecodeError> {
+    let count = r.count(field, limits.max_list_len, 8)?;
+    let mut list = Vec::with_capacity(count);
+    for index in 0..count {
+        let v = r.u64(field)?;
+        if list.last().is_some_and(|&prev| v < prev) {
+            return Err(DecodeError::UnsortedSketch { field, index });
+        }
+        list.push(v);
+    }
+    Ok(list)
 }
 
 fn decode_bitmap(r: &mut Reader, limits: &Limits) -> Result<Message, DecodeError> {

@@ -85,13 +85,16 @@ pub enum Message {
     },
     /// Ends the data link (the overlay link, if any, is unaffected).
     LinkDrop,
-    /// New segments the sender now holds completely.
+    /// Segments the sender holds, or (`partial`) is receiving and relays as the bytes arrive.
+    /// An empty `keys` list is an idle notice: the sender has a free upload slot.
     Have {
         /// Uploads the sender is serving or has queued, so requesters can avoid busy peers.
         load: u8,
         /// The sender's measured upload capacity, kbit/s (0 = not measured yet), so requesters
         /// can prefer fast sources.
         upload_kbps: u32,
+        /// The segments are still arriving at the sender (it relays what it has received).
+        partial: bool,
         /// The segments.
         keys: Vec<SegmentKey>,
     },
@@ -144,5 +147,7 @@ pub enum Message {
         epoch: u64,
         /// Ascending (decoding rejects any other order), at most the configured sketch size.
         mins: Vec<u64>,
+        /// The same, over peers whose uplink can seed segments; ascending.
+        capable: Vec<u64>,
     },
 }

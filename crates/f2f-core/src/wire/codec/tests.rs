@@ -331,9 +331,13 @@ fn invalid_tags_and_order() {
     for min in [1u64, 5, 4] {
         body.extend_from_slice(&min.to_be_bytes());
     }
+    body.extend_from_slice(&0u16.to_be_bytes());
     assert_eq!(
         decode(&contiguous(&framed(0x40, &body)), &limits()),
-        Err(DecodeError::UnsortedSketch { index: 2 })
+        Err(DecodeError::UnsortedSketch {
+            field: "SizeSketch.mins",
+            index: 2
+        })
     );
 }
 
@@ -523,11 +527,13 @@ fn message() -> impl Strategy<Value = Message> {
         (
             any::<u8>(),
             any::<u32>(),
+            any::<bool>(),
             prop::collection::vec(segment_key(), 0..12)
         )
-            .prop_map(|(load, upload_kbps, keys)| Message::Have {
+            .prop_map(|(load, upload_kbps, partial, keys)| Message::Have {
                 load,
                 upload_kbps,
+                partial,
                 keys
             }),
         bitmap(),
@@ -535,10 +541,20 @@ fn message() -> impl Strategy<Value = Message> {
         piece(),
         segment_key().prop_map(|key| Message::Cancel { key }),
         (segment_key(), reason).prop_map(|(key, reason)| Message::Absent { key, reason }),
-        (any::<u64>(), prop::collection::vec(any::<u64>(), 0..12)).prop_map(|(epoch, mut mins)| {
-            mins.sort_unstable();
-            Message::SizeSketch { epoch, mins }
-        }),
+        (
+            any::<u64>(),
+            prop::collection::vec(any::<u64>(), 0..12),
+            prop::collection::vec(any::<u64>(), 0..12)
+        )
+            .prop_map(|(epoch, mut mins, mut capable)| {
+                mins.sort_unstable();
+                capable.sort_unstable();
+                Message::SizeSketch {
+                    epoch,
+                    mins,
+                    capable,
+                }
+            }),
     ]
 }
 
@@ -643,6 +659,7 @@ fn default_limits_fit_the_largest_messages() {
         Message::Have {
             load: 0,
             upload_kbps: 0,
+            partial: false,
             keys: vec![key(); l.max_list_len],
         },
         Message::Bitmap {
