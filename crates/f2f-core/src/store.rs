@@ -3,11 +3,13 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::id::SegmentKey;
+use crate::scheduler::ByteSources;
 use crate::segment::SegmentData;
 
 #[derive(Debug)]
 pub(crate) struct Store {
-    held: BTreeMap<SegmentKey, SegmentData>,
+    /// Each segment with where its bytes came from (reported again when it is loaded later).
+    held: BTreeMap<SegmentKey, (SegmentData, ByteSources)>,
     order: VecDeque<SegmentKey>,
     capacity: usize,
 }
@@ -22,7 +24,11 @@ impl Store {
     }
 
     pub(crate) fn get(&self, key: &SegmentKey) -> Option<&SegmentData> {
-        self.held.get(key)
+        self.held.get(key).map(|(d, _)| d)
+    }
+
+    pub(crate) fn get_with_sources(&self, key: &SegmentKey) -> Option<(&SegmentData, ByteSources)> {
+        self.held.get(key).map(|(d, s)| (d, *s))
     }
 
     pub(crate) fn contains(&self, key: &SegmentKey) -> bool {
@@ -35,8 +41,8 @@ impl Store {
     }
 
     /// Holds `data`, evicting the oldest segments beyond capacity.
-    pub(crate) fn insert(&mut self, key: SegmentKey, data: SegmentData) {
-        if self.held.insert(key, data).is_none() {
+    pub(crate) fn insert(&mut self, key: SegmentKey, data: SegmentData, sources: ByteSources) {
+        if self.held.insert(key, (data, sources)).is_none() {
             self.order.push_back(key);
         }
         while self.order.len() > self.capacity {
@@ -69,7 +75,7 @@ mod tests {
     fn evicts_oldest_first() {
         let mut s = Store::new(2);
         for i in 0..3 {
-            s.insert(key(i), SegmentData::new());
+            s.insert(key(i), SegmentData::new(), ByteSources::default());
         }
         assert!(!s.contains(&key(0)));
         assert!(s.contains(&key(1)) && s.contains(&key(2)));

@@ -31,6 +31,20 @@ impl Default for SizeConfig {
     }
 }
 
+/// A sketch a neighbour sent that no honest peer could have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SketchError {
+    /// The sketch names an epoch beyond the one after ours.
+    #[error("size sketch for epoch {theirs}, ours is {ours}")]
+    EpochAhead {
+        /// The epoch sent.
+        theirs: u64,
+        /// Our epoch.
+        ours: u64,
+    },
+}
+
 /// What neighbours exchange: one epoch's smallest hashes, of every peer and of the peers able to
 /// seed (see [`SizeSketch::set_capable`]). Both lists ascending, at most `k` long.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -104,17 +118,34 @@ impl SizeSketch {
         self.enter(sequence / self.config.epoch_segments.max(1));
     }
 
-    /// Merges a neighbour's values. Values of an older epoch are ignored; a newer epoch is
-    /// entered first.
-    pub fn merge(&mut self, values: &SketchValues) {
+    /// Applies new parameters (remote config) from the next epoch on.
+    pub fn set_config(&mut self, config: SizeConfig) {
+        self.config = config;
+    }
+
+    /// Merges a neighbour's values. Values of an older epoch are ignored; the next epoch is
+    /// entered first (a neighbour's playlist refreshed before ours). An epoch further ahead
+    /// than that is refused: no honest peer can be there, and accepting it would let one peer
+    /// freeze every estimate in the swarm.
+    pub fn merge(&mut self, values: &SketchValues) -> Result<(), SketchError> {
+        let Some(ours) = self.epoch() else {
+            return Ok(());
+        };
+        if values.epoch > ours.saturating_add(1) {
+            return Err(SketchError::EpochAhead {
+                theirs: values.epoch,
+                ours,
+            });
+        }
         self.enter(values.epoch);
         let k = self.config.k;
         let Some(cur) = self.current.as_mut().filter(|c| c.epoch == values.epoch) else {
-            return;
+            return Ok(());
         };
         let a = merge_mins(&mut cur.mins, &values.mins, k);
         let b = merge_mins(&mut cur.capable, &values.capable, k);
         self.changed |= a || b;
+        Ok(())
     }
 
     /// Estimated swarm size (≥ 1). Early in an epoch the sketch has not converged and
@@ -223,7 +254,7 @@ mod tests {
             for (i, sketch) in sketches.iter_mut().enumerate() {
                 for j in [(i + 1) % n, (i * 7 + 3) % n] {
                     let before = sketch.snapshot();
-                    sketch.merge(&snaps[j]);
+                    sketch.merge(&snaps[j]).expect("same epoch");
                     changed |= before != sketch.snapshot();
                 }
             }
@@ -286,11 +317,35 @@ mod tests {
         let mut a = sketch(1);
         a.observe_sequence(40);
         let before = a.snapshot();
-        a.merge(&SketchValues {
+        let old = SketchValues {
             epoch: 1,
             mins: vec![0, 1, 2],
             capable: vec![0],
-        });
+        };
+        a.merge(&old).expect("old epochs are ignored, not refused");
         assert_eq!(a.snapshot(), before);
+    }
+
+    #[test]
+    fn far_future_epochs_are_refused() {
+        let mut a = sketch(1);
+        a.observe_sequence(40);
+        let poison = SketchValues {
+            epoch: u64::MAX,
+            mins: (0..32).collect(),
+            capable: vec![0],
+        };
+        assert!(matches!(
+            a.merge(&poison),
+            Err(SketchError::EpochAhead { .. })
+        ));
+        assert!(a.estimate() < 2.0, "estimate untouched");
+        let next = SketchValues {
+            epoch: 3,
+            mins: vec![5],
+            capable: vec![],
+        };
+        a.merge(&next).expect("the next epoch is fine");
+        assert_eq!(a.epoch(), Some(3));
     }
 }

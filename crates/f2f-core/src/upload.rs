@@ -61,6 +61,7 @@ impl Uploads {
         &mut self,
         job: UploadJob,
         slots: usize,
+        queue: usize,
         config: &UploadConfig,
         now: Instant,
     ) -> Admit {
@@ -72,7 +73,7 @@ impl Uploads {
                 deadline: now + config.timeout,
             });
             Admit::Started
-        } else if self.queue.len() < config.queue {
+        } else if self.queue.len() < queue {
             self.queue.push_back(job);
             Admit::Queued
         } else {
@@ -185,9 +186,18 @@ mod tests {
             ..Default::default()
         };
         let mut u = Uploads::new();
-        assert_eq!(u.admit(job(1, 1), cfg.slots, &cfg, now), Admit::Started);
-        assert_eq!(u.admit(job(2, 1), cfg.slots, &cfg, now), Admit::Queued);
-        assert_eq!(u.admit(job(3, 1), cfg.slots, &cfg, now), Admit::Busy);
+        assert_eq!(
+            u.admit(job(1, 1), cfg.slots, cfg.queue, &cfg, now),
+            Admit::Started
+        );
+        assert_eq!(
+            u.admit(job(2, 1), cfg.slots, cfg.queue, &cfg, now),
+            Admit::Queued
+        );
+        assert_eq!(
+            u.admit(job(3, 1), cfg.slots, cfg.queue, &cfg, now),
+            Admit::Busy
+        );
         assert_eq!(u.load(), 2);
         assert!(u.refill(
             &[(job(1, 1).peer, job(1, 1).key)],
@@ -208,10 +218,10 @@ mod tests {
             ..Default::default()
         };
         let mut u = Uploads::new();
-        u.admit(job(1, 1), cfg.slots, &cfg, now);
-        u.admit(job(2, 1), cfg.slots, &cfg, now);
-        u.admit(job(1, 2), cfg.slots, &cfg, now);
-        u.admit(job(3, 1), cfg.slots, &cfg, now);
+        u.admit(job(1, 1), cfg.slots, cfg.queue, &cfg, now);
+        u.admit(job(2, 1), cfg.slots, cfg.queue, &cfg, now);
+        u.admit(job(1, 2), cfg.slots, cfg.queue, &cfg, now);
+        u.admit(job(3, 1), cfg.slots, cfg.queue, &cfg, now);
         u.refill(
             &[(job(2, 1).peer, job(2, 1).key)],
             |_| 0.0,
@@ -231,9 +241,9 @@ mod tests {
             ..Default::default()
         };
         let mut u = Uploads::new();
-        u.admit(job(1, 1), cfg.slots, &cfg, now);
-        u.admit(job(2, 1), cfg.slots, &cfg, now);
-        u.admit(job(3, 1), cfg.slots, &cfg, now);
+        u.admit(job(1, 1), cfg.slots, cfg.queue, &cfg, now);
+        u.admit(job(2, 1), cfg.slots, cfg.queue, &cfg, now);
+        u.admit(job(3, 1), cfg.slots, cfg.queue, &cfg, now);
         let fast = job(3, 1).peer;
         u.refill(
             &[(job(1, 1).peer, job(1, 1).key)],
@@ -254,8 +264,8 @@ mod tests {
             ..Default::default()
         };
         let mut u = Uploads::new();
-        u.admit(job(1, 1), cfg.slots, &cfg, now);
-        u.admit(job(2, 1), cfg.slots, &cfg, now);
+        u.admit(job(1, 1), cfg.slots, cfg.queue, &cfg, now);
+        u.admit(job(2, 1), cfg.slots, cfg.queue, &cfg, now);
         assert!(!u.refill(&[], |_| 0.0, cfg.slots, &cfg, now));
         assert!(u.refill(&[], |_| 0.0, cfg.slots, &cfg, now + cfg.timeout));
         assert_eq!(u.active(), vec![job(2, 1)]);
@@ -270,8 +280,8 @@ mod tests {
             ..Default::default()
         };
         let mut u = Uploads::new();
-        u.admit(job(1, 1), cfg.slots, &cfg, now);
-        u.admit(job(2, 1), cfg.slots, &cfg, now);
+        u.admit(job(1, 1), cfg.slots, cfg.queue, &cfg, now);
+        u.admit(job(2, 1), cfg.slots, cfg.queue, &cfg, now);
         assert!(u.cancel(&job(2, 1).peer, &job(2, 1).key));
         assert!(u.cancel(&job(1, 1).peer, &job(1, 1).key));
         assert_eq!(u.load(), 0);

@@ -55,6 +55,9 @@ use crate::wire::{self, AbsentReason, Frame, Handshake, Message, PROTOCOL_VERSIO
 use peer::{Conn, Peer};
 use watch::Watch;
 
+/// Personal keys remembered (a few live windows' worth of ad segments).
+const PERSONAL_MEMORY: usize = 256;
+
 /// A segment the playlist lists, as the engine needs to know it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentInfo {
@@ -200,6 +203,8 @@ pub struct Engine {
     cdn_started: BTreeMap<FetchId, Instant>,
     created: Instant,
     first_p2p_byte: bool,
+    /// Keys the playlist listed as personal (SSAI), remembered for later loads.
+    personal: BTreeSet<SegmentKey>,
     /// Media bit rate, from completed segments' sizes and durations.
     media_bps: Option<f64>,
     /// The bootstrap named other members: the swarm existed before us.
@@ -249,6 +254,7 @@ impl Engine {
             budget_gain: 1.0,
             joined_with_peers: false,
             media_bps: None,
+            personal: BTreeSet::new(),
             next_maintain: now,
             timers_done: now,
             now,
@@ -341,6 +347,9 @@ impl Engine {
             Input::UpdateConfig(config) => {
                 config.validate()?;
                 self.store.set_capacity(config.cache_segments);
+                self.membership.set_config(config.membership.clone());
+                self.drain_membership();
+                self.sketch.set_config(config.size.clone());
                 self.config = config;
             }
             Input::Leave => self.leave(),
@@ -569,11 +578,16 @@ impl Engine {
                 epoch,
                 mins,
                 capable,
-            } => self.sketch.merge(&SketchValues {
-                epoch,
-                mins,
-                capable,
-            }),
+            } => {
+                let values = SketchValues {
+                    epoch,
+                    mins,
+                    capable,
+                };
+                if let Err(e) = self.sketch.merge(&values) {
+                    self.misbehaved(from, e.to_string(), now);
+                }
+            }
             Message::Handshake(_) => {}
         }
     }
@@ -646,6 +660,7 @@ impl Engine {
                 next: offset,
             },
             self.upload_slots(),
+            self.upload_queue(),
             &self.config.upload,
             now,
         ) {
@@ -715,6 +730,12 @@ impl Engine {
         if info.key.swarm != self.swarm || self.store.contains(&info.key) {
             return;
         }
+        if !info.shareable {
+            self.personal.insert(info.key);
+            while self.personal.len() > PERSONAL_MEMORY {
+                self.personal.pop_first();
+            }
+        }
         if let SegmentPosition::Sequence(seq) = info.key.position {
             self.sketch.observe_sequence(seq);
             if info.shareable {
@@ -772,21 +793,19 @@ impl Engine {
     }
 
     fn on_load(&mut self, key: SegmentKey, deadline: Instant, now: Instant) {
-        if let Some(data) = self.store.get(&key) {
-            let data = data.clone();
+        if let Some((data, sources)) = self.store.get_with_sources(&key) {
+            let (data, sources) = (data.clone(), sources);
             self.stats.delivered += 1;
-            self.out.push_back(Output::Deliver {
-                key,
-                data,
-                sources: ByteSources::default(),
-            });
+            self.out.push_back(Output::Deliver { key, data, sources });
             return;
         }
         if !self.scheduler.is_wanted(&key) {
-            // Loaded without a listing (a player that knows its URLs): nothing to add.
+            // Loaded without a fresh listing (a player that knows its URLs, or a second load):
+            // a key once listed as personal stays personal.
+            let shareable = !self.personal.contains(&key);
             let first_fetch_at = self.first_fetch_at(&key, now);
             self.scheduler
-                .list(key, None, None, true, first_fetch_at, now);
+                .list(key, None, None, shareable, first_fetch_at, now);
         }
         self.loads.insert(key);
         self.scheduler.set_deadline(&key, deadline);
@@ -852,7 +871,7 @@ impl Engine {
         if !shareable {
             return;
         }
-        self.store.insert(key, data);
+        self.store.insert(key, data, sources);
         // The source hears it too: a complete `Have` ends its upload.
         self.announce(key, false, from);
     }
@@ -1039,9 +1058,25 @@ impl Engine {
     /// serves one at a time at its full rate.
     fn upload_slots(&self) -> usize {
         let cfg = &self.config.upload;
+        self.uplink_fit()
+            .clamp(cfg.slots, cfg.max_slots.max(cfg.slots))
+    }
+
+    /// Requests queued behind the slots: none when the uplink cannot even carry the media rate
+    /// (a queued request would wait for a whole slow transfer; `Busy` sends it elsewhere).
+    fn upload_queue(&self) -> usize {
+        let cfg = &self.config.upload;
+        if self.media_bps.is_some() && self.uplink_fit() == 0 {
+            0
+        } else {
+            cfg.queue
+        }
+    }
+
+    /// How many media-rate streams the measured uplink carries.
+    fn uplink_fit(&self) -> usize {
         let per_child = self.media_bps.unwrap_or(f64::INFINITY);
-        let fit = (self.uplink.estimate_bps(self.now) / per_child) as usize;
-        fit.clamp(cfg.slots, cfg.max_slots.max(cfg.slots))
+        (self.uplink.estimate_bps(self.now) / per_child) as usize
     }
 
     /// Whether this node's uplink is fast enough to root a segment's spread.
@@ -1095,7 +1130,9 @@ impl Engine {
 
     fn transmit(&mut self, to: PeerId, msg: &Message) {
         let frame = wire::encode(msg);
-        if let Some(p) = self.peers.get_mut(&to) {
+        // Only segment bytes are paced: control frames are small and never fill the buffer
+        // past the low-water mark, so an edge-triggered `Drained` would never account for them.
+        if let (Message::Piece { .. }, Some(p)) = (msg, self.peers.get_mut(&to)) {
             p.buffered += frame.len() as u64;
         }
         self.out.push_back(Output::Transmit { to, frame });

@@ -112,6 +112,24 @@ impl Membership {
         }
     }
 
+    /// Applies new parameters (remote config); views above their new capacity shed random
+    /// members, telling dropped active neighbours as a full view would.
+    pub fn set_config(&mut self, config: MembershipConfig) {
+        while self.active.len() > config.active_view {
+            let Some(dropped) = self.active.evict(&mut self.rng, &[]) else {
+                break;
+            };
+            self.send(dropped, Message::Disconnect { alive: true });
+            self.out.push_back(MembershipOutput::NeighbourDown(dropped));
+        }
+        while self.passive.len() > config.passive_view {
+            self.passive.evict(&mut self.rng, &[]);
+        }
+        self.active.set_capacity(config.active_view);
+        self.passive.set_capacity(config.passive_view);
+        self.config = config;
+    }
+
     /// Peers we hold overlay links to.
     pub fn active(&self) -> &[PeerId] {
         self.active.peers()

@@ -20,6 +20,10 @@ impl View {
         }
     }
 
+    pub(crate) fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity;
+    }
+
     pub(crate) fn contains(&self, peer: &PeerId) -> bool {
         self.peers.contains(peer)
     }

@@ -92,6 +92,8 @@ struct Wanted {
     tried: Vec<PeerId>,
     /// Peers that were busy, and until when we leave them alone.
     busy: Vec<(PeerId, Instant)>,
+    /// A peer transfer of this segment failed: no waiting for announcements any more.
+    fell_back: bool,
     cdn_attempts: u32,
 }
 
@@ -212,6 +214,7 @@ impl Scheduler {
             sources: ByteSources::default(),
             tried: Vec::new(),
             busy: Vec::new(),
+            fell_back: false,
             cdn_attempts: 0,
         });
     }
@@ -314,9 +317,18 @@ impl Scheduler {
             })
             .min_by(|a, b| a.0.cmp(&b.0));
         if let Some((eta, c)) = best {
-            if w.deadline
-                .is_none_or(|d| now + eta + cfg.deadline_margin <= d)
-            {
+            let fits = w
+                .deadline
+                .is_none_or(|d| now + eta + cfg.deadline_margin <= d);
+            // A peer too slow for the whole segment still pays for the bytes it delivers before
+            // the CDN must take over; the CDN then fetches only the rest (a range request).
+            // Early in the window a faster holder may still turn up, so only take it in the
+            // second half.
+            let worth_a_prefix = cdn_by.is_some_and(|by| {
+                let half = w.listed_at + by.saturating_duration_since(w.listed_at) / 2;
+                now >= half && by > now + cfg.stall_timeout
+            });
+            if fits || worth_a_prefix {
                 let load_wait = cfg.stall_timeout * (u32::from(c.measurements.load) + 1);
                 // Without a first byte by the time only the CDN can still make it, give up.
                 let first_byte_by = match cdn_by {
@@ -341,7 +353,10 @@ impl Scheduler {
                 return actions;
             }
         }
-        if cdn_by.is_some_and(|by| now >= by) {
+        if w.fell_back && w.deadline.is_some() {
+            // A transfer failed and no other holder can take over: the CDN, at once.
+            actions.push(self.start_cdn(key, CdnWhy::Fallback));
+        } else if cdn_by.is_some_and(|by| now >= by) {
             actions.push(self.start_cdn(key, CdnWhy::Deadline));
         } else if holders.is_empty()
             && cfg.source == SourcePreference::Auto
@@ -406,6 +421,9 @@ impl Scheduler {
         let w = self.wanted.get_mut(key).expect("present");
         w.tried.push(peer);
         w.fetch = Fetch::Idle;
+        // Bytes had started and stopped: the swarm's copy is unreliable, don't wait for more.
+        // A request that merely waited in a queue may still find another free holder.
+        w.fell_back |= reason == FallbackReason::Stalled;
         let mut actions = vec![
             Action::Cancel { peer, key: *key },
             Action::Fallback {
@@ -566,6 +584,7 @@ impl Scheduler {
             if matches!(w.fetch, Fetch::Peer { peer: p, .. } if p == peer) {
                 w.fetch = Fetch::Idle;
                 w.tried.push(peer);
+                w.fell_back = true;
                 lost.push(*key);
             }
         }

@@ -1,0 +1,296 @@
+//! A deterministic virtual-time network of engines, driven through the public API only.
+//!
+//! Like quinn-proto's `Pair`, grown to N nodes with a fixed one-way latency and a per-node uplink
+//! rate ([`link`] models the transport: connections, ordered delivery, `Drained` reports). A fake
+//! CDN answers `FetchCdn` after a latency with the segment's bytes from the requested offset.
+//! What each engine delivers and reports is kept per node; every delivered message in `log`.
+//! Scripted nodes have no engine: tests write their frames ([`script`], with crashes and stalls).
+//!
+//! [`Net::step`] jumps to the next of (queued event, each engine's `poll_timeout()`); an engine
+//! that asks to be woken again at the instant it was just woken fails the test (it would spin).
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+mod link;
+mod script;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use f2f_core::config::Config;
+use f2f_core::engine::{CdnError, Engine, EngineError, Input, Output, SegmentInfo};
+use f2f_core::id::{PeerId, RenditionId, SegmentKey, SegmentPosition, SwarmId, VariantTag};
+use f2f_core::scheduler::ByteSources;
+use f2f_core::telemetry::Event;
+use f2f_core::time::{Duration, Instant};
+use f2f_core::wire::Message;
+
+use link::Conn;
+
+/// Index of a node in [`Net::nodes`].
+pub(crate) type Ix = usize;
+
+/// The stream every test swarm watches.
+pub(crate) fn swarm() -> SwarmId {
+    SwarmId::from_canonical("cdn.test/live/ch1/master.m3u8")
+}
+
+/// Segment `seq` of the test stream's only rendition.
+pub(crate) fn key(seq: u64) -> SegmentKey {
+    let url = format!("cdn.test/live/ch1/720p/{seq}.ts");
+    SegmentKey {
+        swarm: swarm(),
+        rendition: RenditionId::from_canonical("cdn.test/live/ch1/720p"),
+        position: SegmentPosition::Sequence(seq),
+        variant: VariantTag::new(&url, None),
+    }
+}
+
+/// How a playlist lists `key`: a 2 s segment of unknown size.
+pub(crate) fn listed(key: SegmentKey, shareable: bool) -> SegmentInfo {
+    SegmentInfo {
+        key,
+        size_hint: None,
+        duration: Duration::from_secs(2),
+        shareable,
+    }
+}
+
+/// Virtual time zero, shared by every network of the test binary.
+fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+/// One segment handed to a player, `at` this virtual time.
+#[derive(Debug)]
+pub(crate) struct Delivered {
+    pub(crate) at: Duration,
+    pub(crate) key: SegmentKey,
+    pub(crate) data: Bytes,
+    pub(crate) sources: ByteSources,
+}
+
+/// One node, and what its engine asked for.
+#[derive(Debug, Default)]
+pub(crate) struct Node {
+    /// `None` for scripted nodes (the test writes their frames) and crashed ones.
+    pub(crate) engine: Option<Engine>,
+    /// Crashed, or told `Input::Leave`: connecting to it fails.
+    gone: bool,
+    pub(crate) up_bps: f64,
+    up_free: Duration,
+    pub(crate) delivered: Vec<Delivered>,
+    pub(crate) events: Vec<Event>,
+    pub(crate) failed: Vec<SegmentKey>,
+    pub(crate) connects: Vec<PeerId>,
+    pub(crate) disconnects: Vec<PeerId>,
+    pub(crate) need_bootstrap: usize,
+}
+
+/// Something that happens at a virtual time.
+type Ev = Box<dyn FnOnce(&mut Net)>;
+
+#[derive(Default)]
+pub(crate) struct Net {
+    pub(crate) now: Duration,
+    pub(crate) latency: Duration,
+    pub(crate) cdn_latency: Duration,
+    pub(crate) config: Arc<Config>,
+    pub(crate) nodes: Vec<Node>,
+    ids: Vec<PeerId>,
+    /// What the CDN serves.
+    pub(crate) cdn: BTreeMap<SegmentKey, Bytes>,
+    /// Every CDN fetch: `(node, key, offset)`.
+    pub(crate) cdn_log: Vec<(Ix, SegmentKey, u64)>,
+    /// Every delivered frame that decodes: `(from, to, message)`, in delivery order.
+    pub(crate) log: Vec<(Ix, Ix, Message)>,
+    /// Directions whose frames are lost (see [`Net::mute`]).
+    muted: BTreeSet<(Ix, Ix)>,
+    conns: BTreeMap<(Ix, Ix), Conn>,
+    queue: BTreeMap<(Duration, u64), Ev>,
+    seq: u64,
+}
+
+impl Net {
+    /// An empty network: 20 ms one-way latency, a CDN answering after 50 ms.
+    pub(crate) fn new(config: Config) -> Self {
+        Self {
+            latency: Duration::from_millis(20),
+            cdn_latency: Duration::from_millis(50),
+            config: Arc::new(config),
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn at(&self) -> Instant {
+        base() + self.now
+    }
+
+    /// Adds an engine with the network's config and a 20 Mb/s uplink.
+    pub(crate) fn add(&mut self) -> Ix {
+        self.add_with(self.config.clone())
+    }
+
+    pub(crate) fn add_with(&mut self, config: Arc<Config>) -> Ix {
+        let ix = self.add_node();
+        let engine = Engine::new(self.ids[ix], swarm(), config, self.at());
+        self.nodes[ix].engine = Some(engine.expect("valid config"));
+        ix
+    }
+
+    fn add_node(&mut self) -> Ix {
+        let seed = format!("node-{}", self.nodes.len());
+        self.ids.push(PeerId::from_seed(seed.as_bytes()));
+        self.nodes.push(Node::default());
+        self.nodes.last_mut().expect("pushed").up_bps = 20e6;
+        self.nodes.len() - 1
+    }
+
+    pub(crate) fn id(&self, ix: Ix) -> PeerId {
+        self.ids[ix]
+    }
+    pub(crate) fn ix(&self, id: PeerId) -> Option<Ix> {
+        self.ids.iter().position(|i| *i == id)
+    }
+    pub(crate) fn engine(&self, ix: Ix) -> &Engine {
+        self.nodes[ix].engine.as_ref().expect("a live engine")
+    }
+
+    /// Puts segment `seq` on the CDN: `len` deterministic bytes.
+    pub(crate) fn publish(&mut self, seq: u64, len: usize) -> SegmentKey {
+        let bytes = (0..len as u64).map(|i| (i * 7 + seq * 13 + i / 251) as u8);
+        self.cdn.insert(key(seq), bytes.collect());
+        key(seq)
+    }
+
+    /// Feeds `input` now and carries out the outputs (`Ok` for nodes without an engine).
+    pub(crate) fn try_input(&mut self, ix: Ix, input: Input) -> Result<(), EngineError> {
+        let (at, leave) = (self.at(), matches!(input, Input::Leave));
+        let engine = self.nodes[ix].engine.as_mut();
+        let result = engine.map_or(Ok(()), |e| e.handle_input(input, at));
+        self.nodes[ix].gone |= leave && result.is_ok();
+        self.drain(ix);
+        result
+    }
+
+    /// Feeds `input`; the engine must accept it unless it left (the network has not noticed).
+    pub(crate) fn input(&mut self, ix: Ix, input: Input) {
+        match self.try_input(ix, input) {
+            Err(EngineError::Left) => {}
+            result => result.expect("the harness keeps the drive contract"),
+        }
+    }
+
+    pub(crate) fn bootstrap(&mut self, ix: Ix, entries: &[Ix]) {
+        let peers = entries.iter().map(|&e| self.id(e)).collect();
+        self.input(ix, Input::Bootstrap(peers));
+    }
+
+    /// Lists a shareable segment and asks for it by `now + within`.
+    pub(crate) fn load(&mut self, ix: Ix, key: SegmentKey, within: Duration) {
+        self.input(ix, Input::Listed(listed(key, true)));
+        let deadline = self.at() + within;
+        self.input(ix, Input::Load { key, deadline });
+    }
+
+    /// Every delivered message, as `(from, to, message)`.
+    pub(crate) fn messages(&self) -> impl Iterator<Item = (Ix, Ix, &Message)> {
+        self.log.iter().map(|(from, to, msg)| (*from, *to, msg))
+    }
+
+    pub(crate) fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.step(end) {}
+        self.now = end;
+    }
+
+    /// Runs until `done` holds (checked after every step), at most `within`; returns `done`.
+    pub(crate) fn run_until(&mut self, within: Duration, done: impl Fn(&Self) -> bool) -> bool {
+        let end = self.now + within;
+        while !done(self) {
+            if !self.step(end) {
+                self.now = end;
+                break;
+            }
+        }
+        done(self)
+    }
+
+    /// Handles the next event, or the timers due, at or before `end`; false when there is none.
+    pub(crate) fn step(&mut self, end: Duration) -> bool {
+        let event = self.queue.keys().next().map(|k| k.0);
+        let engines = self.nodes.iter().filter_map(|n| n.engine.as_ref());
+        let timer = engines.filter_map(Engine::poll_timeout).min();
+        let timer = timer.map(|t| t.saturating_duration_since(base()));
+        let next = event.into_iter().chain(timer).min();
+        let Some(at) = next.filter(|t| *t <= end) else {
+            return false;
+        };
+        self.now = self.now.max(at);
+        if event == Some(at) {
+            let (_, ev) = self.queue.pop_first().expect("peeked");
+            ev(self);
+            return true;
+        }
+        let now = self.at();
+        for ix in 0..self.nodes.len() {
+            let Some(e) = self.nodes[ix].engine.as_mut() else {
+                continue;
+            };
+            if e.poll_timeout().is_some_and(|t| t <= now) {
+                e.handle_timeout(now);
+                let spin = e.poll_timeout().is_some_and(|t| t <= now);
+                assert!(!spin, "node {ix} asks to be woken again at once");
+                self.drain(ix);
+            }
+        }
+        true
+    }
+
+    /// Runs `ev` at `at` (or now, if that is past).
+    fn at_time(&mut self, at: Duration, ev: impl FnOnce(&mut Net) + 'static) {
+        self.seq += 1;
+        self.queue
+            .insert((at.max(self.now), self.seq), Box::new(ev));
+    }
+
+    fn drain(&mut self, ix: Ix) {
+        while let Some(out) = self.nodes[ix].engine.as_mut().and_then(Engine::poll_output) {
+            self.execute(ix, out);
+        }
+    }
+
+    fn execute(&mut self, ix: Ix, out: Output) {
+        let now = self.now;
+        match out {
+            Output::Connect(peer) => self.dial(ix, peer),
+            Output::Disconnect(peer) => self.hang_up(ix, peer),
+            Output::Transmit { to, frame } => self.transmit(ix, to, frame),
+            Output::FetchCdn { fetch, key, offset } => {
+                self.cdn_log.push((ix, key, offset));
+                let body = self.cdn.get(&key);
+                let body = body.map(|b| b.slice((offset as usize).min(b.len())..));
+                let result = body.ok_or_else(|| CdnError("404".into()));
+                let answer =
+                    move |net: &mut Net| net.input(ix, Input::CdnResponse { fetch, result });
+                self.at_time(now + self.cdn_latency, answer);
+            }
+            Output::Deliver { key, data, sources } => {
+                let data = data.to_bytes();
+                let delivered = Delivered {
+                    at: now,
+                    key,
+                    data,
+                    sources,
+                };
+                self.nodes[ix].delivered.push(delivered);
+            }
+            Output::LoadFailed(key) => self.nodes[ix].failed.push(key),
+            Output::NeedBootstrap => self.nodes[ix].need_bootstrap += 1,
+            Output::Event(e) => self.nodes[ix].events.push(e),
+            other => panic!("the harness does not know {other:?}"),
+        }
+    }
+}
