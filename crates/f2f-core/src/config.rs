@@ -97,6 +97,10 @@ pub struct UploadConfig {
     pub chunk: usize,
     /// Bytes handed to the driver for one connection and not yet sent, at most. Default 256 KiB.
     pub high_water: u64,
+    /// ... and at most this much sending time at the measured uplink rate, so that on a slow
+    /// uplink the next requester's first byte does not wait behind seconds of backlog (never
+    /// below two pieces). Default 150 ms.
+    pub high_water_time: Duration,
     /// The driver reports the send buffer of a connection when it falls to this. Default 64 KiB.
     pub low_water: u64,
     /// A transfer that cannot finish (the receiver stopped reading) frees its slot after this.
@@ -112,6 +116,7 @@ impl Default for UploadConfig {
             queue: 2,
             chunk: 64 * 1024,
             high_water: 256 * 1024,
+            high_water_time: Duration::from_millis(150),
             low_water: 64 * 1024,
             timeout: Duration::from_secs(10),
         }
@@ -129,7 +134,7 @@ pub struct LinkConfig {
     pub maintain_interval: Duration,
     /// A connection with no use for this long is closed. Default 10 s.
     pub idle_timeout: Duration,
-    /// Segments of a neighbour's availability remembered per neighbour. Default 64.
+    /// Segments of a neighbour's availability remembered per neighbour. Default 24.
     pub have_memory: usize,
 }
 
@@ -140,7 +145,7 @@ impl Default for LinkConfig {
             max_degree: 12,
             maintain_interval: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(10),
-            have_memory: 64,
+            have_memory: 24,
         }
     }
 }

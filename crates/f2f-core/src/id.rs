@@ -177,16 +177,20 @@ impl fmt::Display for SegmentPosition {
 
 /// Exactly one segment of one viewer's stream: two keys are equal only when the bytes behind
 /// them are interchangeable.
+///
+/// Keys order by position first (then rendition, variant, swarm): "oldest first" is the order
+/// caches evict in, and comparing the position settles almost every comparison without
+/// touching the 32-byte swarm id.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct SegmentKey {
-    /// The stream.
-    pub swarm: SwarmId,
-    /// The rendition within the stream.
-    pub rendition: RenditionId,
     /// Position in the rendition's timeline.
     pub position: SegmentPosition,
+    /// The rendition within the stream.
+    pub rendition: RenditionId,
     /// This viewer's copy (canonical URL + watermark variant).
     pub variant: VariantTag,
+    /// The stream.
+    pub swarm: SwarmId,
 }
 
 impl fmt::Display for SegmentKey {

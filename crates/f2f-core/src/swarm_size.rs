@@ -16,7 +16,7 @@ use crate::id::PeerId;
 /// Sketch parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SizeConfig {
-    /// Number of minima kept (relative error ≈ 1/√(k−2)). Default 32.
+    /// Number of minima kept (relative error ≈ 1/√(k−2), 26 % at 16). Default 16.
     pub k: usize,
     /// Segments per epoch. Default 15 (30 s of 2 s segments).
     pub epoch_segments: u64,
@@ -25,7 +25,7 @@ pub struct SizeConfig {
 impl Default for SizeConfig {
     fn default() -> Self {
         Self {
-            k: 32,
+            k: 16,
             epoch_segments: 15,
         }
     }

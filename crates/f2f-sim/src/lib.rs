@@ -12,6 +12,7 @@
 //! and are ordered and reliable), and CPU time.
 
 mod player;
+mod queue;
 mod report;
 mod scenario;
 mod source;

@@ -59,6 +59,13 @@ impl Source {
         let Some(newest) = self.newest_at(now) else {
             return;
         };
+        if self
+            .segments
+            .last_key_value()
+            .is_some_and(|(k, _)| *k >= newest)
+        {
+            return;
+        }
         let first = newest.saturating_sub(self.keep);
         let from = self
             .segments

@@ -8,8 +8,7 @@
 //! and reliable (as WebRTC data channels are): loss shows up as a retransmission delay, never
 //! as a gap. The CDN answers after its latency, at its per-flow rate capped by the downlink.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use f2f_core::config::{Config, SourcePreference};
@@ -26,6 +25,7 @@ use rand_chacha::ChaCha8Rng;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::player::Player;
+use crate::queue::EventQueue;
 use crate::report::{RunReport, Summary};
 use crate::scenario::Scenario;
 use crate::source::Source;
@@ -71,29 +71,6 @@ enum Ev {
         fetch: FetchId,
         result: Result<bytes::Bytes, CdnError>,
     },
-}
-
-struct Entry {
-    at: u64,
-    seq: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
 }
 
 /// One direction of a connection, as the sender's transport sees it.
@@ -177,8 +154,7 @@ pub(crate) struct World {
     /// When the first viewer may arrive (the stream is already live by then).
     start: u64,
     end: u64,
-    queue: BinaryHeap<Reverse<Entry>>,
-    seq: u64,
+    queue: EventQueue<Ev>,
     nodes: Vec<Node>,
     index: FxHashMap<PeerId, NodeIx>,
     alive: Vec<NodeIx>,
@@ -227,8 +203,7 @@ impl World {
         let end = start + (scenario.duration_s * 1e6) as u64;
         let net = &scenario.network;
         let mut nodes = Vec::with_capacity(scenario.audience.viewers as usize);
-        let mut queue = BinaryHeap::new();
-        let mut seq = 0;
+        let mut queue = EventQueue::new();
         for i in 0..scenario.audience.viewers {
             let joined_at = start
                 + (rng.random_range(0.0..=1.0) * scenario.audience.join_window_s * 1e6) as u64;
@@ -250,20 +225,10 @@ impl World {
                 conns: FxHashSet::default(),
                 stats: None,
             });
-            seq += 1;
-            queue.push(Reverse(Entry {
-                at: joined_at,
-                seq,
-                ev: Ev::Join(i),
-            }));
+            queue.push(joined_at, Ev::Join(i));
         }
         if let Some(m) = &scenario.audience.mass_leave {
-            seq += 1;
-            queue.push(Reverse(Entry {
-                at: start + (m.at_s * 1e6) as u64,
-                seq,
-                ev: Ev::MassLeave,
-            }));
+            queue.push(start + (m.at_s * 1e6) as u64, Ev::MassLeave);
         }
         let index = nodes
             .iter()
@@ -279,7 +244,6 @@ impl World {
             start,
             end,
             queue,
-            seq,
             nodes,
             index,
             alive: Vec::new(),
@@ -308,22 +272,17 @@ impl World {
     }
 
     fn push(&mut self, at: u64, ev: Ev) {
-        self.seq += 1;
-        self.queue.push(Reverse(Entry {
-            at: at.max(self.now),
-            seq: self.seq,
-            ev,
-        }));
+        self.queue.push(at.max(self.now), ev);
     }
 
     /// Runs to the end; `progress` gets the fraction of virtual time done, every 1 %.
     pub(crate) fn run(mut self, mode: &str, progress: &mut dyn FnMut(f64)) -> RunReport {
         let mut next_progress = 0.0;
-        while let Some(Reverse(entry)) = self.queue.pop() {
-            if entry.at > self.end {
+        while let Some((at, ev)) = self.queue.pop() {
+            if at > self.end {
                 break;
             }
-            self.now = entry.at;
+            self.now = at;
             self.tally.events += 1;
             let frac = self.now.saturating_sub(self.start) as f64 / (self.end - self.start) as f64;
             if frac >= next_progress {
@@ -331,7 +290,7 @@ impl World {
                 next_progress = frac + 0.01;
             }
             self.source.publish_until(self.now);
-            self.handle(entry.ev);
+            self.handle(ev);
         }
         self.now = self.end;
         self.finish(mode)
@@ -405,23 +364,19 @@ impl World {
 
     fn drain(&mut self, i: NodeIx) {
         let mut outputs = std::mem::take(&mut self.outputs);
-        let timeout = {
-            let Some(engine) = self.nodes[i as usize].engine.as_mut() else {
-                return;
-            };
-            outputs.extend(std::iter::from_fn(|| engine.poll_output()));
-            engine.poll_timeout()
+        let Some(engine) = self.nodes[i as usize].engine.as_mut() else {
+            return;
         };
+        outputs.extend(std::iter::from_fn(|| engine.poll_output()));
         for out in outputs.drain(..) {
             self.execute(i, out);
         }
         self.outputs = outputs;
-        // Executing may have fed the engine again (a delivery); re-read the timer.
+        // After executing: that may have fed the engine again (a delivery).
         let timeout = self.nodes[i as usize]
             .engine
             .as_ref()
-            .and_then(|e| e.poll_timeout())
-            .or(timeout);
+            .and_then(|e| e.poll_timeout());
         if let Some(t) = timeout {
             let at = self.us(t).max(self.now);
             let node = &mut self.nodes[i as usize];
@@ -643,8 +598,12 @@ impl World {
         flow.last_delivery = delivered;
         flow.handed += frame_len;
         flow.departures.push_back((departed, flow.handed));
-        let schedule = !std::mem::replace(&mut flow.drain_pending, true);
-        let low_at = flow.low_at(self.config.upload.low_water, self.now);
+        // Edge-triggered, as `bufferedamountlow` is: only a buffer that rose above the low-water
+        // mark reports falling back to it.
+        let low = self.config.upload.low_water;
+        let schedule = !flow.drain_pending && flow.buffered(self.now) > low;
+        flow.drain_pending |= schedule;
+        let low_at = flow.low_at(low, self.now);
         self.push(
             delivered,
             Ev::Deliver {

@@ -36,6 +36,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rustc_hash::FxHashMap;
 
 use crate::config::{Config, ConfigError, SourcePreference};
 use crate::id::{PeerId, SegmentKey, SegmentPosition, SwarmId};
@@ -188,7 +189,8 @@ pub struct Engine {
     config: Arc<Config>,
     ranker: Box<dyn SourceRanker>,
     membership: Membership,
-    peers: BTreeMap<PeerId, Peer>,
+    /// Everyone we hold a connection to (hash map: looked up on every frame).
+    peers: FxHashMap<PeerId, Peer>,
     scheduler: Scheduler,
     uploads: Uploads,
     store: Store,
@@ -211,8 +213,8 @@ pub struct Engine {
     joined_with_peers: bool,
     /// Multiplier on the CDN budget, raised by deadline fetches (see `raise_budget`).
     budget_gain: f64,
-    /// No upload active or queued (neighbours were told when it became so).
-    uploads_idle: bool,
+    /// Peers told `Busy` since the uploads last went idle: they hear when they do.
+    turned_away: Vec<PeerId>,
     next_maintain: Instant,
     /// Timer work up to this instant is done; later timers only.
     timers_done: Instant,
@@ -236,7 +238,7 @@ impl Engine {
             swarm,
             membership: Membership::new(me, config.membership.clone(), seed),
             ranker: Box::new(BaselineRanker::default()),
-            peers: BTreeMap::new(),
+            peers: FxHashMap::default(),
             scheduler: Scheduler::new(),
             uploads: Uploads::new(),
             store: Store::new(config.cache_segments),
@@ -250,7 +252,7 @@ impl Engine {
             cdn_started: BTreeMap::new(),
             created: now,
             first_p2p_byte: false,
-            uploads_idle: true,
+            turned_away: Vec::new(),
             budget_gain: 1.0,
             joined_with_peers: false,
             media_bps: None,
@@ -666,13 +668,18 @@ impl Engine {
         ) {
             Admit::Started => self.pump_uploads(now),
             Admit::Queued => {}
-            Admit::Busy => self.send(
-                from,
-                Message::Absent {
-                    key,
-                    reason: AbsentReason::Busy,
-                },
-            ),
+            Admit::Busy => {
+                if !self.turned_away.contains(&from) {
+                    self.turned_away.push(from);
+                }
+                self.send(
+                    from,
+                    Message::Absent {
+                        key,
+                        reason: AbsentReason::Busy,
+                    },
+                );
+            }
         }
     }
 
@@ -780,8 +787,10 @@ impl Engine {
         }
     }
 
-    /// A deadline forced a CDN fetch: the swarm spreads segments too slowly for its size, so
-    /// this node becomes a first fetcher more often (every node that sees deadlines does).
+    /// A deadline forced a CDN fetch of a segment no neighbour had announced: the swarm spreads
+    /// segments too slowly for its size, so this node becomes a first fetcher more often (every
+    /// node that sees this does). Deadlines missed for lack of upload capacity do not count:
+    /// more first fetchers would not help those.
     fn raise_budget(&mut self) {
         let max = self.config.scheduler.max_budget_gain;
         self.budget_gain = (self.budget_gain * 1.25).min(max);
@@ -912,6 +921,15 @@ impl Engine {
     }
 
     fn decide(&mut self, key: &SegmentKey, now: Instant) {
+        if !self.scheduler.needs_source(key) {
+            let actions = self
+                .scheduler
+                .check_transfer(key, &self.config.scheduler, now);
+            self.apply(actions, now);
+            if !self.scheduler.needs_source(key) {
+                return;
+            }
+        }
         let holders: Vec<Candidate> = self
             .peers
             .iter()
@@ -919,6 +937,7 @@ impl Engine {
             .map(|(id, p)| Candidate {
                 peer: *id,
                 measurements: p.measurements(),
+                complete: p.has.get(key) == Some(&true),
             })
             .collect();
         let actions = self.scheduler.decide(
@@ -946,11 +965,12 @@ impl Engine {
                 } => {
                     match why {
                         CdnWhy::First => self.stats.cdn_first_fetches += 1,
-                        CdnWhy::Deadline => {
+                        CdnWhy::Deadline => self.stats.cdn_deadline_fetches += 1,
+                        CdnWhy::Unannounced => {
                             self.stats.cdn_deadline_fetches += 1;
                             self.raise_budget();
                         }
-                        CdnWhy::Fallback | CdnWhy::Retry => {}
+                        CdnWhy::Fallback | CdnWhy::Retry | CdnWhy::Direct => {}
                     }
                     self.cdn_started.insert(id, now);
                     self.out.push_back(Output::FetchCdn {
@@ -975,12 +995,13 @@ impl Engine {
     /// buffer allows, and starts queued uploads as slots free up.
     fn pump_uploads(&mut self, now: Instant) {
         let cfg = self.config.upload.clone();
+        let high_water = self.high_water();
         loop {
             let mut finished = Vec::new();
             for job in self.uploads.active() {
                 let mut next = job.next;
                 while let Some(p) = self.peers.get(&job.peer) {
-                    if p.buffered >= cfg.high_water || p.conn != Conn::Ready {
+                    if p.buffered >= high_water || p.conn != Conn::Ready {
                         break;
                     }
                     let Some((data, total)) = self.relayable(&job.key) else {
@@ -1034,11 +1055,10 @@ impl Engine {
                 break;
             }
         }
-        let idle = self.uploads.load() == 0;
-        if idle && !std::mem::replace(&mut self.uploads_idle, true) {
+        if self.uploads.load() == 0 {
             // Neighbours that were told `Busy` may ask again at once instead of polling.
             let upload_kbps = self.uplink.kbps(now);
-            for peer in self.data_neighbours() {
+            for peer in std::mem::take(&mut self.turned_away) {
                 self.send(
                     peer,
                     Message::Have {
@@ -1050,7 +1070,6 @@ impl Engine {
                 );
             }
         }
-        self.uploads_idle = idle;
     }
 
     /// Uploads served at once: as many as the uplink can feed at the media rate each, so a
@@ -1071,6 +1090,21 @@ impl Engine {
         } else {
             cfg.queue
         }
+    }
+
+    /// Send-buffer bound per connection: the configured bytes, capped by the configured time
+    /// at the measured uplink rate.
+    fn high_water(&self) -> u64 {
+        let cfg = &self.config.upload;
+        // Never below two pieces above the low-water mark, or `Drained` could never fire.
+        let floor = 2 * cfg.chunk as u64 + cfg.low_water;
+        let ceiling = cfg.high_water.max(floor);
+        let bps = self.uplink.estimate_bps(self.now);
+        if bps <= 0.0 {
+            return ceiling;
+        }
+        let by_time = (bps / 8.0 * cfg.high_water_time.as_secs_f64()) as u64;
+        by_time.clamp(floor, ceiling)
     }
 
     /// How many media-rate streams the measured uplink carries.

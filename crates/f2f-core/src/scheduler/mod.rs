@@ -45,8 +45,13 @@ pub struct ByteSources {
 pub(crate) enum CdnWhy {
     /// This node is one of the swarm's first fetchers for the segment.
     First,
-    /// The deadline left no time for peers.
+    /// The deadline left no time for the peers that hold the segment.
     Deadline,
+    /// The deadline came and no neighbour had even announced the segment: the swarm spreads
+    /// too slowly for its size.
+    Unannounced,
+    /// CDN-only mode, or a personal (SSAI) segment.
+    Direct,
     /// A peer transfer failed.
     Fallback,
     /// Retry after a failed CDN attempt.
@@ -102,6 +107,8 @@ struct Wanted {
 pub(crate) struct Candidate {
     pub(crate) peer: PeerId,
     pub(crate) measurements: PeerMeasurements,
+    /// The peer holds the whole segment (otherwise it relays while receiving).
+    pub(crate) complete: bool,
 }
 
 /// What the engine must do for the scheduler.
@@ -172,6 +179,13 @@ impl Scheduler {
             cdn_bps: None,
             size_estimate: None,
         }
+    }
+
+    /// Whether `key` is waiting for a source (so the engine need not gather candidates).
+    pub(crate) fn needs_source(&self, key: &SegmentKey) -> bool {
+        self.wanted
+            .get(key)
+            .is_some_and(|w| matches!(w.fetch, Fetch::Idle | Fetch::CdnBackoff { .. }))
     }
 
     pub(crate) fn is_wanted(&self, key: &SegmentKey) -> bool {
@@ -300,7 +314,7 @@ impl Scheduler {
         }
         if cfg.source == SourcePreference::CdnOnly || !w.shareable {
             if w.deadline.is_some() {
-                actions.push(self.start_cdn(key, CdnWhy::Deadline));
+                actions.push(self.start_cdn(key, CdnWhy::Direct));
             }
             return actions;
         }
@@ -310,6 +324,9 @@ impl Scheduler {
             .iter()
             .filter(|c| !w.tried.contains(&c.peer))
             .filter(|c| !w.busy.iter().any(|(p, until)| *p == c.peer && *until > now))
+            // To resume past bytes we already hold, a relay still receiving is unlikely to be
+            // ahead of us.
+            .filter(|c| c.complete || w.data.is_empty())
             .filter_map(|c| {
                 ranker
                     .peer_eta(&c.measurements, remaining)
@@ -357,7 +374,12 @@ impl Scheduler {
             // A transfer failed and no other holder can take over: the CDN, at once.
             actions.push(self.start_cdn(key, CdnWhy::Fallback));
         } else if cdn_by.is_some_and(|by| now >= by) {
-            actions.push(self.start_cdn(key, CdnWhy::Deadline));
+            let why = if holders.is_empty() {
+                CdnWhy::Unannounced
+            } else {
+                CdnWhy::Deadline
+            };
+            actions.push(self.start_cdn(key, why));
         } else if holders.is_empty()
             && cfg.source == SourcePreference::Auto
             && w.first_fetch_at.is_some_and(|t| now >= t)
