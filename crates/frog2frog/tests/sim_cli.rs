@@ -1,0 +1,78 @@
+//! `frog2frog sim` as a user runs it: a scenario file in, a table on stdout, JSON on request,
+//! and a clear error (not a panic) for a broken scenario.
+
+use std::process::Command;
+
+const SCENARIO: &str = r#"
+name = "cli"
+seed = 11
+duration_s = 30
+
+[source]
+bitrate_kbps = 2000
+segment_s = 2.0
+
+[network]
+uplink_kbps = { dist = "const", value = 10000 }
+downlink_kbps = { dist = "const", value = 50000 }
+latency_ms = { dist = "const", value = 20.0 }
+
+[cdn]
+latency_ms = 30
+per_flow_kbps = 40000
+
+[audience]
+viewers = 20
+join_window_s = 5
+"#;
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("f2f-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[test]
+fn sim_prints_a_table_and_writes_json() {
+    let dir = temp_dir("ok");
+    let scenario = dir.join("s.toml");
+    let json = dir.join("report.json");
+    std::fs::write(&scenario, SCENARIO).expect("write scenario");
+    let out = Command::new(env!("CARGO_BIN_EXE_frog2frog"))
+        .args(["sim", "-q", "--json"])
+        .arg(&json)
+        .arg(&scenario)
+        .output()
+        .expect("run frog2frog");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(
+        table.contains("offload") && table.contains("cdn-only"),
+        "{table}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("json written")).expect("valid json");
+    assert_eq!(report["p2p"]["viewers"], 20);
+    assert!(report["p2p"]["offload"].as_f64().expect("number") > 0.0);
+    assert_eq!(report["baseline"]["offload"].as_f64(), Some(0.0));
+}
+
+#[test]
+fn a_broken_scenario_is_a_clear_error() {
+    let dir = temp_dir("bad");
+    let scenario = dir.join("bad.toml");
+    std::fs::write(&scenario, SCENARIO.replace("viewers = 20", "viewers = 0")).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_frog2frog"))
+        .args(["sim", "-q"])
+        .arg(&scenario)
+        .output()
+        .expect("run frog2frog");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("audience.viewers"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
