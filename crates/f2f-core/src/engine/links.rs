@@ -181,7 +181,11 @@ impl Engine {
 
         self.sketch.set_capable(self.can_seed());
         if let Some(v) = self.sketch.take_update() {
-            for peer in self.data_neighbours() {
+            // Push gossip to a few random neighbours per round: still O(log N) rounds to
+            // converge, at a fraction of the traffic of telling everyone every time.
+            let mut targets = self.data_neighbours();
+            targets.shuffle(&mut self.rng);
+            for peer in targets.into_iter().take(SKETCH_FANOUT) {
                 self.send(peer, sketch_message(v.clone()));
             }
         }
@@ -195,6 +199,9 @@ impl Engine {
         }
     }
 }
+
+/// Neighbours a changed size sketch is pushed to per maintenance round.
+const SKETCH_FANOUT: usize = 3;
 
 fn sketch_message(v: SketchValues) -> Message {
     Message::SizeSketch {

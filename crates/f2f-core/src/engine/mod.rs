@@ -885,8 +885,10 @@ impl Engine {
         self.announce(key, false, from);
     }
 
-    /// Tells linked neighbours without a complete copy that we hold `key` (or, `partial`, that
-    /// it is arriving and we relay it as it does); `also` is told in any case.
+    /// Tells linked neighbours that have not announced `key` themselves that we hold it (or,
+    /// `partial`, that it is arriving and we relay it as it does); `also` is told in any case.
+    /// Neighbours that announced it already have a source: telling them too would double the
+    /// availability traffic of a swarm for little.
     fn announce(&mut self, key: SegmentKey, partial: bool, also: Option<PeerId>) {
         let load = self.uploads.load();
         let upload_kbps = self.uplink.kbps(self.now);

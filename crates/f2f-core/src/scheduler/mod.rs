@@ -425,8 +425,12 @@ impl Scheduler {
                 let secs = now.saturating_duration_since(first).as_secs_f64().max(0.05);
                 let rate = (got * 8.0 / secs).max(1.0);
                 let finish = now + Duration::from_secs_f64(remaining as f64 * 8.0 / rate);
-                finish + cfg.deadline_margin > deadline
-                    && now + self.cdn_eta(remaining, cfg) < finish
+                // Past this point there is no time to wait out a stall timeout: a transfer
+                // that has gone quiet is treated as lost.
+                let quiet = now >= last_progress + cfg.stall_timeout / 3;
+                quiet
+                    || (finish + cfg.deadline_margin > deadline
+                        && now + self.cdn_eta(remaining, cfg) < finish)
             }
             _ => false,
         };
@@ -489,7 +493,11 @@ impl Scheduler {
                 } => Some(first_byte_by),
                 Fetch::Peer { last_progress, .. } => {
                     let stall = last_progress + cfg.stall_timeout;
-                    Some(self.cdn_deadline(w, cfg).map_or(stall, |by| stall.min(by)))
+                    let quiet = last_progress + cfg.stall_timeout / 3;
+                    Some(
+                        self.cdn_deadline(w, cfg)
+                            .map_or(stall, |by| stall.min(by.max(quiet))),
+                    )
                 }
                 Fetch::Idle => [
                     self.cdn_deadline(w, cfg),
