@@ -156,7 +156,6 @@ pub(crate) struct World {
     end: u64,
     queue: EventQueue<Ev>,
     nodes: Vec<Node>,
-    index: FxHashMap<PeerId, NodeIx>,
     alive: Vec<NodeIx>,
     pairs: FxHashMap<(NodeIx, NodeIx), Pair>,
     source: Source,
@@ -207,9 +206,7 @@ impl World {
         for i in 0..scenario.audience.viewers {
             let joined_at = start
                 + (rng.random_range(0.0..=1.0) * scenario.audience.join_window_s * 1e6) as u64;
-            let id = PeerId::from_seed(
-                &[&scenario.seed.to_le_bytes()[..], &i.to_le_bytes()[..]].concat(),
-            );
+            let id = node_id(scenario.seed, i);
             nodes.push(Node {
                 id,
                 engine: None,
@@ -230,11 +227,6 @@ impl World {
         if let Some(m) = &scenario.audience.mass_leave {
             queue.push(start + (m.at_s * 1e6) as u64, Ev::MassLeave);
         }
-        let index = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.id, i as NodeIx))
-            .collect();
         Self {
             scenario: scenario.clone(),
             config: Arc::new(config),
@@ -245,7 +237,6 @@ impl World {
             end,
             queue,
             nodes,
-            index,
             alive: Vec::new(),
             pairs: FxHashMap::default(),
             source,
@@ -391,12 +382,12 @@ impl World {
         match out {
             Output::Connect(peer) => self.connect(i, peer),
             Output::Disconnect(peer) => {
-                if let Some(&j) = self.index.get(&peer) {
+                if let Some(j) = self.node_of(&peer) {
                     self.disconnect(i, j, self.lat(i, j));
                 }
             }
             Output::Transmit { to, frame } => {
-                if let Some(&j) = self.index.get(&to) {
+                if let Some(j) = self.node_of(&to) {
                     self.transmit(i, j, frame);
                 }
             }
@@ -418,6 +409,17 @@ impl World {
             Output::Event(_) => {}
             _ => {}
         }
+    }
+
+    /// The node behind a peer id: the index is written into the id itself, so the hot path
+    /// needs no map; the full id is compared to reject anything else.
+    fn node_of(&self, peer: &PeerId) -> Option<NodeIx> {
+        let bytes: [u8; 4] = peer.as_bytes()[..4].try_into().expect("4 of 32 bytes");
+        let i = NodeIx::from_le_bytes(bytes);
+        self.nodes
+            .get(i as usize)
+            .filter(|n| n.id == *peer)
+            .map(|_| i)
     }
 
     fn lat(&self, a: NodeIx, b: NodeIx) -> u64 {
@@ -489,7 +491,7 @@ impl World {
     }
 
     fn connect(&mut self, i: NodeIx, peer: PeerId) {
-        let Some(&j) = self.index.get(&peer) else {
+        let Some(j) = self.node_of(&peer) else {
             self.push(
                 self.now + CONNECT_FAIL_US,
                 Ev::ConnectFailed { node: i, peer },
@@ -854,6 +856,14 @@ impl World {
             events: self.tally.events,
         }
     }
+}
+
+/// A simulated peer's id: random-looking, with its node index in the first four bytes.
+fn node_id(seed: u64, i: NodeIx) -> PeerId {
+    let hashed = PeerId::from_seed(&[&seed.to_le_bytes()[..], &i.to_le_bytes()[..]].concat());
+    let mut bytes = *hashed.as_bytes();
+    bytes[..4].copy_from_slice(&i.to_le_bytes());
+    PeerId::from_bytes(bytes)
 }
 
 /// Unordered pair key.
