@@ -134,7 +134,7 @@ pub struct LinkConfig {
     pub maintain_interval: Duration,
     /// A connection with no use for this long is closed. Default 10 s.
     pub idle_timeout: Duration,
-    /// Segments of a neighbour's availability remembered per neighbour. Default 24.
+    /// Segments whose announcements (who holds them) are remembered. Default 24.
     pub have_memory: usize,
 }
 

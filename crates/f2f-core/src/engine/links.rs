@@ -48,9 +48,9 @@ impl Engine {
     pub(super) fn on_link_drop(&mut self, from: PeerId, now: Instant) {
         if let Some(p) = self.peers.get_mut(&from) {
             p.link = Link::None;
-            p.has.clear();
             p.link_backoff_until = Some(now + self.config.links.idle_timeout);
         }
+        self.availability.forget_peer(&from);
         self.uploads.forget_peer(&from);
         for key in self.scheduler.on_peer_lost(from) {
             self.decide(&key, now);

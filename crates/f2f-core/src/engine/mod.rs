@@ -26,6 +26,7 @@
 //! }
 //! ```
 
+mod availability;
 mod links;
 mod peer;
 mod watch;
@@ -53,6 +54,7 @@ use crate::time::{Duration, Instant};
 use crate::uplink::Uplink;
 use crate::upload::{Admit, UploadJob, Uploads};
 use crate::wire::{self, AbsentReason, Frame, Handshake, Message, PROTOCOL_VERSION};
+use availability::Availability;
 use peer::{Conn, Peer};
 use watch::Watch;
 
@@ -195,6 +197,8 @@ pub struct Engine {
     uploads: Uploads,
     store: Store,
     sketch: SizeSketch,
+    /// What neighbours announced, by segment.
+    availability: Availability,
     watch: Watch,
     uplink: Uplink,
     rng: ChaCha8Rng,
@@ -245,6 +249,7 @@ impl Engine {
             sketch: SizeSketch::new(me, config.size.clone()),
             uplink: Uplink::default(),
             watch: Watch::default(),
+            availability: Availability::new(config.links.have_memory),
             rng: ChaCha8Rng::seed_from_u64(seed.rotate_left(1)),
             out: VecDeque::new(),
             stats: Stats::default(),
@@ -349,6 +354,7 @@ impl Engine {
             Input::UpdateConfig(config) => {
                 config.validate()?;
                 self.store.set_capacity(config.cache_segments);
+                self.availability.set_capacity(config.links.have_memory);
                 self.membership.set_config(config.membership.clone());
                 self.drain_membership();
                 self.sketch.set_config(config.size.clone());
@@ -442,6 +448,7 @@ impl Engine {
 
     fn on_peer_gone(&mut self, peer: PeerId, reachable: bool, now: Instant) {
         self.peers.remove(&peer);
+        self.availability.forget_peer(&peer);
         self.membership.handle_peer_down(peer, reachable, now);
         self.drain_membership();
         self.uploads.forget_peer(&peer);
@@ -564,10 +571,8 @@ impl Engine {
                 }
             }
             Message::Absent { key, reason } => {
-                if let Some(p) = self.peers.get_mut(&from) {
-                    if reason == AbsentReason::NotHeld {
-                        p.has.remove(&key);
-                    }
+                if reason == AbsentReason::NotHeld {
+                    self.availability.forget(&from, &key);
                 }
                 let busy_until = (reason == AbsentReason::Busy)
                     .then(|| now + self.config.scheduler.busy_backoff);
@@ -595,7 +600,6 @@ impl Engine {
     }
 
     fn on_announced(&mut self, from: PeerId, keys: &[SegmentKey], complete: bool, now: Instant) {
-        let memory = self.config.links.have_memory;
         let mut acked = false;
         let mut wanted = Vec::new();
         for key in keys {
@@ -611,9 +615,7 @@ impl Engine {
                 // variant, never matches and the prefetch is forgotten).
                 self.scheduler.list(*key, None, None, true, None, now);
             }
-            if let Some(p) = self.peers.get_mut(&from) {
-                p.announce(*key, complete, memory);
-            }
+            self.availability.announce(from, *key, complete);
             // A peer that has the whole segment needs no more of it from us.
             if complete {
                 acked |= self.uploads.cancel(&from, key);
@@ -627,14 +629,12 @@ impl Engine {
         }
         if keys.is_empty() {
             // An idle notice: whatever this peer holds is worth asking for again.
-            if let Some(p) = self.peers.get(&from) {
-                wanted = self
-                    .scheduler
-                    .keys()
-                    .into_iter()
-                    .filter(|k| p.has.contains_key(k))
-                    .collect();
-            }
+            wanted = self
+                .scheduler
+                .keys()
+                .into_iter()
+                .filter(|k| self.availability.announced(&from, k))
+                .collect();
         }
         for key in wanted {
             self.decide(&key, now);
@@ -896,7 +896,7 @@ impl Engine {
             .peers
             .iter()
             .filter(|(id, p)| {
-                p.is_linked() && (Some(**id) == also || p.has.get(&key) != Some(&true))
+                p.is_linked() && (Some(**id) == also || !self.availability.announced(id, &key))
             })
             .map(|(id, _)| *id)
             .collect();
@@ -933,13 +933,16 @@ impl Engine {
             }
         }
         let holders: Vec<Candidate> = self
-            .peers
+            .availability
+            .holders(key)
             .iter()
-            .filter(|(_, p)| p.is_linked() && p.has.contains_key(key))
-            .map(|(id, p)| Candidate {
-                peer: *id,
-                measurements: p.measurements(),
-                complete: p.has.get(key) == Some(&true),
+            .filter_map(|&(peer, complete)| {
+                let p = self.peers.get(&peer).filter(|p| p.is_linked())?;
+                Some(Candidate {
+                    peer,
+                    measurements: p.measurements(),
+                    complete,
+                })
             })
             .collect();
         let actions = self.scheduler.decide(
@@ -996,6 +999,10 @@ impl Engine {
     /// Hands the driver more pieces of the active uploads, as far as each connection's send
     /// buffer allows, and starts queued uploads as slots free up.
     fn pump_uploads(&mut self, now: Instant) {
+        if self.uploads.load() == 0 && self.turned_away.is_empty() {
+            // Nothing to send and nobody waiting to hear so: the common case on every piece.
+            return;
+        }
         let cfg = self.config.upload.clone();
         let high_water = self.high_water();
         loop {

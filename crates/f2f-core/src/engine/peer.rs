@@ -1,9 +1,6 @@
 //! What the engine knows about one remote peer: the connection, the data link, availability and
 //! measurements.
 
-use std::collections::BTreeMap;
-
-use crate::id::SegmentKey;
 use crate::scheduler::PeerMeasurements;
 use crate::time::{Duration, Instant};
 use crate::wire::Message;
@@ -42,9 +39,6 @@ pub(crate) struct Peer {
     pub(crate) drained_at: Option<Instant>,
     /// Last time the connection carried anything, for idle closing.
     pub(crate) last_used: Instant,
-    /// Segments the peer announced (`true`: complete, `false`: still arriving and relayed),
-    /// capped (oldest positions forgotten first).
-    pub(crate) has: BTreeMap<SegmentKey, bool>,
     /// When we may ask for a link again after a refusal.
     pub(crate) link_backoff_until: Option<Instant>,
     pub(crate) upload_bps: f64,
@@ -64,7 +58,6 @@ impl Peer {
             buffered: 0,
             drained_at: None,
             last_used: now,
-            has: BTreeMap::new(),
             link_backoff_until: None,
             upload_bps: 0.0,
             load: 0,
@@ -87,15 +80,6 @@ impl Peer {
             load: self.load,
             completed: self.completed,
             failed: self.failed,
-        }
-    }
-
-    /// Remembers an announcement, forgetting the oldest beyond `memory` entries. A complete
-    /// copy is never downgraded by a late partial announcement.
-    pub(crate) fn announce(&mut self, key: SegmentKey, complete: bool, memory: usize) {
-        *self.has.entry(key).or_insert(complete) |= complete;
-        while self.has.len() > memory {
-            self.has.pop_first();
         }
     }
 
