@@ -923,10 +923,9 @@ impl Engine {
     }
 
     fn decide(&mut self, key: &SegmentKey, now: Instant) {
-        if !self.scheduler.needs_source(key) {
-            let actions = self
-                .scheduler
-                .check_transfer(key, &self.config.scheduler, now);
+        let cfg = &self.config.scheduler;
+        if !self.scheduler.needs_source(key) && !self.scheduler.is_lagging(key, cfg, now) {
+            let actions = self.scheduler.check_transfer(key, cfg, now);
             self.apply(actions, now);
             if !self.scheduler.needs_source(key) {
                 return;

@@ -290,6 +290,33 @@ impl Scheduler {
         rtt + Duration::from_secs_f64(bytes as f64 * 8.0 / bps)
     }
 
+    /// When the current peer transfer of `key` will have everything, at the rate it has
+    /// delivered since its first byte (`None`: no peer transfer, or no byte yet).
+    fn projected_finish(&self, w: &Wanted, cfg: &SchedulerConfig, now: Instant) -> Option<Instant> {
+        let Fetch::Peer {
+            offset,
+            first_byte: Some(first),
+            ..
+        } = w.fetch
+        else {
+            return None;
+        };
+        let remaining = self.expected_size(w, cfg).saturating_sub(w.data.len());
+        let got = w.data.len().saturating_sub(offset) as f64;
+        let secs = now.saturating_duration_since(first).as_secs_f64().max(0.05);
+        let rate = (got * 8.0 / secs).max(1.0);
+        Some(now + Duration::from_secs_f64(remaining as f64 * 8.0 / rate))
+    }
+
+    /// Whether the current peer transfer of `key` is on course to miss its deadline (a faster
+    /// holder, if one turns up, should take over).
+    pub(crate) fn is_lagging(&self, key: &SegmentKey, cfg: &SchedulerConfig, now: Instant) -> bool {
+        self.wanted.get(key).is_some_and(|w| {
+            let finish = self.projected_finish(w, cfg, now);
+            matches!((finish, w.deadline), (Some(f), Some(d)) if f + cfg.deadline_margin > d)
+        })
+    }
+
     /// Decides what to do for `key` now. `holders` are linked neighbours that announced it.
     pub(crate) fn decide(
         &mut self,
@@ -304,7 +331,11 @@ impl Scheduler {
             return actions;
         };
         match w.fetch {
-            Fetch::Cdn { .. } | Fetch::Peer { .. } => return actions,
+            Fetch::Peer { peer, .. } => {
+                actions.extend(self.upgrade(key, peer, holders, ranker, cfg, now));
+                return actions;
+            }
+            Fetch::Cdn { .. } => return actions,
             Fetch::CdnBackoff { at } if at > now => return actions,
             Fetch::CdnBackoff { .. } => {
                 actions.push(self.start_cdn(key, CdnWhy::Retry));
@@ -320,6 +351,17 @@ impl Scheduler {
         }
         let remaining = self.expected_size(w, cfg).saturating_sub(w.data.len());
         let cdn_by = self.cdn_deadline(w, cfg);
+        if cdn_by.is_some_and(|by| now + cfg.stall_timeout / 4 >= by) {
+            // At the last safe moment for the CDN: no new gamble on a peer (one that vanished
+            // without closing would only be noticed after the deadline).
+            let why = if holders.is_empty() {
+                CdnWhy::Unannounced
+            } else {
+                CdnWhy::Deadline
+            };
+            actions.push(self.start_cdn(key, why));
+            return actions;
+        }
         let best = holders
             .iter()
             .filter(|c| !w.tried.contains(&c.peer))
@@ -349,7 +391,7 @@ impl Scheduler {
                 let load_wait = cfg.stall_timeout * (u32::from(c.measurements.load) + 1);
                 // Without a first byte by the time only the CDN can still make it, give up.
                 let first_byte_by = match cdn_by {
-                    Some(by) => (now + load_wait).min(by.max(now + cfg.stall_timeout)),
+                    Some(by) => (now + load_wait).min(by),
                     None => now + load_wait,
                 };
                 let (peer, offset) = (c.peer, w.data.len());
@@ -389,6 +431,67 @@ impl Scheduler {
         actions
     }
 
+    /// Moves a transfer that is on course to miss its deadline to a holder of the whole segment
+    /// that can finish clearly sooner, resuming from the bytes already received (a slow relay
+    /// chain should not hold a viewer hostage while a complete copy sits next door).
+    fn upgrade(
+        &mut self,
+        key: &SegmentKey,
+        current: PeerId,
+        holders: &[Candidate],
+        ranker: &dyn SourceRanker,
+        cfg: &SchedulerConfig,
+        now: Instant,
+    ) -> Vec<Action> {
+        let Some(w) = self.wanted.get(key) else {
+            return Vec::new();
+        };
+        let (Some(finish), Some(deadline)) = (self.projected_finish(w, cfg, now), w.deadline)
+        else {
+            return Vec::new();
+        };
+        if finish + cfg.deadline_margin <= deadline {
+            return Vec::new();
+        }
+        let remaining = self.expected_size(w, cfg).saturating_sub(w.data.len());
+        let better = holders
+            .iter()
+            .filter(|c| c.complete && c.peer != current && !w.tried.contains(&c.peer))
+            .filter(|c| !w.busy.iter().any(|(p, until)| *p == c.peer && *until > now))
+            .filter_map(|c| {
+                ranker
+                    .peer_eta(&c.measurements, remaining)
+                    .map(|eta| (eta, c.peer))
+            })
+            .min_by(|a, b| a.0.cmp(&b.0))
+            .filter(|(eta, _)| now + eta.mul_f64(1.25) < finish);
+        let Some((_, peer)) = better else {
+            return Vec::new();
+        };
+        let offset = w.data.len();
+        let w = self.wanted.get_mut(key).expect("present");
+        w.tried.push(current);
+        w.fetch = Fetch::Peer {
+            peer,
+            offset,
+            sent: now,
+            first_byte_by: now + cfg.stall_timeout,
+            first_byte: None,
+            last_progress: now,
+        };
+        vec![
+            Action::Cancel {
+                peer: current,
+                key: *key,
+            },
+            Action::Request {
+                peer,
+                key: *key,
+                offset,
+            },
+        ]
+    }
+
     /// Abandons a peer transfer that stalled or can no longer make the deadline. A stalled
     /// transfer goes back to source selection; one that is merely too slow goes to the CDN,
     /// keeping the bytes already received.
@@ -403,7 +506,6 @@ impl Scheduler {
         };
         let Fetch::Peer {
             peer,
-            offset,
             first_byte_by,
             first_byte,
             last_progress,
@@ -419,15 +521,12 @@ impl Scheduler {
         // A slow transfer keeps going until the last moment the CDN could still make the
         // deadline: relayed bytes arrive in bursts, and a relay's source may speed up.
         let too_slow = match (w.deadline, first_byte, self.cdn_deadline(w, cfg)) {
-            (Some(deadline), Some(first), Some(cdn_by)) if now >= cdn_by => {
+            (Some(deadline), Some(_), Some(cdn_by)) if now >= cdn_by => {
                 let remaining = self.expected_size(w, cfg).saturating_sub(w.data.len());
-                let got = w.data.len().saturating_sub(offset) as f64;
-                let secs = now.saturating_duration_since(first).as_secs_f64().max(0.05);
-                let rate = (got * 8.0 / secs).max(1.0);
-                let finish = now + Duration::from_secs_f64(remaining as f64 * 8.0 / rate);
+                let finish = self.projected_finish(w, cfg, now).unwrap_or(deadline);
                 // Past this point there is no time to wait out a stall timeout: a transfer
                 // that has gone quiet is treated as lost.
-                let quiet = now >= last_progress + cfg.stall_timeout / 3;
+                let quiet = now >= last_progress + cfg.stall_timeout / 2;
                 quiet
                     || (finish + cfg.deadline_margin > deadline
                         && now + self.cdn_eta(remaining, cfg) < finish)
@@ -493,7 +592,7 @@ impl Scheduler {
                 } => Some(first_byte_by),
                 Fetch::Peer { last_progress, .. } => {
                     let stall = last_progress + cfg.stall_timeout;
-                    let quiet = last_progress + cfg.stall_timeout / 3;
+                    let quiet = last_progress + cfg.stall_timeout / 2;
                     Some(
                         self.cdn_deadline(w, cfg)
                             .map_or(stall, |by| stall.min(by.max(quiet))),
