@@ -637,6 +637,10 @@ impl Engine {
                 .collect();
         }
         for key in wanted {
+            // A new complete copy may rescue a transfer that is running late.
+            if complete && !keys.is_empty() {
+                self.upgrade(&key, now);
+            }
             self.decide(&key, now);
         }
     }
@@ -922,17 +926,25 @@ impl Engine {
         }
     }
 
-    fn decide(&mut self, key: &SegmentKey, now: Instant) {
-        let cfg = &self.config.scheduler;
-        if !self.scheduler.needs_source(key) && !self.scheduler.is_lagging(key, cfg, now) {
-            let actions = self.scheduler.check_transfer(key, cfg, now);
-            self.apply(actions, now);
-            if !self.scheduler.needs_source(key) {
-                return;
-            }
+    /// Offers a lagging peer transfer of `key` the complete holders now known.
+    fn upgrade(&mut self, key: &SegmentKey, now: Instant) {
+        if !self.scheduler.is_lagging(key, &self.config.scheduler, now) {
+            return;
         }
-        let holders: Vec<Candidate> = self
-            .availability
+        let holders = self.candidates(key);
+        let actions = self.scheduler.upgrade(
+            key,
+            &holders,
+            self.ranker.as_ref(),
+            &self.config.scheduler,
+            now,
+        );
+        self.apply(actions, now);
+    }
+
+    /// Linked neighbours that announced `key`, as the scheduler ranks them.
+    fn candidates(&self, key: &SegmentKey) -> Vec<Candidate> {
+        self.availability
             .holders(key)
             .iter()
             .filter_map(|&(peer, complete)| {
@@ -943,7 +955,20 @@ impl Engine {
                     complete,
                 })
             })
-            .collect();
+            .collect()
+    }
+
+    fn decide(&mut self, key: &SegmentKey, now: Instant) {
+        if !self.scheduler.needs_source(key) {
+            let actions = self
+                .scheduler
+                .check_transfer(key, &self.config.scheduler, now);
+            self.apply(actions, now);
+            if !self.scheduler.needs_source(key) {
+                return;
+            }
+        }
+        let holders = self.candidates(key);
         let actions = self.scheduler.decide(
             key,
             &holders,

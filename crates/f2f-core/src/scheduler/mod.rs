@@ -331,11 +331,7 @@ impl Scheduler {
             return actions;
         };
         match w.fetch {
-            Fetch::Peer { peer, .. } => {
-                actions.extend(self.upgrade(key, peer, holders, ranker, cfg, now));
-                return actions;
-            }
-            Fetch::Cdn { .. } => return actions,
+            Fetch::Cdn { .. } | Fetch::Peer { .. } => return actions,
             Fetch::CdnBackoff { at } if at > now => return actions,
             Fetch::CdnBackoff { .. } => {
                 actions.push(self.start_cdn(key, CdnWhy::Retry));
@@ -434,16 +430,18 @@ impl Scheduler {
     /// Moves a transfer that is on course to miss its deadline to a holder of the whole segment
     /// that can finish clearly sooner, resuming from the bytes already received (a slow relay
     /// chain should not hold a viewer hostage while a complete copy sits next door).
-    fn upgrade(
+    pub(crate) fn upgrade(
         &mut self,
         key: &SegmentKey,
-        current: PeerId,
         holders: &[Candidate],
         ranker: &dyn SourceRanker,
         cfg: &SchedulerConfig,
         now: Instant,
     ) -> Vec<Action> {
         let Some(w) = self.wanted.get(key) else {
+            return Vec::new();
+        };
+        let Fetch::Peer { peer: current, .. } = w.fetch else {
             return Vec::new();
         };
         let (Some(finish), Some(deadline)) = (self.projected_finish(w, cfg, now), w.deadline)
