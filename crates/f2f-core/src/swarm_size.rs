@@ -11,7 +11,9 @@
 //! The converged minima of an epoch also name, exactly and without coordination, the few peers
 //! with the smallest hashes: the next epoch's first fetchers (see [`SizeSketch::is_among_first`]).
 
-use crate::id::PeerId;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::id::{PeerId, RenditionId};
 
 /// Sketch parameters.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,6 +30,128 @@ impl Default for SizeConfig {
             k: 16,
             epoch_segments: 15,
         }
+    }
+}
+
+/// The sketches of every rendition this peer plays or relays: each rendition is its own
+/// sub-swarm (its viewers share its segments), so sizes and first fetchers are per rendition.
+#[derive(Debug, Clone)]
+pub struct Sketches {
+    me: PeerId,
+    config: SizeConfig,
+    by_rendition: BTreeMap<RenditionId, SizeSketch>,
+    /// Renditions this peer plays (the rest it only relays).
+    playing: BTreeSet<RenditionId>,
+}
+
+/// Renditions whose sketches one peer keeps (a ladder rarely has more rungs).
+const MAX_RENDITIONS: usize = 16;
+
+impl Sketches {
+    /// No rendition seen yet.
+    pub fn new(me: PeerId, config: SizeConfig) -> Self {
+        Self {
+            me,
+            config,
+            by_rendition: BTreeMap::new(),
+            playing: BTreeSet::new(),
+        }
+    }
+
+    /// Applies new parameters (remote config).
+    pub fn set_config(&mut self, config: SizeConfig) {
+        for s in self.by_rendition.values_mut() {
+            s.set_config(config.clone());
+        }
+        self.config = config;
+    }
+
+    /// Our playlist listed segment `sequence` of `rendition`: we play it.
+    pub fn observe(&mut self, rendition: RenditionId, sequence: u64) {
+        self.playing.insert(rendition);
+        if let Some(s) = self.sketch_mut(rendition) {
+            s.observe_sequence(sequence);
+        }
+    }
+
+    /// Whether this peer can seed segments (see [`SizeSketch::set_capable`]); counted in the
+    /// renditions it plays.
+    pub fn set_capable(&mut self, capable: bool) {
+        for r in &self.playing {
+            if let Some(s) = self.by_rendition.get_mut(r) {
+                s.set_capable(capable);
+            }
+        }
+    }
+
+    /// Merges a neighbour's sketch of `rendition`. Renditions we do not play are kept and
+    /// relayed, their epochs checked against the newest epoch we know from our own playlists.
+    pub fn merge(
+        &mut self,
+        rendition: RenditionId,
+        values: &SketchValues,
+    ) -> Result<(), SketchError> {
+        if self.playing.contains(&rendition) {
+            return match self.by_rendition.get_mut(&rendition) {
+                Some(s) => s.merge(values),
+                None => Ok(()),
+            };
+        }
+        let Some(reference) = self
+            .playing
+            .iter()
+            .filter_map(|r| self.by_rendition.get(r)?.epoch())
+            .max()
+        else {
+            return Ok(());
+        };
+        match self.sketch_mut(rendition) {
+            Some(s) => s.merge_against(values, reference),
+            None => Ok(()),
+        }
+    }
+
+    /// The sketch of `rendition`, if we keep one.
+    pub fn get(&self, rendition: &RenditionId) -> Option<&SizeSketch> {
+        self.by_rendition.get(rendition)
+    }
+
+    /// Estimated viewers over all renditions we know of.
+    pub fn estimate(&self) -> f64 {
+        self.by_rendition
+            .values()
+            .map(SizeSketch::estimate)
+            .sum::<f64>()
+            .max(1.0)
+    }
+
+    /// Changed sketches to gossip.
+    pub fn take_updates(&mut self) -> Vec<(RenditionId, SketchValues)> {
+        self.by_rendition
+            .iter_mut()
+            .filter_map(|(r, s)| Some((*r, s.take_update()?)))
+            .collect()
+    }
+
+    /// Every sketch (to greet a new neighbour).
+    pub fn snapshots(&self) -> Vec<(RenditionId, SketchValues)> {
+        self.by_rendition
+            .iter()
+            .filter_map(|(r, s)| Some((*r, s.snapshot()?)))
+            .collect()
+    }
+
+    fn sketch_mut(&mut self, rendition: RenditionId) -> Option<&mut SizeSketch> {
+        if !self.by_rendition.contains_key(&rendition) && self.by_rendition.len() >= MAX_RENDITIONS
+        {
+            return None;
+        }
+        let (me, config) = (self.me, self.config.clone());
+        Some(
+            self.by_rendition
+                .entry(rendition)
+                .or_insert_with(|| SizeSketch::new(me, config)),
+        )
     }
 }
 
@@ -63,6 +187,8 @@ pub struct SizeSketch {
     me: PeerId,
     config: SizeConfig,
     current: Option<SketchValues>,
+    /// Whether we play this rendition (else we only relay its sketch, without our own hash).
+    member: bool,
     /// Whether our own hash entered the current epoch's `capable` list.
     counted_capable: bool,
     capable: bool,
@@ -79,6 +205,7 @@ impl SizeSketch {
             me,
             config,
             current: None,
+            member: false,
             counted_capable: false,
             capable: false,
             previous: 1.0,
@@ -113,8 +240,16 @@ impl SizeSketch {
         self.count_capable();
     }
 
-    /// Moves to the epoch of segment `sequence` if it is newer.
+    /// Moves to the epoch of segment `sequence` if it is newer; this peer plays the rendition.
     pub fn observe_sequence(&mut self, sequence: u64) {
+        if !self.member {
+            self.member = true;
+            let k = self.config.k;
+            if let Some(cur) = self.current.as_mut() {
+                let mine = self.me.rank(cur.epoch);
+                self.changed |= merge_mins(&mut cur.mins, &[mine], k);
+            }
+        }
         self.enter(sequence / self.config.epoch_segments.max(1));
     }
 
@@ -131,6 +266,12 @@ impl SizeSketch {
         let Some(ours) = self.epoch() else {
             return Ok(());
         };
+        self.merge_against(values, ours)
+    }
+
+    /// [`Self::merge`] for a rendition this peer does not play, relayed so that its viewers'
+    /// sketches meet: `reference` is the newest epoch of a rendition this peer does play.
+    fn merge_against(&mut self, values: &SketchValues, ours: u64) -> Result<(), SketchError> {
         if values.epoch > ours.saturating_add(1) {
             return Err(SketchError::EpochAhead {
                 theirs: values.epoch,
@@ -187,9 +328,14 @@ impl SizeSketch {
             // Only the epoch just ended names first fetchers; an older one is stale.
             self.settled = (old.epoch + 1 == epoch).then_some((old.capable, mine));
         }
+        let mins = if self.member {
+            vec![self.me.rank(epoch)]
+        } else {
+            Vec::new()
+        };
         self.current = Some(SketchValues {
             epoch,
-            mins: vec![self.me.rank(epoch)],
+            mins,
             capable: Vec::new(),
         });
         self.counted_capable = false;
@@ -198,7 +344,7 @@ impl SizeSketch {
     }
 
     fn count_capable(&mut self) {
-        if !self.capable || self.counted_capable {
+        if !self.member || !self.capable || self.counted_capable {
             return;
         }
         let k = self.config.k;

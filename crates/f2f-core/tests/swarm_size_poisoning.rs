@@ -7,6 +7,7 @@ mod common;
 
 use common::Net;
 use f2f_core::config::Config;
+use f2f_core::id::RenditionId;
 use f2f_core::time::Duration;
 use f2f_core::wire::Message;
 
@@ -24,6 +25,7 @@ fn a_sketch_from_the_far_future_does_not_freeze_the_estimate() {
         x,
         a,
         &Message::SizeSketch {
+            rendition: RenditionId::from_canonical("cdn.test/live/ch1/720p"),
             epoch: u64::MAX,
             mins: (0..32).collect(),
             capable: (0..32).collect(),

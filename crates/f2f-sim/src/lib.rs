@@ -22,8 +22,8 @@ use f2f_core::config::SourcePreference;
 
 pub use report::{Report, RunReport, Summary};
 pub use scenario::{
-    AudienceSpec, CdnSpec, Dist, EngineSpec, MassLeave, MixPart, NetworkSpec, PlayerSpec, Scenario,
-    ScenarioError, SourceSpec,
+    AudienceSpec, CdnSpec, Dist, EngineSpec, MassLeave, MixPart, NetworkSpec, PlayerSpec,
+    RenditionSpec, Scenario, ScenarioError, SourceSpec,
 };
 
 /// Runs `scenario` with P2P and, when `baseline` is set, again CDN-only.
@@ -41,7 +41,7 @@ pub fn run(scenario: &Scenario, baseline: bool, progress: &mut dyn FnMut(usize, 
         scenario: scenario.name.clone(),
         seed: scenario.seed,
         duration_s: scenario.duration_s,
-        bitrate_kbps: scenario.source.bitrate_kbps,
+        bitrate_kbps: scenario.source.mean_bitrate_kbps(),
         upload_bound,
         p2p,
         baseline,

@@ -110,12 +110,31 @@ impl Dist {
     }
 }
 
+/// One rung of an ABR ladder.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RenditionSpec {
+    /// Media bitrate, kbit/s.
+    pub bitrate_kbps: f64,
+    /// Relative share of the viewers watching it.
+    #[serde(default = "one")]
+    pub share: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
 /// The live stream.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
-    /// Media bitrate, kbit/s.
+    /// Media bitrate, kbit/s (of the only rendition, unless `renditions` lists a ladder).
     pub bitrate_kbps: f64,
+    /// An ABR ladder: each viewer watches one rung, drawn by share. Empty: one rendition at
+    /// `bitrate_kbps`.
+    #[serde(default)]
+    pub renditions: Vec<RenditionSpec>,
     /// Segment duration, seconds.
     pub segment_s: f64,
     /// Segments listed in the live playlist.
@@ -124,6 +143,27 @@ pub struct SourceSpec {
     /// Relative size variation between segments (0.1 = ±10 %).
     #[serde(default = "default_size_jitter")]
     pub size_jitter: f64,
+}
+
+impl SourceSpec {
+    /// The renditions viewers choose from.
+    pub fn ladder(&self) -> Vec<RenditionSpec> {
+        if self.renditions.is_empty() {
+            vec![RenditionSpec {
+                bitrate_kbps: self.bitrate_kbps,
+                share: 1.0,
+            }]
+        } else {
+            self.renditions.clone()
+        }
+    }
+
+    /// Viewer-weighted mean bitrate, kbit/s.
+    pub fn mean_bitrate_kbps(&self) -> f64 {
+        let ladder = self.ladder();
+        let total: f64 = ladder.iter().map(|r| r.share).sum();
+        ladder.iter().map(|r| r.share * r.bitrate_kbps).sum::<f64>() / total
+    }
 }
 
 fn default_window() -> u64 {
@@ -204,6 +244,9 @@ pub struct CdnSpec {
     /// Probability a fetch fails.
     #[serde(default)]
     pub failure_rate: f64,
+    /// Total egress capacity, Mbit/s (unlimited when absent): responses queue for it.
+    #[serde(default)]
+    pub capacity_mbps: Option<f64>,
 }
 
 /// Who watches, and when they come and go.
@@ -336,12 +379,26 @@ impl Scenario {
         if !positive(self.source.segment_s) || !positive(self.source.bitrate_kbps) {
             return bad("source.segment_s and source.bitrate_kbps must be positive");
         }
+        if self
+            .source
+            .renditions
+            .iter()
+            .any(|r| !positive(r.bitrate_kbps) || !positive(r.share))
+        {
+            return bad("source.renditions need positive bitrate_kbps and share");
+        }
+        if self.source.renditions.len() > 16 {
+            return bad("source.renditions: at most 16 rungs");
+        }
         if !positive(self.duration_s) {
             return bad("duration_s must be positive");
         }
         if !(0.0..1.0).contains(&self.network.loss) || !(0.0..1.0).contains(&self.cdn.failure_rate)
         {
             return bad("network.loss and cdn.failure_rate must be in [0, 1)");
+        }
+        if self.cdn.capacity_mbps.is_some_and(|c| !positive(c)) {
+            return bad("cdn.capacity_mbps must be positive");
         }
         if let Some(m) = &self.audience.mass_leave {
             if !(0.0..=1.0).contains(&m.fraction) {

@@ -28,7 +28,7 @@ use crate::player::Player;
 use crate::queue::EventQueue;
 use crate::report::{RunReport, Summary};
 use crate::scenario::Scenario;
-use crate::source::Source;
+use crate::source::{Rung, Source};
 
 const EGRESS_BUCKET_S: f64 = 10.0;
 const CONNECT_FAIL_US: u64 = 1_000_000;
@@ -121,6 +121,8 @@ struct Pair {
 
 struct Node {
     id: PeerId,
+    /// The rendition this viewer watches.
+    rung: Rung,
     engine: Option<Engine>,
     player: Player,
     up_bps: f64,
@@ -159,6 +161,8 @@ pub(crate) struct World {
     alive: Vec<NodeIx>,
     pairs: FxHashMap<(NodeIx, NodeIx), Pair>,
     source: Source,
+    /// When the CDN's egress (if capacity-limited) is next free.
+    cdn_free: u64,
     tally: Tally,
     outputs: Vec<Output>,
 }
@@ -195,7 +199,7 @@ impl World {
         }
         config.scheduler.cdn_rtt_prior = Duration::from_secs_f64(scenario.cdn.latency_ms / 1000.0);
         config.scheduler.segment_size_prior =
-            (scenario.source.bitrate_kbps * 125.0 * scenario.source.segment_s) as u64;
+            (scenario.source.mean_bitrate_kbps() * 125.0 * scenario.source.segment_s) as u64;
         let source = Source::new(&scenario.source, scenario.source.playlist_window + 90);
         // The stream has been live for a while when the first viewer arrives: its playlist is full.
         let start = (scenario.source.playlist_window + 1) * source.d_us;
@@ -203,12 +207,28 @@ impl World {
         let net = &scenario.network;
         let mut nodes = Vec::with_capacity(scenario.audience.viewers as usize);
         let mut queue = EventQueue::new();
+        let ladder = scenario.source.ladder();
+        let shares: f64 = ladder.iter().map(|r| r.share).sum();
         for i in 0..scenario.audience.viewers {
             let joined_at = start
                 + (rng.random_range(0.0..=1.0) * scenario.audience.join_window_s * 1e6) as u64;
             let id = node_id(scenario.seed, i);
+            // One rung: no draw, so single-rendition runs keep their random sequence.
+            let rung = if ladder.len() < 2 {
+                0
+            } else {
+                let mut pick = rng.random_range(0.0..shares);
+                ladder
+                    .iter()
+                    .position(|r| {
+                        pick -= r.share;
+                        pick < 0.0
+                    })
+                    .unwrap_or(ladder.len() - 1)
+            };
             nodes.push(Node {
                 id,
+                rung,
                 engine: None,
                 player: Player::new(source.d_us, scenario.player.startup_segments, joined_at),
                 up_bps: net.uplink_kbps.sample(&mut rng).max(1.0) * 1000.0,
@@ -240,6 +260,7 @@ impl World {
             alive: Vec::new(),
             pairs: FxHashMap::default(),
             source,
+            cdn_free: 0,
             tally: Tally::default(),
             outputs: Vec::new(),
         }
@@ -249,7 +270,13 @@ impl World {
     pub(crate) fn upload_bound(&self) -> f64 {
         let n = self.nodes.len() as f64;
         let up: f64 = self.nodes.iter().map(|n| n.up_bps).sum();
-        (up / (n * self.scenario.source.bitrate_kbps * 1000.0)).min(1.0 - 1.0 / n)
+        let ladder = self.scenario.source.ladder();
+        let need: f64 = self
+            .nodes
+            .iter()
+            .map(|n| ladder[n.rung].bitrate_kbps * 1000.0)
+            .sum();
+        (up / need).min(1.0 - 1.0 / n)
     }
 
     fn at(&self, us: u64) -> Instant {
@@ -467,7 +494,7 @@ impl World {
                 .player
                 .on_playlist(newest, live_offset, self.now);
             for (seq, deadline) in loads {
-                let key = self.source.key(seq);
+                let key = self.source.key(self.nodes[i as usize].rung, seq);
                 self.input(
                     i,
                     Input::Listed(SegmentInfo {
@@ -663,7 +690,8 @@ impl World {
         let failed = cdn.failure_rate > 0.0 && self.rng.random_bool(cdn.failure_rate);
         let body = self
             .source
-            .get(seq)
+            .rung(&key)
+            .and_then(|rung| self.source.get(rung, seq))
             .filter(|_| !failed)
             .map(|b| b.slice((offset as usize).min(b.len())..));
         let Some(body) = body else {
@@ -683,7 +711,13 @@ impl World {
             return;
         };
         let rate = (cdn.per_flow_kbps * 1000.0).min(self.nodes[i as usize].down_bps);
-        let done = self.now + ttfb + (body.len() as f64 * 8.0 / rate * 1e6) as u64;
+        let mut done = self.now + ttfb + (body.len() as f64 * 8.0 / rate * 1e6) as u64;
+        if let Some(capacity) = cdn.capacity_mbps {
+            // The CDN's total egress as one queue: a flash crowd waits for it.
+            let serial = (body.len() as f64 * 8.0 / (capacity * 1e6) * 1e6) as u64;
+            self.cdn_free = self.cdn_free.max(self.now + ttfb) + serial;
+            done = done.max(self.cdn_free);
+        }
         let bucket = (done.saturating_sub(self.start) as f64 / 1e6 / EGRESS_BUCKET_S) as usize;
         if self.tally.egress.len() <= bucket {
             self.tally.egress.resize(bucket + 1, 0.0);
@@ -705,17 +739,20 @@ impl World {
         let SegmentPosition::Sequence(seq) = key.position else {
             return;
         };
-        let intact = self.source.get(seq).is_some_and(|orig| {
-            let mut offset = 0usize;
-            data.len() == orig.len() as u64
-                && data.chunks().iter().all(|c| {
-                    // Zero-copy paths keep the pointer; anything else must match byte for byte.
-                    let ok = orig.as_ptr().wrapping_add(offset) == c.as_ptr()
-                        || orig.get(offset..offset + c.len()) == Some(&c[..]);
-                    offset += c.len();
-                    ok
-                })
-        });
+        // The viewer's own rung: a segment of another rendition would be a wrong delivery.
+        let rung = self.nodes[i as usize].rung;
+        let intact = key.rendition == self.source.key(rung, seq).rendition
+            && self.source.get(rung, seq).is_some_and(|orig| {
+                let mut offset = 0usize;
+                data.len() == orig.len() as u64
+                    && data.chunks().iter().all(|c| {
+                        // Zero-copy paths keep the pointer; anything else must match byte for byte.
+                        let ok = orig.as_ptr().wrapping_add(offset) == c.as_ptr()
+                            || orig.get(offset..offset + c.len()) == Some(&c[..]);
+                        offset += c.len();
+                        ok
+                    })
+            });
         if !intact {
             self.tally.corrupt += 1;
         }

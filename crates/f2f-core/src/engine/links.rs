@@ -12,7 +12,7 @@ use super::Engine;
 use super::peer::{Conn, Link};
 use crate::id::{PeerId, RenditionId, SegmentKey, SegmentPosition, SwarmId, VariantTag};
 use crate::swarm_size::SketchValues;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::wire::Message;
 
 impl Engine {
@@ -66,8 +66,8 @@ impl Engine {
         for msg in self.availability_snapshot() {
             self.send(peer, msg);
         }
-        if let Some(v) = self.sketch.snapshot() {
-            self.send(peer, sketch_message(v));
+        for (rendition, v) in self.sketch.snapshots() {
+            self.send(peer, sketch_message(rendition, v));
         }
     }
 
@@ -153,7 +153,20 @@ impl Engine {
                     })
                 })
                 .collect();
+            // Ranked by the scheduler's own source ranking (expected time to deliver a
+            // segment); peers never measured share the prior and a random order, so new peers
+            // keep being tried.
             candidates.shuffle(&mut self.rng);
+            let size = self.config.scheduler.segment_size_prior;
+            let eta = |id: &PeerId| {
+                let m = self
+                    .peers
+                    .get(id)
+                    .map(|p| p.measurements())
+                    .unwrap_or_default();
+                self.ranker.peer_eta(&m, size).unwrap_or(Duration::MAX)
+            };
+            candidates.sort_by_cached_key(eta);
             for peer in candidates.into_iter().take(cfg.degree - current) {
                 self.send(peer, Message::LinkRequest);
                 if let Some(p) = self.peers.get_mut(&peer) {
@@ -180,13 +193,13 @@ impl Engine {
         }
 
         self.sketch.set_capable(self.can_seed());
-        if let Some(v) = self.sketch.take_update() {
+        for (rendition, v) in self.sketch.take_updates() {
             // Push gossip to a few random neighbours per round: still O(log N) rounds to
             // converge, at a fraction of the traffic of telling everyone every time.
             let mut targets = self.data_neighbours();
             targets.shuffle(&mut self.rng);
             for peer in targets.into_iter().take(SKETCH_FANOUT) {
-                self.send(peer, sketch_message(v.clone()));
+                self.send(peer, sketch_message(rendition, v.clone()));
             }
         }
         for key in self
@@ -203,8 +216,9 @@ impl Engine {
 /// Neighbours a changed size sketch is pushed to per maintenance round.
 const SKETCH_FANOUT: usize = 3;
 
-fn sketch_message(v: SketchValues) -> Message {
+fn sketch_message(rendition: RenditionId, v: SketchValues) -> Message {
     Message::SizeSketch {
+        rendition,
         epoch: v.epoch,
         mins: v.mins,
         capable: v.capable,

@@ -48,7 +48,7 @@ use crate::scheduler::{
 };
 use crate::segment::SegmentData;
 use crate::store::Store;
-use crate::swarm_size::{SizeSketch, SketchValues};
+use crate::swarm_size::{SketchValues, Sketches};
 use crate::telemetry::{Event, Stats};
 use crate::time::{Duration, Instant};
 use crate::uplink::Uplink;
@@ -196,7 +196,7 @@ pub struct Engine {
     scheduler: Scheduler,
     uploads: Uploads,
     store: Store,
-    sketch: SizeSketch,
+    sketch: Sketches,
     /// What neighbours announced, by segment.
     availability: Availability,
     watch: Watch,
@@ -246,7 +246,7 @@ impl Engine {
             scheduler: Scheduler::new(),
             uploads: Uploads::new(),
             store: Store::new(config.cache_segments),
-            sketch: SizeSketch::new(me, config.size.clone()),
+            sketch: Sketches::new(me, config.size.clone()),
             uplink: Uplink::default(),
             watch: Watch::default(),
             availability: Availability::new(config.links.have_memory),
@@ -582,6 +582,7 @@ impl Engine {
                 }
             }
             Message::SizeSketch {
+                rendition,
                 epoch,
                 mins,
                 capable,
@@ -591,7 +592,7 @@ impl Engine {
                     mins,
                     capable,
                 };
-                if let Err(e) = self.sketch.merge(&values) {
+                if let Err(e) = self.sketch.merge(rendition, &values) {
                     self.misbehaved(from, e.to_string(), now);
                 }
             }
@@ -748,7 +749,7 @@ impl Engine {
             }
         }
         if let SegmentPosition::Sequence(seq) = info.key.position {
-            self.sketch.observe_sequence(seq);
+            self.sketch.observe(info.key.rendition, seq);
             if info.shareable {
                 self.watch.listed(info.key.rendition, seq, info.key.variant);
             }
@@ -776,16 +777,18 @@ impl Engine {
             key.rendition.as_u64() ^ key.variant.as_u64() ^ key.position.value().rotate_left(29);
         let fraction = self.me.rank(salt) as f64 / 2f64.powi(64);
         let budget = cfg.cdn_budget * self.budget_gain;
-        let steps = (fraction * self.sketch.estimate() / budget - 1.0).clamp(0.0, 1e6);
-        match self.sketch.is_among_first(budget.round() as usize) {
+        // The key's rendition is its own sub-swarm: its viewers are the ones to share it.
+        let sketch = self.sketch.get(&key.rendition);
+        let viewers = sketch.map_or(1.0, |s| s.estimate());
+        let steps = (fraction * viewers / budget - 1.0).clamp(0.0, 1e6);
+        let informed = sketch.is_some_and(|s| s.is_informed());
+        match sketch.and_then(|s| s.is_among_first(budget.round() as usize)) {
             // One of this epoch's first fetchers: the swarm counts on us.
             Some(true) => Some(now),
             // Somebody else fetches first; step in only if nobody announces it.
             Some(false) => Some(now + cfg.rescue_step.mul_f64(1.0 + steps)),
             // We just joined a swarm we know nothing about yet: not a first fetcher.
-            None if self.joined_with_peers && !self.sketch.is_informed() => {
-                Some(now + cfg.rescue_step)
-            }
+            None if self.joined_with_peers && !informed => Some(now + cfg.rescue_step),
             // No settled epoch yet (the swarm just formed): per-segment ranks decide.
             None => Some(now + cfg.rescue_step.mul_f64(steps)),
         }

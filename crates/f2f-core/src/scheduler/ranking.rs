@@ -5,8 +5,8 @@
 
 use crate::time::Duration;
 
-/// What the engine knows about one neighbour when it ranks it.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// What the engine knows about one neighbour when it ranks it (`Default`: nothing yet).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PeerMeasurements {
     /// Smoothed round-trip time, if measured.
     pub srtt: Option<Duration>,

@@ -293,10 +293,12 @@ pub fn encode(msg: &Message) -> Frame {
             });
         }
         Message::SizeSketch {
+            rendition,
             epoch,
             mins,
             capable,
         } => {
+            w.put_u64(rendition.as_u64());
             w.put_u64(*epoch);
             for list in [mins, capable] {
                 put_count(&mut w, list.len(), 8);
@@ -412,10 +414,12 @@ pub fn decode(frame: &Frame, limits: &Limits) -> Result<Message, DecodeError> {
             },
         },
         Kind::SizeSketch => {
+            let rendition = RenditionId::from_u64(r.u64("SizeSketch.rendition")?);
             let epoch = r.u64("SizeSketch.epoch")?;
             let mins = decode_sorted(&mut r, "SizeSketch.mins", limits)?;
             let capable = decode_sorted(&mut r, "SizeSketch.capable", limits)?;
             Message::SizeSketch {
+                rendition,
                 epoch,
                 mins,
                 capable,

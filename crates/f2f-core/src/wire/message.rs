@@ -141,8 +141,11 @@ pub enum Message {
         /// Why.
         reason: AbsentReason,
     },
-    /// The k smallest peer hashes the sender knows for a swarm-size epoch.
+    /// The k smallest peer hashes the sender knows for one rendition's viewers in a
+    /// swarm-size epoch.
     SizeSketch {
+        /// The rendition (each is its own sub-swarm).
+        rendition: RenditionId,
         /// The epoch the hashes belong to.
         epoch: u64,
         /// Ascending (decoding rejects any other order), at most the configured sketch size.

@@ -326,7 +326,8 @@ fn invalid_tags_and_order() {
         })
     );
 
-    let mut body = 9u64.to_be_bytes().to_vec();
+    let mut body = 7u64.to_be_bytes().to_vec();
+    body.extend_from_slice(&9u64.to_be_bytes());
     body.extend_from_slice(&3u16.to_be_bytes());
     for min in [1u64, 5, 4] {
         body.extend_from_slice(&min.to_be_bytes());
@@ -543,13 +544,15 @@ fn message() -> impl Strategy<Value = Message> {
         (segment_key(), reason).prop_map(|(key, reason)| Message::Absent { key, reason }),
         (
             any::<u64>(),
+            any::<u64>(),
             prop::collection::vec(any::<u64>(), 0..12),
             prop::collection::vec(any::<u64>(), 0..12)
         )
-            .prop_map(|(epoch, mut mins, mut capable)| {
+            .prop_map(|(rendition, epoch, mut mins, mut capable)| {
                 mins.sort_unstable();
                 capable.sort_unstable();
                 Message::SizeSketch {
+                    rendition: RenditionId::from_u64(rendition),
                     epoch,
                     mins,
                     capable,
