@@ -87,9 +87,12 @@ pub struct UploadConfig {
     /// segment fastest (the next transfer starts while the last bytes of the previous are still
     /// in flight). Default 1.
     pub slots: usize,
-    /// Transfers sent at once, at most: a fast uplink serves as many as it can feed at the media
-    /// bit rate each. Default 8.
+    /// Transfers sent at once, at most: a fast uplink serves as many as it can feed at
+    /// `relay_rate_ratio` times the media bit rate each. Default 8.
     pub max_slots: usize,
+    /// Rate each parallel transfer gets, at least, as a multiple of the media bit rate: above 1,
+    /// so a segment relayed hop by hop still arrives faster than it plays. Default 1.5.
+    pub relay_rate_ratio: f64,
     /// Requests queued behind the slots; beyond, requesters hear `Busy` and look elsewhere
     /// rather than wait. Default 2.
     pub queue: usize,
@@ -113,6 +116,7 @@ impl Default for UploadConfig {
         Self {
             slots: 1,
             max_slots: 8,
+            relay_rate_ratio: 1.5,
             queue: 2,
             chunk: 64 * 1024,
             high_water: 256 * 1024,
@@ -230,6 +234,11 @@ impl Config {
             "must be >= degree",
         )?;
         check(self.upload.slots >= 1, "upload.slots", "must be at least 1")?;
+        check(
+            self.upload.relay_rate_ratio > 0.0,
+            "upload.relay_rate_ratio",
+            "must be positive",
+        )?;
         check(
             self.upload.low_water < self.upload.high_water,
             "upload.low_water",

@@ -20,7 +20,7 @@ mod world;
 
 use f2f_core::config::SourcePreference;
 
-pub use report::{Report, RunReport, Summary};
+pub use report::{Report, RunReport, Summary, seed_table};
 pub use scenario::{
     AudienceSpec, CdnSpec, Dist, EngineSpec, MassLeave, MixPart, NetworkSpec, PlayerSpec,
     RenditionSpec, Scenario, ScenarioError, SourceSpec,

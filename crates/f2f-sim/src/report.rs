@@ -220,6 +220,61 @@ impl Report {
     }
 }
 
+/// One row per seed of the same scenario, then mean, min and max: what a figure quoted "over
+/// five seeds" means.
+pub fn seed_table(reports: &[Report]) -> String {
+    let mut s = String::new();
+    let Some(first) = reports.first() else {
+        return s;
+    };
+    let _ = writeln!(
+        s,
+        "scenario {} · {} seeds · {:.0} s · {:.0} kbit/s",
+        first.scenario,
+        reports.len(),
+        first.duration_s,
+        first.bitrate_kbps
+    );
+    let _ = writeln!(
+        s,
+        "{:>6} {:>9} {:>12} {:>12} {:>10} {:>10} {:>9} {:>9}",
+        "seed", "offload", "rebuf p2p", "rebuf cdn", "live p2p", "live cdn", "cdn/seg", "stayers"
+    );
+    let pct = |v: f64| format!("{:.2} %", v * 100.0);
+    let mut offloads = Vec::new();
+    for r in reports {
+        let b = r.baseline.as_ref();
+        offloads.push(r.p2p.offload);
+        let _ = writeln!(
+            s,
+            "{:>6} {:>9} {:>12} {:>12} {:>10.3} {:>10} {:>9.2} {:>9}",
+            r.seed,
+            pct(r.p2p.offload),
+            format!("{:.4} %", r.p2p.rebuffer_ratio * 100.0),
+            b.map_or("-".into(), |b| format!("{:.4} %", b.rebuffer_ratio * 100.0)),
+            r.p2p.live_distance_s.mean,
+            b.map_or("-".into(), |b| format!("{:.3}", b.live_distance_s.mean)),
+            r.p2p.cdn_fetches_per_segment,
+            r.p2p
+                .stayers_rebuffer_after_event
+                .map_or("-".into(), |v| format!("{:.4} %", v * 100.0)),
+        );
+    }
+    let summary = Summary::of(offloads);
+    let min = reports
+        .iter()
+        .map(|r| r.p2p.offload)
+        .fold(f64::INFINITY, f64::min);
+    let _ = writeln!(
+        s,
+        "offload mean {} · min {} · max {}",
+        pct(summary.mean),
+        pct(min),
+        pct(summary.max)
+    );
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

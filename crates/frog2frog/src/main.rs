@@ -27,6 +27,10 @@ struct SimArgs {
     /// Override the scenario's seed.
     #[arg(long)]
     seed: Option<u64>,
+    /// Run this many consecutive seeds (from the scenario's, or `--seed`) and print one row per
+    /// seed with the mean and spread; `--json` then writes an array of reports.
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
     /// Override the number of viewers.
     #[arg(long)]
     viewers: Option<u32>,
@@ -74,7 +78,12 @@ fn sim(args: SimArgs) -> anyhow::Result<()> {
             let _ = std::io::stderr().flush();
         }
     };
-    let report = f2f_sim::run(&scenario, !args.no_baseline, &mut progress);
+    let first_seed = scenario.seed;
+    let mut reports = Vec::new();
+    for seed in first_seed..first_seed + args.seeds.max(1) {
+        scenario.seed = seed;
+        reports.push(f2f_sim::run(&scenario, !args.no_baseline, &mut progress));
+    }
     if !quiet {
         eprintln!(
             "\rdone in {:.1} s wall-clock{:30}",
@@ -82,10 +91,18 @@ fn sim(args: SimArgs) -> anyhow::Result<()> {
             ""
         );
     }
-    print!("{}", report.table());
+    let json = match reports.as_slice() {
+        [one] => {
+            print!("{}", one.table());
+            one.to_json()
+        }
+        many => {
+            print!("{}", f2f_sim::seed_table(many));
+            serde_json::to_string_pretty(many).context("serialising reports")?
+        }
+    };
     if let Some(path) = args.json {
-        std::fs::write(&path, report.to_json())
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

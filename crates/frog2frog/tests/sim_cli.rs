@@ -76,3 +76,33 @@ fn a_broken_scenario_is_a_clear_error() {
     assert!(err.contains("audience.viewers"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn several_seeds_give_one_row_each_and_a_json_array() {
+    let dir = temp_dir("seeds");
+    let scenario = dir.join("s.toml");
+    let json = dir.join("reports.json");
+    std::fs::write(&scenario, SCENARIO).expect("write scenario");
+    let out = Command::new(env!("CARGO_BIN_EXE_frog2frog"))
+        .args(["sim", "-q", "--no-baseline", "--seeds", "2", "--json"])
+        .arg(&json)
+        .arg(&scenario)
+        .output()
+        .expect("run frog2frog");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(table.contains("offload mean"), "{table}");
+    let reports: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("json written")).expect("valid json");
+    let seeds: Vec<u64> = reports
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["seed"].as_u64().expect("seed"))
+        .collect();
+    assert_eq!(seeds, [11, 12]);
+}

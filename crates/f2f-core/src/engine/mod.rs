@@ -1108,9 +1108,9 @@ impl Engine {
         }
     }
 
-    /// Uploads served at once: as many as the uplink can feed at the media rate each, so a
-    /// fast uplink relays a new segment to several neighbours in parallel while a slow one
-    /// serves one at a time at its full rate.
+    /// Uploads served at once: as many as the uplink can feed at `relay_rate_ratio` times the
+    /// media rate each, so a fast uplink relays a new segment to several neighbours in parallel
+    /// while a slow one serves one at a time at its full rate.
     fn upload_slots(&self) -> usize {
         let cfg = &self.config.upload;
         self.uplink_fit()
@@ -1121,7 +1121,10 @@ impl Engine {
     /// (a queued request would wait for a whole slow transfer; `Busy` sends it elsewhere).
     fn upload_queue(&self) -> usize {
         let cfg = &self.config.upload;
-        if self.media_bps.is_some() && self.uplink_fit() == 0 {
+        if self
+            .media_bps
+            .is_some_and(|m| self.uplink.estimate_bps(self.now) < m)
+        {
             0
         } else {
             cfg.queue
@@ -1143,9 +1146,10 @@ impl Engine {
         by_time.clamp(floor, ceiling)
     }
 
-    /// How many media-rate streams the measured uplink carries.
+    /// How many relay-rate streams the measured uplink carries.
     fn uplink_fit(&self) -> usize {
-        let per_child = self.media_bps.unwrap_or(f64::INFINITY);
+        let ratio = self.config.upload.relay_rate_ratio;
+        let per_child = self.media_bps.map_or(f64::INFINITY, |m| m * ratio);
         (self.uplink.estimate_bps(self.now) / per_child) as usize
     }
 
