@@ -393,8 +393,7 @@ impl Engine {
             self.membership.poll_timeout(),
             Some(self.next_maintain),
             self.scheduler
-                .poll_timeout(&self.config.scheduler)
-                .filter(|t| *t > self.timers_done),
+                .poll_timeout(&self.config.scheduler, self.timers_done),
             self.uploads.poll_timeout(),
         ]
         .into_iter()

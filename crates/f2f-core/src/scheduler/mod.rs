@@ -385,26 +385,7 @@ impl Scheduler {
             });
             if fits || worth_a_prefix {
                 let load_wait = cfg.stall_timeout * (u32::from(c.measurements.load) + 1);
-                // Without a first byte by the time only the CDN can still make it, give up.
-                let first_byte_by = match cdn_by {
-                    Some(by) => (now + load_wait).min(by),
-                    None => now + load_wait,
-                };
-                let (peer, offset) = (c.peer, w.data.len());
-                let w = self.wanted.get_mut(key).expect("present");
-                w.fetch = Fetch::Peer {
-                    peer,
-                    offset,
-                    sent: now,
-                    first_byte_by,
-                    first_byte: None,
-                    last_progress: now,
-                };
-                actions.push(Action::Request {
-                    peer,
-                    key: *key,
-                    offset,
-                });
+                actions.push(self.start_peer(key, c.peer, load_wait, cdn_by, now));
                 return actions;
             }
         }
@@ -448,7 +429,11 @@ impl Scheduler {
         else {
             return Vec::new();
         };
-        if finish + cfg.deadline_margin <= deadline {
+        let cdn_by = self.cdn_deadline(w, cfg);
+        if finish + cfg.deadline_margin <= deadline
+            || cdn_by.is_some_and(|by| now + cfg.stall_timeout / 4 >= by)
+        {
+            // On course, or too late for a gamble on a new peer: the CDN takes over if needed.
             return Vec::new();
         }
         let remaining = self.expected_size(w, cfg).saturating_sub(w.data.len());
@@ -466,28 +451,49 @@ impl Scheduler {
         let Some((_, peer)) = better else {
             return Vec::new();
         };
-        let offset = w.data.len();
-        let w = self.wanted.get_mut(key).expect("present");
-        w.tried.push(current);
-        w.fetch = Fetch::Peer {
-            peer,
-            offset,
-            sent: now,
-            first_byte_by: now + cfg.stall_timeout,
-            first_byte: None,
-            last_progress: now,
-        };
+        self.wanted
+            .get_mut(key)
+            .expect("present")
+            .tried
+            .push(current);
         vec![
             Action::Cancel {
                 peer: current,
                 key: *key,
             },
-            Action::Request {
-                peer,
-                key: *key,
-                offset,
-            },
+            self.start_peer(key, peer, cfg.stall_timeout, cdn_by, now),
         ]
+    }
+
+    /// Asks `peer` for the rest of `key`. Without a first byte after `first_byte_wait`, or by
+    /// the time only the CDN can still make the deadline (`cdn_by`), the transfer is given up.
+    fn start_peer(
+        &mut self,
+        key: &SegmentKey,
+        peer: PeerId,
+        first_byte_wait: Duration,
+        cdn_by: Option<Instant>,
+        now: Instant,
+    ) -> Action {
+        let first_byte_by = match cdn_by {
+            Some(by) => (now + first_byte_wait).min(by),
+            None => now + first_byte_wait,
+        };
+        let w = self.wanted.get_mut(key).expect("present");
+        let offset = w.data.len();
+        w.fetch = Fetch::Peer {
+            peer,
+            offset,
+            sent: now,
+            first_byte_by,
+            first_byte: None,
+            last_progress: now,
+        };
+        Action::Request {
+            peer,
+            key: *key,
+            offset,
+        }
     }
 
     /// Abandons a peer transfer that stalled or can no longer make the deadline. A stalled
@@ -576,8 +582,10 @@ impl Scheduler {
         }
     }
 
-    /// When a decision may change without any input but time.
-    pub(crate) fn poll_timeout(&self, cfg: &SchedulerConfig) -> Option<Instant> {
+    /// When a decision may change without any input but time: the earliest such moment after
+    /// `decided` (the last time every segment was decided). Moments already passed are skipped
+    /// one by one, so one segment waiting on a past moment cannot hide another's future one.
+    pub(crate) fn poll_timeout(&self, cfg: &SchedulerConfig, decided: Instant) -> Option<Instant> {
         self.wanted
             .values()
             .filter_map(|w| match w.fetch {
@@ -603,8 +611,10 @@ impl Scheduler {
                 ]
                 .into_iter()
                 .flatten()
+                .filter(|t| *t > decided)
                 .min(),
             })
+            .filter(|t| *t > decided)
             .min()
     }
 
