@@ -237,8 +237,16 @@ pub fn seed_table(reports: &[Report]) -> String {
     );
     let _ = writeln!(
         s,
-        "{:>6} {:>9} {:>12} {:>12} {:>10} {:>10} {:>9} {:>9}",
-        "seed", "offload", "rebuf p2p", "rebuf cdn", "live p2p", "live cdn", "cdn/seg", "stayers"
+        "{:>6} {:>9} {:>9} {:>12} {:>12} {:>10} {:>10} {:>9} {:>9}",
+        "seed",
+        "offload",
+        "bound",
+        "rebuf p2p",
+        "rebuf cdn",
+        "live p2p",
+        "live cdn",
+        "cdn/seg",
+        "stayers"
     );
     let pct = |v: f64| format!("{:.2} %", v * 100.0);
     let mut offloads = Vec::new();
@@ -247,9 +255,10 @@ pub fn seed_table(reports: &[Report]) -> String {
         offloads.push(r.p2p.offload);
         let _ = writeln!(
             s,
-            "{:>6} {:>9} {:>12} {:>12} {:>10.3} {:>10} {:>9.2} {:>9}",
+            "{:>6} {:>9} {:>9} {:>12} {:>12} {:>10.3} {:>10} {:>9.2} {:>9}",
             r.seed,
             pct(r.p2p.offload),
+            pct(r.upload_bound),
             format!("{:.4} %", r.p2p.rebuffer_ratio * 100.0),
             b.map_or("-".into(), |b| format!("{:.4} %", b.rebuffer_ratio * 100.0)),
             r.p2p.live_distance_s.mean,
