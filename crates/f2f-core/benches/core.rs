@@ -37,6 +37,7 @@ fn wire(c: &mut Criterion) {
     let request = Message::Request {
         key: key(7),
         offset: 0,
+        end: Some(500_000),
     };
     let mut group = c.benchmark_group("wire");
     for (name, msg) in [

@@ -12,13 +12,22 @@ use crate::config::UploadConfig;
 use crate::id::{PeerId, SegmentKey};
 use crate::time::Instant;
 
-/// One requested transfer: `key` to `peer`, from byte `next` on.
+/// One requested transfer: `key` to `peer`, from byte `next` on, up to `end` (exclusive; `None`:
+/// the segment's end).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct UploadJob {
     pub(crate) peer: PeerId,
     pub(crate) key: SegmentKey,
     /// Next byte to hand to the driver.
     pub(crate) next: u64,
+    pub(crate) end: Option<u64>,
+}
+
+impl UploadJob {
+    /// Where this transfer stops in a segment of `total` bytes.
+    pub(crate) fn stop(&self, total: u64) -> u64 {
+        self.end.map_or(total, |end| end.min(total))
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -174,6 +183,7 @@ mod tests {
                 variant: VariantTag::from_u64(0),
             },
             next: 0,
+            end: None,
         }
     }
 

@@ -75,6 +75,7 @@ fn request() -> Message {
     Message::Request {
         key: key(7),
         offset: 0,
+        end: None,
     }
 }
 

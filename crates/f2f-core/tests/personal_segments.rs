@@ -77,7 +77,15 @@ fn swarm_with_an_ad(reload_ad: bool) -> (Net, [Ix; 3], SegmentKey, SegmentKey) {
             net.run_for(Duration::from_secs(2));
         }
     }
-    net.send(spy, a, &Message::Request { key: ad, offset: 0 });
+    net.send(
+        spy,
+        a,
+        &Message::Request {
+            key: ad,
+            offset: 0,
+            end: None,
+        },
+    );
     net.run_for(Duration::from_secs(2));
     (net, [a, b, spy], ad, shared)
 }

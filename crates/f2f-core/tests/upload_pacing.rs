@@ -22,7 +22,11 @@ fn served_after_small_talk(requests: u64) -> u64 {
     net.hello(x, a);
     net.send(x, a, &Message::LinkRequest);
     net.run_for(Duration::from_secs(1));
-    let request = |key| Message::Request { key, offset: 0 };
+    let request = |key| Message::Request {
+        key,
+        offset: 0,
+        end: None,
+    };
     for seq in 0..requests {
         net.send(x, a, &request(key(seq)));
         net.run_for(Duration::from_millis(20));

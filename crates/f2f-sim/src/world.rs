@@ -418,7 +418,12 @@ impl World {
                     self.transmit(i, j, frame);
                 }
             }
-            Output::FetchCdn { fetch, key, offset } => self.cdn_fetch(i, fetch, key, offset),
+            Output::FetchCdn {
+                fetch,
+                key,
+                offset,
+                end,
+            } => self.cdn_fetch(i, fetch, key, offset, end),
             Output::Deliver { key, data, .. } => self.deliver(i, key, &data),
             Output::LoadFailed(_) => {}
             Output::NeedBootstrap => self.bootstrap(i),
@@ -680,7 +685,15 @@ impl World {
         self.input(i, Input::Drained { peer, buffered });
     }
 
-    fn cdn_fetch(&mut self, i: NodeIx, fetch: FetchId, key: SegmentKey, offset: u64) {
+    /// Bytes `offset..end` of a segment (to its end without `end`), as an HTTP range request.
+    fn cdn_fetch(
+        &mut self,
+        i: NodeIx,
+        fetch: FetchId,
+        key: SegmentKey,
+        offset: u64,
+        end: Option<u64>,
+    ) {
         let seq = match key.position {
             SegmentPosition::Sequence(s) => s,
             SegmentPosition::Time(_) => u64::MAX,
@@ -693,7 +706,10 @@ impl World {
             .rung(&key)
             .and_then(|rung| self.source.get(rung, seq))
             .filter(|_| !failed)
-            .map(|b| b.slice((offset as usize).min(b.len())..));
+            .map(|b| {
+                let stop = end.map_or(b.len(), |e| (e as usize).min(b.len()));
+                b.slice((offset as usize).min(stop)..stop)
+            });
         let Some(body) = body else {
             let err = CdnError(if failed {
                 "simulated CDN failure".into()

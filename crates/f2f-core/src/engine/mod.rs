@@ -153,6 +153,9 @@ pub enum Output {
         key: SegmentKey,
         /// First byte wanted (non-zero after a partial peer transfer).
         offset: u64,
+        /// One past the last byte wanted (a peer delivers the rest); `None`: to the end. With
+        /// `offset`, an HTTP `Range: bytes=offset-(end-1)`.
+        end: Option<u64>,
     },
     /// A segment the player loaded is ready.
     Deliver {
@@ -557,7 +560,7 @@ impl Engine {
                 }
                 self.on_announced(from, &keys, true, now);
             }
-            Message::Request { key, offset } => self.on_request(from, key, offset, now),
+            Message::Request { key, offset, end } => self.on_request(from, key, offset, end, now),
             Message::Piece {
                 key,
                 offset,
@@ -645,7 +648,14 @@ impl Engine {
         }
     }
 
-    fn on_request(&mut self, from: PeerId, key: SegmentKey, offset: u64, now: Instant) {
+    fn on_request(
+        &mut self,
+        from: PeerId,
+        key: SegmentKey,
+        offset: u64,
+        end: Option<u64>,
+        now: Instant,
+    ) {
         let held = self
             .relayable(&key)
             .is_some_and(|(_, total)| offset < total);
@@ -664,6 +674,7 @@ impl Engine {
                 peer: from,
                 key,
                 next: offset,
+                end,
             },
             self.upload_slots(),
             self.upload_queue(),
@@ -720,6 +731,14 @@ impl Engine {
                     .scheduler
                     .check_transfer(&key, &self.config.scheduler, now);
                 self.apply(actions, now);
+            }
+            Progress::RangeDone { bytes, elapsed } => {
+                self.note_p2p_byte(len, now);
+                if let Some(p) = self.peers.get_mut(&from) {
+                    p.transfer_done(bytes, elapsed);
+                }
+                self.pump_uploads(now);
+                self.decide(&key, now);
             }
             complete @ Progress::Complete { .. } => {
                 self.note_p2p_byte(len, now);
@@ -984,14 +1003,18 @@ impl Engine {
     fn apply(&mut self, actions: Vec<Action>, now: Instant) {
         for action in actions {
             match action {
-                Action::Request { peer, key, offset } => {
-                    self.send(peer, Message::Request { key, offset })
-                }
+                Action::Request {
+                    peer,
+                    key,
+                    offset,
+                    end,
+                } => self.send(peer, Message::Request { key, offset, end }),
                 Action::Cancel { peer, key } => self.send(peer, Message::Cancel { key }),
                 Action::FetchCdn {
                     id,
                     key,
                     offset,
+                    end,
                     why,
                 } => {
                     match why {
@@ -1001,13 +1024,14 @@ impl Engine {
                             self.stats.cdn_deadline_fetches += 1;
                             self.raise_budget();
                         }
-                        CdnWhy::Fallback | CdnWhy::Retry | CdnWhy::Direct => {}
+                        CdnWhy::Fallback | CdnWhy::Retry | CdnWhy::Direct | CdnWhy::Split => {}
                     }
                     self.cdn_started.insert(id, now);
                     self.out.push_back(Output::FetchCdn {
                         fetch: id,
                         key,
                         offset,
+                        end,
                     });
                 }
                 Action::Fallback { peer, key, reason } => {
@@ -1043,12 +1067,13 @@ impl Engine {
                         break;
                     };
                     // Cut-through: a segment still arriving is relayed up to what we have.
-                    if next >= data.len() {
+                    let stop = job.stop(total).min(data.len());
+                    if next >= stop {
                         break;
                     }
                     // Within one held chunk, so the piece is a slice, never a copy.
-                    let Some(piece) = data.slice(next, cfg.chunk as u64).chunks().first().cloned()
-                    else {
+                    let len = (cfg.chunk as u64).min(stop - next);
+                    let Some(piece) = data.slice(next, len).chunks().first().cloned() else {
                         break;
                     };
                     let len = piece.len() as u64;
@@ -1077,7 +1102,9 @@ impl Engine {
                         },
                     );
                 }
-                if source.is_none_or(|total| next >= total) || !self.peers.contains_key(&job.peer) {
+                if source.is_none_or(|total| next >= job.stop(total))
+                    || !self.peers.contains_key(&job.peer)
+                {
                     finished.push((job.peer, job.key));
                 }
             }

@@ -56,6 +56,8 @@ pub(crate) enum CdnWhy {
     Fallback,
     /// Retry after a failed CDN attempt.
     Retry,
+    /// The CDN's share of a segment split with a peer too slow for all of it.
+    Split,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -65,6 +67,8 @@ enum Fetch {
         peer: PeerId,
         /// Where this transfer started in the segment.
         offset: u64,
+        /// Where it stops (the split point when the CDN fetches the rest); `None`: the end.
+        end: Option<u64>,
         sent: Instant,
         first_byte_by: Instant,
         first_byte: Option<Instant>,
@@ -100,6 +104,27 @@ struct Wanted {
     /// A peer transfer of this segment failed: no waiting for announcements any more.
     fell_back: bool,
     cdn_attempts: u32,
+    /// Bytes from `split` on come from the CDN in parallel ([`Tail`]); the peer or CDN transfer
+    /// of the prefix stops there.
+    split: Option<u64>,
+    tail: Option<Tail>,
+}
+
+/// The CDN's share of a split segment: bytes from the split point to the end, fetched while a
+/// slow peer delivers the prefix, so the peer's bytes are never cut off by a late CDN fetch.
+/// Requested only when the deadline demands it (`id` is `None` until then): a fast holder
+/// that turns up first takes the whole rest instead.
+#[derive(Debug)]
+struct Tail {
+    id: Option<FetchId>,
+    body: Option<Bytes>,
+}
+
+impl Wanted {
+    /// The prefix is complete up to the split; only the CDN tail is missing.
+    fn waiting_for_tail(&self) -> bool {
+        self.split == Some(self.data.len())
+    }
 }
 
 /// A peer that announced the segment, as seen when deciding.
@@ -118,6 +143,7 @@ pub(crate) enum Action {
         peer: PeerId,
         key: SegmentKey,
         offset: u64,
+        end: Option<u64>,
     },
     Cancel {
         peer: PeerId,
@@ -127,6 +153,7 @@ pub(crate) enum Action {
         id: FetchId,
         key: SegmentKey,
         offset: u64,
+        end: Option<u64>,
         why: CdnWhy,
     },
     Fallback {
@@ -145,6 +172,9 @@ pub(crate) enum Progress {
     Violation(&'static str),
     /// Accepted, more to come.
     Partial,
+    /// The peer delivered its whole range of a split segment; the CDN's part is still on its
+    /// way. `bytes` in `elapsed` since its first byte measure the peer.
+    RangeDone { bytes: u64, elapsed: Duration },
     /// The segment is complete.
     Complete {
         data: SegmentData,
@@ -183,9 +213,9 @@ impl Scheduler {
 
     /// Whether `key` is waiting for a source (so the engine need not gather candidates).
     pub(crate) fn needs_source(&self, key: &SegmentKey) -> bool {
-        self.wanted
-            .get(key)
-            .is_some_and(|w| matches!(w.fetch, Fetch::Idle | Fetch::CdnBackoff { .. }))
+        self.wanted.get(key).is_some_and(|w| {
+            matches!(w.fetch, Fetch::Idle | Fetch::CdnBackoff { .. }) && !w.waiting_for_tail()
+        })
     }
 
     pub(crate) fn is_wanted(&self, key: &SegmentKey) -> bool {
@@ -230,6 +260,8 @@ impl Scheduler {
             busy: Vec::new(),
             fell_back: false,
             cdn_attempts: 0,
+            split: None,
+            tail: None,
         });
     }
 
@@ -252,6 +284,9 @@ impl Scheduler {
         let Some(w) = self.wanted.remove(key) else {
             return Vec::new();
         };
+        if let Some(id) = w.tail.as_ref().and_then(|t| t.id) {
+            self.cdn_fetches.remove(&id);
+        }
         match w.fetch {
             Fetch::Peer { peer, .. } => vec![Action::Cancel { peer, key: *key }],
             Fetch::Cdn { id } => {
@@ -281,6 +316,13 @@ impl Scheduler {
             .unwrap_or(cfg.segment_size_prior)
     }
 
+    /// Bytes the current prefix source still has to deliver: up to the split, or the end.
+    fn remaining(&self, w: &Wanted, cfg: &SchedulerConfig) -> u64 {
+        w.split
+            .unwrap_or_else(|| self.expected_size(w, cfg))
+            .saturating_sub(w.data.len())
+    }
+
     fn cdn_eta(&self, bytes: u64, cfg: &SchedulerConfig) -> Duration {
         let rtt = self.cdn_rtt.unwrap_or(cfg.cdn_rtt_prior);
         let bps = self
@@ -301,7 +343,7 @@ impl Scheduler {
         else {
             return None;
         };
-        let remaining = self.expected_size(w, cfg).saturating_sub(w.data.len());
+        let remaining = self.remaining(w, cfg);
         let got = w.data.len().saturating_sub(offset) as f64;
         let secs = now.saturating_duration_since(first).as_secs_f64().max(0.05);
         let rate = (got * 8.0 / secs).max(1.0);
@@ -337,6 +379,7 @@ impl Scheduler {
                 actions.push(self.start_cdn(key, CdnWhy::Retry));
                 return actions;
             }
+            Fetch::Idle if w.waiting_for_tail() => return actions,
             Fetch::Idle => {}
         }
         if cfg.source == SourcePreference::CdnOnly || !w.shareable {
@@ -345,7 +388,7 @@ impl Scheduler {
             }
             return actions;
         }
-        let remaining = self.expected_size(w, cfg).saturating_sub(w.data.len());
+        let remaining = self.remaining(w, cfg);
         let cdn_by = self.cdn_deadline(w, cfg);
         if cdn_by.is_some_and(|by| now + cfg.stall_timeout / 4 >= by) {
             // At the last safe moment for the CDN: no new gamble on a peer (one that vanished
@@ -376,15 +419,31 @@ impl Scheduler {
                 .deadline
                 .is_none_or(|d| now + eta + cfg.deadline_margin <= d);
             // A peer too slow for the whole segment still pays for the bytes it delivers before
-            // the CDN must take over; the CDN then fetches only the rest (a range request).
-            // Early in the window a faster holder may still turn up, so only take it in the
-            // second half.
+            // the CDN must take over: the segment is split, the peer sends what it can and the
+            // CDN fetches the rest in parallel (a range request). Early in the window a faster
+            // holder may still turn up, so only split in the second half.
             let worth_a_prefix = cdn_by.is_some_and(|by| {
                 let half = w.listed_at + by.saturating_duration_since(w.listed_at) / 2;
                 now >= half && by > now + cfg.stall_timeout
             });
-            if fits || worth_a_prefix {
+            let split = match (fits, cdn_by) {
+                (false, Some(by)) if worth_a_prefix && w.split.is_none() => {
+                    split_point(w.data.len(), remaining, eta, by, now)
+                }
+                _ => None,
+            };
+            if fits || split.is_some() {
+                if let Some(at) = split {
+                    let w = self.wanted.get_mut(key).expect("present");
+                    w.split = Some(at);
+                    w.tail = Some(Tail {
+                        id: None,
+                        body: None,
+                    });
+                    actions.extend(self.request_due_tail(key, cfg, now));
+                }
                 let load_wait = cfg.stall_timeout * (u32::from(c.measurements.load) + 1);
+                let cdn_by = self.wanted.get(key).and_then(|w| self.cdn_deadline(w, cfg));
                 actions.push(self.start_peer(key, c.peer, load_wait, cdn_by, now));
                 return actions;
             }
@@ -436,7 +495,7 @@ impl Scheduler {
             // On course, or too late for a gamble on a new peer: the CDN takes over if needed.
             return Vec::new();
         }
-        let remaining = self.expected_size(w, cfg).saturating_sub(w.data.len());
+        let remaining = self.remaining(w, cfg);
         let better = holders
             .iter()
             .filter(|c| c.complete && c.peer != current && !w.tried.contains(&c.peer))
@@ -451,11 +510,10 @@ impl Scheduler {
         let Some((_, peer)) = better else {
             return Vec::new();
         };
-        self.wanted
-            .get_mut(key)
-            .expect("present")
-            .tried
-            .push(current);
+        let w = self.wanted.get_mut(key).expect("present");
+        w.tried.push(current);
+        // The faster holder takes the whole rest unless the CDN is already on the tail.
+        Self::unsplit(w);
         vec![
             Action::Cancel {
                 peer: current,
@@ -480,10 +538,11 @@ impl Scheduler {
             None => now + first_byte_wait,
         };
         let w = self.wanted.get_mut(key).expect("present");
-        let offset = w.data.len();
+        let (offset, end) = (w.data.len(), w.split);
         w.fetch = Fetch::Peer {
             peer,
             offset,
+            end,
             sent: now,
             first_byte_by,
             first_byte: None,
@@ -493,13 +552,71 @@ impl Scheduler {
             peer,
             key: *key,
             offset,
+            end,
         }
+    }
+
+    /// When the CDN must start on the tail of a split segment to have it by the deadline.
+    fn tail_by(&self, w: &Wanted, cfg: &SchedulerConfig) -> Option<Instant> {
+        let at = w.split?;
+        let bytes = self.expected_size(w, cfg).saturating_sub(at);
+        let lead = self.cdn_eta(bytes, cfg) + cfg.deadline_margin;
+        w.deadline
+            .map(|d| d.checked_sub(lead).unwrap_or(w.listed_at))
+    }
+
+    /// Requests the tail of a split segment from the CDN once its time has come.
+    fn request_due_tail(
+        &mut self,
+        key: &SegmentKey,
+        cfg: &SchedulerConfig,
+        now: Instant,
+    ) -> Option<Action> {
+        let w = self.wanted.get(key)?;
+        let pending = w.tail.as_ref().is_some_and(|t| t.id.is_none());
+        if !pending || self.tail_by(w, cfg).is_none_or(|by| now < by) {
+            return None;
+        }
+        let id = FetchId(self.next_fetch);
+        self.next_fetch += 1;
+        self.cdn_fetches.insert(id, *key);
+        let w = self.wanted.get_mut(key).expect("present");
+        let at = w.split.expect("a tail has a split");
+        w.tail.as_mut().expect("pending").id = Some(id);
+        Some(Action::FetchCdn {
+            id,
+            key: *key,
+            offset: at,
+            end: None,
+            why: CdnWhy::Split,
+        })
+    }
+
+    /// Drops a split whose tail was not requested yet: the rest goes to one source again.
+    fn unsplit(w: &mut Wanted) -> bool {
+        let pending = w.tail.as_ref().is_some_and(|t| t.id.is_none());
+        if pending {
+            w.split = None;
+            w.tail = None;
+        }
+        pending
     }
 
     /// Abandons a peer transfer that stalled or can no longer make the deadline. A stalled
     /// transfer goes back to source selection; one that is merely too slow goes to the CDN,
     /// keeping the bytes already received.
     pub(crate) fn check_transfer(
+        &mut self,
+        key: &SegmentKey,
+        cfg: &SchedulerConfig,
+        now: Instant,
+    ) -> Vec<Action> {
+        let mut actions: Vec<Action> = self.request_due_tail(key, cfg, now).into_iter().collect();
+        actions.extend(self.check_peer_transfer(key, cfg, now));
+        actions
+    }
+
+    fn check_peer_transfer(
         &mut self,
         key: &SegmentKey,
         cfg: &SchedulerConfig,
@@ -526,7 +643,7 @@ impl Scheduler {
         // deadline: relayed bytes arrive in bursts, and a relay's source may speed up.
         let too_slow = match (w.deadline, first_byte, self.cdn_deadline(w, cfg)) {
             (Some(deadline), Some(_), Some(cdn_by)) if now >= cdn_by => {
-                let remaining = self.expected_size(w, cfg).saturating_sub(w.data.len());
+                let remaining = self.remaining(w, cfg);
                 let finish = self.projected_finish(w, cfg, now).unwrap_or(deadline);
                 // Past this point there is no time to wait out a stall timeout: a transfer
                 // that has gone quiet is treated as lost.
@@ -578,6 +695,7 @@ impl Scheduler {
             id,
             key: *key,
             offset: w.data.len(),
+            end: w.split,
             why,
         }
     }
@@ -586,6 +704,11 @@ impl Scheduler {
     /// `decided` (the last time every segment was decided). Moments already passed are skipped
     /// one by one, so one segment waiting on a past moment cannot hide another's future one.
     pub(crate) fn poll_timeout(&self, cfg: &SchedulerConfig, decided: Instant) -> Option<Instant> {
+        let tails = self
+            .wanted
+            .values()
+            .filter(|w| w.tail.as_ref().is_some_and(|t| t.id.is_none()))
+            .filter_map(|w| self.tail_by(w, cfg));
         self.wanted
             .values()
             .filter_map(|w| match w.fetch {
@@ -604,6 +727,7 @@ impl Scheduler {
                             .map_or(stall, |by| stall.min(by.max(quiet))),
                     )
                 }
+                Fetch::Idle if w.waiting_for_tail() => None,
                 Fetch::Idle => [
                     self.cdn_deadline(w, cfg),
                     w.first_fetch_at,
@@ -614,12 +738,13 @@ impl Scheduler {
                 .filter(|t| *t > decided)
                 .min(),
             })
+            .chain(tails)
             .filter(|t| *t > decided)
             .min()
     }
 
     fn cdn_deadline(&self, w: &Wanted, cfg: &SchedulerConfig) -> Option<Instant> {
-        let remaining = self.expected_size(w, cfg).saturating_sub(w.data.len());
+        let remaining = self.remaining(w, cfg);
         let eta = self.cdn_eta(remaining, cfg) + cfg.deadline_margin;
         w.deadline
             .map(|d| d.checked_sub(eta).unwrap_or(w.listed_at))
@@ -641,6 +766,7 @@ impl Scheduler {
         let Fetch::Peer {
             peer: from,
             offset: start,
+            end,
             sent,
             first_byte_by,
             first_byte,
@@ -652,6 +778,9 @@ impl Scheduler {
         if from != peer {
             return Progress::Unexpected;
         }
+        if end.is_some_and(|end| offset.saturating_add(data.len() as u64) > end) {
+            return Progress::Violation("piece beyond the requested range");
+        }
         if w.total.is_some_and(|t| t != total) {
             return Progress::Violation("segment length changed mid-transfer");
         }
@@ -662,27 +791,71 @@ impl Scheduler {
             return Progress::Violation("piece beyond the segment's end");
         }
         w.total = Some(total);
+        if w.split.is_some_and(|at| at >= total) {
+            // The segment is shorter than the estimate the split was made on: the peer's range
+            // already runs to the end.
+            w.split = None;
+            w.tail = None;
+        }
         w.sources.p2p += data.len() as u64;
         w.data.push(data);
+        // Throughput counts from the first byte: queueing at the uploader is not its rate.
+        let elapsed = now.saturating_duration_since(first_byte.unwrap_or(sent));
         w.fetch = Fetch::Peer {
             peer,
             offset: start,
+            end,
             sent,
             first_byte_by,
             first_byte: first_byte.or(Some(now)),
             last_progress: now,
         };
-        if w.data.len() < total {
+        if w.data.len() >= total {
+            return self.finish(key, Some(peer), elapsed);
+        }
+        if !w.waiting_for_tail() {
             return Progress::Partial;
         }
+        w.fetch = Fetch::Idle;
+        let bytes = w.data.len() - start;
+        // Ahead of its estimate, before the CDN was asked: the rest goes to one source again.
+        Self::unsplit(w);
+        match self.join_tail(key, Some(peer), elapsed) {
+            Progress::Partial => Progress::RangeDone { bytes, elapsed },
+            done => done,
+        }
+    }
+
+    /// Appends the CDN tail once the prefix reaches the split; completes the segment if that
+    /// was the last part.
+    fn join_tail(&mut self, key: &SegmentKey, from: Option<PeerId>, elapsed: Duration) -> Progress {
+        let Some(w) = self.wanted.get_mut(key) else {
+            return Progress::Unexpected;
+        };
+        if !w.waiting_for_tail() {
+            return Progress::Partial;
+        }
+        let Some(body) = w.tail.as_mut().and_then(|t| t.body.take()) else {
+            return Progress::Partial;
+        };
+        w.data.push(body);
+        w.split = None;
+        w.tail = None;
+        self.finish(key, from, elapsed)
+    }
+
+    /// The segment is whole: hands it over.
+    fn finish(&mut self, key: &SegmentKey, from: Option<PeerId>, elapsed: Duration) -> Progress {
         let w = self.wanted.remove(key).expect("present");
+        if let Some(id) = w.tail.as_ref().and_then(|t| t.id) {
+            self.cdn_fetches.remove(&id);
+        }
         self.observe_size(w.data.len());
         Progress::Complete {
             data: w.data,
             sources: w.sources,
-            from: Some(peer),
-            // Throughput counts from the first byte: queueing at the uploader is not its rate.
-            elapsed: now.saturating_duration_since(first_byte.unwrap_or(sent)),
+            from,
+            elapsed,
             shareable: w.shareable,
             duration: w.duration,
         }
@@ -743,6 +916,9 @@ impl Scheduler {
         let Some(w) = self.wanted.get_mut(&key) else {
             return Ok(None);
         };
+        if w.tail.as_ref().is_some_and(|t| t.id == Some(id)) {
+            return Ok(self.on_tail(key, result, elapsed));
+        }
         if w.fetch != (Fetch::Cdn { id }) {
             return Ok(None);
         }
@@ -762,20 +938,50 @@ impl Scheduler {
         let bytes = body.len() as u64;
         w.sources.cdn += bytes;
         w.data.push(body);
-        let w = self.wanted.remove(&key).expect("present");
-        self.observe_size(w.data.len());
+        let split = w.split.is_some();
+        if split {
+            w.fetch = Fetch::Idle;
+        }
         self.observe_cdn(bytes, elapsed);
-        Ok(Some((
-            key,
-            Progress::Complete {
-                data: w.data,
-                sources: w.sources,
-                from: None,
-                elapsed,
-                shareable: w.shareable,
-                duration: w.duration,
-            },
-        )))
+        let progress = if split {
+            self.join_tail(&key, None, elapsed)
+        } else {
+            self.finish(&key, None, elapsed)
+        };
+        Ok(matches!(progress, Progress::Complete { .. }).then_some((key, progress)))
+    }
+
+    /// The CDN's part of a split segment arrived (or failed).
+    fn on_tail(
+        &mut self,
+        key: SegmentKey,
+        result: Result<Bytes, ()>,
+        elapsed: Duration,
+    ) -> Option<(SegmentKey, Progress)> {
+        let w = self.wanted.get_mut(&key)?;
+        let at = w.split?;
+        let fits =
+            |body: &Bytes| !body.is_empty() && w.total.is_none_or(|t| t == at + body.len() as u64);
+        match result {
+            Ok(body) if fits(&body) => {
+                let bytes = body.len() as u64;
+                w.total = Some(at + bytes);
+                w.sources.cdn += bytes;
+                if let Some(tail) = w.tail.as_mut() {
+                    tail.body = Some(body);
+                }
+                self.observe_cdn(bytes, elapsed);
+            }
+            _ => {
+                // No usable tail: the rest of the segment goes back to source selection once
+                // the prefix source stops at the old split.
+                w.split = None;
+                w.tail = None;
+                return None;
+            }
+        }
+        let progress = self.join_tail(&key, None, elapsed);
+        matches!(progress, Progress::Complete { .. }).then_some((key, progress))
     }
 
     fn observe_size(&mut self, len: u64) {
@@ -794,6 +1000,24 @@ impl Scheduler {
         let bps = bytes as f64 * 8.0 / (secs - rtt).max(secs / 2.0);
         self.cdn_bps = Some(self.cdn_bps.map_or(bps, |b| 0.75 * b + 0.25 * bps));
     }
+}
+
+/// Where a segment splits between a peer and the CDN: after the bytes the peer, expected to
+/// take `eta` for all `remaining` bytes from `from`, delivers by `cdn_by` (with a tenth to
+/// spare). `None` when that is (nearly) everything or too little to be worth a request.
+fn split_point(
+    from: u64,
+    remaining: u64,
+    eta: Duration,
+    cdn_by: Instant,
+    now: Instant,
+) -> Option<u64> {
+    const MIN_PART: u64 = 16 * 1024;
+    let window = cdn_by.saturating_duration_since(now).as_secs_f64();
+    let part = (remaining as f64 * 0.9 * window / eta.as_secs_f64().max(1e-3)) as u64;
+    (MIN_PART..remaining.saturating_sub(MIN_PART))
+        .contains(&part)
+        .then_some(from + part)
 }
 
 #[cfg(test)]

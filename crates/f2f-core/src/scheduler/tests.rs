@@ -84,26 +84,28 @@ fn a_lagging_transfer_is_not_moved_to_a_new_peer_at_the_last_safe_moment() {
         let mut s = Scheduler::new();
         s.list(key(1), Some(SIZE), None, true, None, t0);
         s.set_deadline(&key(1), deadline);
-        // A slow holder, taken for a prefix the CDN will complete.
-        let slow = holder(1, 1_000_000.0);
-        // In the second half of the wait for the CDN: worth a prefix.
-        let asked_at = t0 + Duration::from_millis(1_600);
-        let actions = s.decide(&key(1), &[slow], &ranker, &cfg, asked_at);
+        // A holder measured fast enough for the whole segment...
+        let first = holder(1, 20_000_000.0);
+        let actions = s.decide(&key(1), &[first], &ranker, &cfg, t0);
         assert!(
-            matches!(actions.as_slice(), [Action::Request { .. }]),
+            matches!(actions.as_slice(), [Action::Request { end: None, .. }]),
             "{actions:?}"
         );
-        // 100 kB arrive, far too slowly for the deadline.
-        let got = Bytes::from(vec![0u8; 100_000]);
-        let at = t0 + Duration::from_millis(1_700);
+        // ...delivers 100 kB in the first second: on course to miss the deadline.
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let bytes = |n: usize| Bytes::from(vec![0u8; n]);
         assert_eq!(
-            s.on_piece(peer(1), &key(1), 0, SIZE, got, at),
+            s.on_piece(peer(1), &key(1), 0, SIZE, bytes(10_000), at(100)),
+            Progress::Partial
+        );
+        assert_eq!(
+            s.on_piece(peer(1), &key(1), 10_000, SIZE, bytes(90_000), at(1_000)),
             Progress::Partial
         );
         let fast = holder(2, 50_000_000.0);
-        s.upgrade(&key(1), &[slow, fast], &ranker, &cfg, t0 + upgrade_at)
+        s.upgrade(&key(1), &[first, fast], &ranker, &cfg, t0 + upgrade_at)
     };
-    let early = run(Duration::from_millis(2_000));
+    let early = run(Duration::from_millis(1_100));
     assert!(
         early.iter().any(
             |a| matches!(a, Action::Request { peer: p, offset: 100_000, .. } if *p == peer(2))
@@ -113,4 +115,189 @@ fn a_lagging_transfer_is_not_moved_to_a_new_peer_at_the_last_safe_moment() {
     // Close to the deadline a new peer that never answers would leave no time for the CDN.
     let late = run(Duration::from_millis(3_000));
     assert!(late.is_empty(), "{late:?}");
+}
+
+/// A patient configuration: a slow peer may go three seconds without a byte.
+fn patient() -> SchedulerConfig {
+    SchedulerConfig {
+        stall_timeout: Duration::from_secs(3),
+        ..SchedulerConfig::default()
+    }
+}
+
+/// A 0.5 Mb/s holder, asked in the second half of the wait for the CDN, gets the range it can
+/// deliver by the deadline. Returns the scheduler and the split point.
+fn split_with_slow_holder(now: Instant, deadline: Instant) -> (Scheduler, u64) {
+    let mut s = Scheduler::new();
+    s.list(
+        key(1),
+        Some(SIZE),
+        None,
+        true,
+        None,
+        now - Duration::from_secs(8),
+    );
+    s.set_deadline(&key(1), deadline);
+    let slow = holder(1, 500_000.0);
+    let actions = s.decide(
+        &key(1),
+        &[slow],
+        &BaselineRanker::default(),
+        &patient(),
+        now,
+    );
+    let [
+        Action::Request {
+            offset: 0,
+            end: Some(at),
+            ..
+        },
+    ] = actions.as_slice()
+    else {
+        panic!("expected a ranged peer request: {actions:?}");
+    };
+    assert!(*at > 16 * 1024 && *at < SIZE / 2, "split at {at}");
+    (s, *at)
+}
+
+fn bytes(from: u64, to: u64) -> Bytes {
+    Bytes::from(vec![7u8; (to - from) as usize])
+}
+
+/// Feeds the peer's range up to 1000 bytes short of the split, with progress every couple of
+/// seconds, and returns the time of the last piece.
+fn feed_most_of_the_range(s: &mut Scheduler, at: u64, t0: Instant) -> Instant {
+    let steps = [
+        (0, 100_000, 100),
+        (100_000, 200_000, 3_000),
+        (200_000, at - 1000, 5_100),
+    ];
+    for (from, to, ms) in steps {
+        let t = t0 + Duration::from_millis(ms);
+        assert_eq!(
+            s.on_piece(peer(1), &key(1), from, SIZE, bytes(from, to), t),
+            Progress::Partial
+        );
+    }
+    t0 + Duration::from_millis(5_100)
+}
+
+/// The scheduler's next wake-up after `now` and what it does then.
+fn wake(s: &mut Scheduler, now: Instant) -> (Instant, Vec<Action>) {
+    let at = s.poll_timeout(&patient(), now).expect("a wake-up");
+    (at, s.check_transfer(&key(1), &patient(), at))
+}
+
+#[test]
+fn a_split_segment_completes_from_the_peer_range_and_the_cdn_tail() {
+    let t0 = Instant::now() + Duration::from_secs(10);
+    let deadline = t0 + Duration::from_secs(6);
+    let (mut s, at) = split_with_slow_holder(t0, deadline);
+    // Bytes past the requested range are a protocol violation.
+    assert_eq!(
+        s.on_piece(peer(1), &key(1), 0, SIZE, bytes(0, at + 1), t0),
+        Progress::Violation("piece beyond the requested range")
+    );
+    let last = feed_most_of_the_range(&mut s, at, t0);
+    // The CDN is asked for the tail only when the deadline demands it.
+    let (when, actions) = wake(&mut s, last);
+    let [
+        Action::FetchCdn {
+            id,
+            offset,
+            end: None,
+            why: CdnWhy::Split,
+            ..
+        },
+    ] = actions.as_slice()
+    else {
+        panic!("expected the CDN tail: {actions:?}");
+    };
+    assert_eq!(*offset, at);
+    assert!(when < deadline - Duration::from_millis(500), "{when:?}");
+    // The tail lands first and waits for the prefix.
+    let answer = s.on_cdn(
+        *id,
+        Ok(bytes(at, SIZE)),
+        Duration::from_millis(200),
+        &patient(),
+        when,
+    );
+    assert_eq!(answer, Ok(None));
+    let done = s.on_piece(
+        peer(1),
+        &key(1),
+        at - 1000,
+        SIZE,
+        bytes(at - 1000, at),
+        when,
+    );
+    let Progress::Complete { data, sources, .. } = done else {
+        panic!("expected the whole segment: {done:?}");
+    };
+    assert_eq!(data.len(), SIZE);
+    assert_eq!((sources.p2p, sources.cdn), (at, SIZE - at));
+}
+
+#[test]
+fn a_failed_cdn_tail_sends_the_rest_back_to_source_selection() {
+    let t0 = Instant::now() + Duration::from_secs(10);
+    let (mut s, at) = split_with_slow_holder(t0, t0 + Duration::from_secs(6));
+    let last = feed_most_of_the_range(&mut s, at, t0);
+    let (when, actions) = wake(&mut s, last);
+    let [Action::FetchCdn { id, .. }] = actions.as_slice() else {
+        panic!("expected the CDN tail: {actions:?}");
+    };
+    assert_eq!(
+        s.on_cdn(*id, Err(()), Duration::from_millis(200), &patient(), when),
+        Ok(None)
+    );
+    // The peer finishes its range; nothing else is on its way, so the rest needs a source.
+    assert_eq!(
+        s.on_piece(
+            peer(1),
+            &key(1),
+            at - 1000,
+            SIZE,
+            bytes(at - 1000, at),
+            when
+        ),
+        Progress::Partial
+    );
+    let actions = s.decide(&key(1), &[], &BaselineRanker::default(), &patient(), when);
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::FetchCdn { offset, end: None, .. } if *offset == at
+        )),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn a_peer_ahead_of_its_estimate_keeps_the_rest_before_the_cdn_is_asked() {
+    let t0 = Instant::now() + Duration::from_secs(10);
+    let (mut s, at) = split_with_slow_holder(t0, t0 + Duration::from_secs(6));
+    let early = t0 + Duration::from_millis(500);
+    let done = s.on_piece(peer(1), &key(1), 0, SIZE, bytes(0, at), early);
+    assert!(
+        matches!(done, Progress::RangeDone { bytes, .. } if bytes == at),
+        "{done:?}"
+    );
+    // No CDN tail was requested: the same peer may serve the rest.
+    let fast_now = holder(1, 20_000_000.0);
+    let actions = s.decide(
+        &key(1),
+        &[fast_now],
+        &BaselineRanker::default(),
+        &patient(),
+        early,
+    );
+    assert!(
+        matches!(
+            actions.as_slice(),
+            [Action::Request { offset, end: None, .. }] if *offset == at
+        ),
+        "{actions:?}"
+    );
 }

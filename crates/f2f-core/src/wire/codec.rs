@@ -183,6 +183,14 @@ pub enum DecodeError {
         /// `Piece.total`.
         total: u64,
     },
+    /// A `Request` whose range ends at or before its start.
+    #[error("request for bytes {offset}..{end} is empty")]
+    EmptyRange {
+        /// `Request.offset`.
+        offset: u64,
+        /// `Request.end`.
+        end: u64,
+    },
     /// A `SizeSketch` list is not in ascending order.
     #[error("{field} is not ascending at index {index}")]
     UnsortedSketch {
@@ -268,9 +276,16 @@ pub fn encode(msg: &Message) -> Frame {
                 w.put_u64(variant.as_u64());
             }
         }
-        Message::Request { key, offset } => {
+        Message::Request { key, offset, end } => {
             put_key(&mut w, key);
             w.put_u64(*offset);
+            match end {
+                Some(end) => {
+                    w.put_u8(1);
+                    w.put_u64(*end);
+                }
+                None => w.put_u8(0),
+            }
         }
         Message::Piece {
             key,
@@ -392,10 +407,7 @@ pub fn decode(frame: &Frame, limits: &Limits) -> Result<Message, DecodeError> {
             }
         }
         Kind::Bitmap => decode_bitmap(&mut r, limits)?,
-        Kind::Request => Message::Request {
-            key: r.key("Request.key")?,
-            offset: r.u64("Request.offset")?,
-        },
+        Kind::Request => decode_request(&mut r)?,
         Kind::Piece => decode_piece(&mut r, limits)?,
         Kind::Cancel => Message::Cancel {
             key: r.key("Cancel.key")?,
@@ -497,6 +509,28 @@ fn check_version(version: u8) -> Result<(), DecodeError> {
         PROTOCOL_VERSION => Ok(()),
         found => Err(DecodeError::UnsupportedVersion { found }),
     }
+}
+
+fn decode_request(r: &mut Reader) -> Result<Message, DecodeError> {
+    let key = r.key("Request.key")?;
+    let offset = r.u64("Request.offset")?;
+    let end = match r.u8("Request.end")? {
+        0 => None,
+        1 => {
+            let end = r.u64("Request.end")?;
+            if end <= offset {
+                return Err(DecodeError::EmptyRange { offset, end });
+            }
+            Some(end)
+        }
+        tag => {
+            return Err(DecodeError::InvalidTag {
+                field: "Request.end",
+                tag,
+            });
+        }
+    };
+    Ok(Message::Request { key, offset, end })
 }
 
 fn decode_piece(r: &mut Reader, limits: &Limits) -> Result<Message, DecodeError> {

@@ -111,12 +111,16 @@ pub enum Message {
         /// The variant tag of each set bit, in bit order.
         variants: Vec<VariantTag>,
     },
-    /// Asks for a segment from byte `offset` on (non-zero to resume a transfer begun elsewhere).
+    /// Asks for bytes `offset..end` of a segment (`offset` non-zero to resume a transfer begun
+    /// elsewhere; `end` set when another source, such as a CDN range, fetches the rest).
     Request {
         /// The segment.
         key: SegmentKey,
         /// First byte wanted.
         offset: u64,
+        /// One past the last byte wanted; `None`: to the segment's end. Decoding rejects an
+        /// `end` not above `offset`.
+        end: Option<u64>,
     },
     /// A chunk of a segment.
     Piece {

@@ -268,10 +268,17 @@ impl Net {
             Output::Connect(peer) => self.dial(ix, peer),
             Output::Disconnect(peer) => self.hang_up(ix, peer),
             Output::Transmit { to, frame } => self.transmit(ix, to, frame),
-            Output::FetchCdn { fetch, key, offset } => {
+            Output::FetchCdn {
+                fetch,
+                key,
+                offset,
+                end,
+            } => {
                 self.cdn_log.push((ix, key, offset));
-                let body = self.cdn.get(&key);
-                let body = body.map(|b| b.slice((offset as usize).min(b.len())..));
+                let body = self.cdn.get(&key).map(|b| {
+                    let stop = end.map_or(b.len(), |e| (e as usize).min(b.len()));
+                    b.slice((offset as usize).min(stop)..stop)
+                });
                 let result = body.ok_or_else(|| CdnError("404".into()));
                 let answer =
                     move |net: &mut Net| net.input(ix, Input::CdnResponse { fetch, result });

@@ -210,6 +210,40 @@ fn trailing_garbage() {
 }
 
 #[test]
+fn request_ranges() {
+    let ranged = Message::Request {
+        key: key(),
+        offset: 100,
+        end: Some(300),
+    };
+    let bytes = encode(&ranged).to_bytes();
+    assert_eq!(decode(&contiguous(&bytes), &limits()), Ok(ranged));
+    // The end sits in the last 8 bytes: make the range empty, then reversed.
+    let with_end = |end: u64| {
+        let mut b = bytes.to_vec();
+        let at = b.len() - 8;
+        b[at..].copy_from_slice(&end.to_be_bytes());
+        b
+    };
+    for end in [100, 99] {
+        assert_eq!(
+            decode(&contiguous(&with_end(end)), &limits()),
+            Err(DecodeError::EmptyRange { offset: 100, end })
+        );
+    }
+    let mut bad_tag = bytes.to_vec();
+    let at = bad_tag.len() - 9;
+    bad_tag[at] = 2;
+    assert_eq!(
+        decode(&contiguous(&bad_tag), &limits()),
+        Err(DecodeError::InvalidTag {
+            field: "Request.end",
+            tag: 2
+        })
+    );
+}
+
+#[test]
 fn frame_too_long() {
     let bytes = [PROTOCOL_VERSION, 0x33, 0xff, 0xff, 0xff, 0xff];
     let expected = DecodeError::FrameTooLong {
@@ -538,7 +572,13 @@ fn message() -> impl Strategy<Value = Message> {
                 keys
             }),
         bitmap(),
-        (segment_key(), any::<u64>()).prop_map(|(key, offset)| Message::Request { key, offset }),
+        (segment_key(), any::<u64>(), any::<Option<u64>>()).prop_map(|(key, offset, end)| {
+            // A range is never empty: an end at or below the offset moves just above it.
+            let end = end
+                .map(|e| e.max(offset.saturating_add(1)))
+                .filter(|e| *e > offset);
+            Message::Request { key, offset, end }
+        }),
         piece(),
         segment_key().prop_map(|key| Message::Cancel { key }),
         (segment_key(), reason).prop_map(|(key, reason)| Message::Absent { key, reason }),
