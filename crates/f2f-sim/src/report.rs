@@ -54,6 +54,10 @@ pub struct RunReport {
     pub startup_s: Summary,
     /// Join to first byte from a peer, seconds (viewers that received any).
     pub first_p2p_byte_s: Summary,
+    /// Per segment delivered to a player: seconds from its publication at the origin (the
+    /// player's playlist refresh included). How fast the swarm spreads a new segment, next to
+    /// the CDN-only baseline.
+    pub ready_after_publish_s: Summary,
     /// Per-viewer mean distance behind the live point, seconds.
     pub live_distance_s: Summary,
     /// CDN egress per bucket, Mbit/s.
@@ -158,6 +162,12 @@ impl Report {
                     r.first_p2p_byte_s.mean, r.first_p2p_byte_s.p95
                 )
             }
+        });
+        row("ready after publish mean / p95 (s)", &|r| {
+            format!(
+                "{:.2} / {:.2}",
+                r.ready_after_publish_s.mean, r.ready_after_publish_s.p95
+            )
         });
         row("live distance mean / p95 (s)", &|r| {
             format!(

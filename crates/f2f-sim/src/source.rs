@@ -60,6 +60,11 @@ impl Source {
         self.swarm
     }
 
+    /// Segment duration, µs: segment `seq` is published at `(seq + 1)` times this.
+    pub(crate) fn segment_us(&self) -> u64 {
+        self.d_us
+    }
+
     /// Newest segment available at `now`.
     pub(crate) fn newest_at(&self, now: u64) -> Option<u64> {
         (now / self.d_us).checked_sub(1)

@@ -141,6 +141,8 @@ struct Node {
 #[derive(Default)]
 struct Tally {
     egress: Vec<f64>,
+    /// Per delivery to a player: seconds from the segment's publication.
+    ready_after_publish: Vec<f64>,
     fallbacks: std::collections::BTreeMap<String, u64>,
     corrupt: u64,
     events: u64,
@@ -773,6 +775,10 @@ impl World {
             self.tally.corrupt += 1;
         }
         let now = self.now;
+        let published = (seq + 1) * self.source.segment_us();
+        self.tally
+            .ready_after_publish
+            .push(now.saturating_sub(published) as f64 / 1e6);
         self.nodes[i as usize].player.on_delivered(seq, now);
     }
 
@@ -877,6 +883,7 @@ impl World {
                     .filter_map(|n| n.first_p2p_us.map(secs))
                     .collect(),
             ),
+            ready_after_publish_s: Summary::of(std::mem::take(&mut self.tally.ready_after_publish)),
             live_distance_s: Summary::of(
                 joined
                     .iter()
