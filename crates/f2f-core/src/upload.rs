@@ -4,7 +4,8 @@
 //! already sent (the driver reports its send buffer falling low, as `RTCDataChannel`'s
 //! `bufferedamountlow` does), so a cancelled transfer wastes little uplink and control messages
 //! never wait behind megabytes. Sending a segment whole to one requester before starting the
-//! next makes the first copy usable sooner, which is what spreads a new segment fastest.
+//! next makes the first copy usable sooner, which is what spreads a new segment fastest; for the
+//! same reason a request for a newer segment takes the slot of an older one when all are busy.
 
 use std::collections::VecDeque;
 
@@ -41,6 +42,9 @@ struct Active {
 pub(crate) enum Admit {
     /// It has a slot: pump it.
     Started,
+    /// It took the slot of this transfer of an older segment: tell that requester to look
+    /// elsewhere, and pump.
+    Displaced(UploadJob),
     /// Queued behind the busy slots.
     Queued,
     /// Slots and queue are full.
@@ -76,18 +80,41 @@ impl Uploads {
     ) -> Admit {
         // A repeated request replaces the old one (the requester resumes from a new offset).
         self.cancel(&job.peer, &job.key);
+        let active = Active {
+            job,
+            deadline: now + config.timeout,
+        };
         if self.active.len() < slots {
-            self.active.push(Active {
-                job,
-                deadline: now + config.timeout,
-            });
+            self.active.push(active);
             Admit::Started
+        } else if let Some(i) = self.oldest_behind(&job.key) {
+            // Newest segment first. Its first copies are what the swarm waits on: every hop
+            // it spends queued behind the tail of the previous segment delays the whole
+            // subtree below us, which then runs late into the next segment's start, and so
+            // on. The displaced requester resumes from its offset at another holder: by now
+            // most of its neighbours hold the older segment whole.
+            let displaced = std::mem::replace(&mut self.active[i], active).job;
+            Admit::Displaced(displaced)
         } else if self.queue.len() < queue {
             self.queue.push_back(job);
             Admit::Queued
         } else {
             Admit::Busy
         }
+    }
+
+    /// The active transfer of the oldest segment of `key`'s rendition that is older than
+    /// `key`, if any.
+    fn oldest_behind(&self, key: &SegmentKey) -> Option<usize> {
+        self.active
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| {
+                let k = &a.job.key;
+                k.swarm == key.swarm && k.rendition == key.rendition && k.position < key.position
+            })
+            .min_by_key(|(_, a)| a.job.key.position)
+            .map(|(i, _)| i)
     }
 
     /// Drops the transfer of `key` to `peer`, wherever it is; returns whether one existed.
@@ -188,6 +215,34 @@ mod tests {
     }
 
     #[test]
+    fn a_newer_segment_displaces_the_oldest_transfer() {
+        let now = Instant::now();
+        let cfg = UploadConfig {
+            slots: 2,
+            queue: 1,
+            ..Default::default()
+        };
+        let mut u = Uploads::new();
+        u.admit(job(1, 6), cfg.slots, cfg.queue, &cfg, now);
+        u.admit(job(2, 5), cfg.slots, cfg.queue, &cfg, now);
+        // Nothing older than this one is active: it waits its turn.
+        assert_eq!(
+            u.admit(job(3, 5), cfg.slots, cfg.queue, &cfg, now),
+            Admit::Queued
+        );
+        assert_eq!(
+            u.admit(job(4, 7), cfg.slots, cfg.queue, &cfg, now),
+            Admit::Displaced(job(2, 5))
+        );
+        assert_eq!(u.active(), vec![job(1, 6), job(4, 7)]);
+        // Nothing older left to displace.
+        assert_eq!(
+            u.admit(job(5, 6), cfg.slots, cfg.queue, &cfg, now),
+            Admit::Busy
+        );
+    }
+
+    #[test]
     fn slots_then_queue_then_busy() {
         let now = Instant::now();
         let cfg = UploadConfig {
@@ -228,18 +283,18 @@ mod tests {
             ..Default::default()
         };
         let mut u = Uploads::new();
-        u.admit(job(1, 1), cfg.slots, cfg.queue, &cfg, now);
-        u.admit(job(2, 1), cfg.slots, cfg.queue, &cfg, now);
         u.admit(job(1, 2), cfg.slots, cfg.queue, &cfg, now);
+        u.admit(job(2, 2), cfg.slots, cfg.queue, &cfg, now);
+        u.admit(job(1, 1), cfg.slots, cfg.queue, &cfg, now);
         u.admit(job(3, 1), cfg.slots, cfg.queue, &cfg, now);
         u.refill(
-            &[(job(2, 1).peer, job(2, 1).key)],
+            &[(job(2, 2).peer, job(2, 2).key)],
             |_| 0.0,
             cfg.slots,
             &cfg,
             now,
         );
-        assert_eq!(u.active(), vec![job(1, 1), job(3, 1)]);
+        assert_eq!(u.active(), vec![job(1, 2), job(3, 1)]);
     }
 
     #[test]

@@ -682,6 +682,21 @@ impl Engine {
             now,
         ) {
             Admit::Started => self.pump_uploads(now),
+            Admit::Displaced(old) => {
+                // Busy, not gone: the requester keeps its bytes and resumes elsewhere (or here,
+                // once we go idle).
+                if !self.turned_away.contains(&old.peer) {
+                    self.turned_away.push(old.peer);
+                }
+                self.send(
+                    old.peer,
+                    Message::Absent {
+                        key: old.key,
+                        reason: AbsentReason::Busy,
+                    },
+                );
+                self.pump_uploads(now);
+            }
             Admit::Queued => {}
             Admit::Busy => {
                 if !self.turned_away.contains(&from) {
