@@ -29,7 +29,11 @@ pub struct SchedulerConfig {
     /// straight away. Default 3.
     pub cdn_budget: f64,
     /// A node seeds (is eligible as a first fetcher) when its measured uplink is at least this
-    /// multiple of the media bit rate. Default 2.
+    /// multiple of the media bit rate. A first fetcher roots one of the few relay trees that
+    /// carry each segment to the whole swarm, and the tree's depth (hence how late its leaves
+    /// finish) depends most on the root's fan-out: the default gives a root at least four
+    /// uploads at once at the default `relay_rate_ratio`, where a root able to serve one or two
+    /// left a large swarm within a few hops of its deadlines. Default 6.
     pub seed_uplink_ratio: f64,
     /// How far deadline pressure may raise the budget (a multiplier on `cdn_budget`): each
     /// deadline-forced CDN fetch raises a node's own multiplier by a quarter, each segment from
@@ -65,7 +69,7 @@ impl Default for SchedulerConfig {
             source: SourcePreference::Auto,
             cdn_budget: 3.0,
             max_budget_gain: 16.0,
-            seed_uplink_ratio: 2.0,
+            seed_uplink_ratio: 6.0,
             rescue_step: Duration::from_millis(1000),
             stall_timeout: Duration::from_millis(700),
             busy_backoff: Duration::from_millis(250),
