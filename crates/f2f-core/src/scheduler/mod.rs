@@ -646,9 +646,12 @@ impl Scheduler {
                 let remaining = self.remaining(w, cfg);
                 let finish = self.projected_finish(w, cfg, now).unwrap_or(deadline);
                 // Past this point there is no time to wait out a stall timeout: a transfer
-                // that has gone quiet is treated as lost.
+                // that has gone quiet is treated as lost, and one not done at the last call
+                // is abandoned, moving or not.
                 let quiet = now >= last_progress + cfg.stall_timeout / 2;
+                let last_call = self.last_call(w, cfg).is_some_and(|t| now >= t);
                 quiet
+                    || last_call
                     || (finish + cfg.deadline_margin > deadline
                         && now + self.cdn_eta(remaining, cfg) < finish)
             }
@@ -722,10 +725,10 @@ impl Scheduler {
                 Fetch::Peer { last_progress, .. } => {
                     let stall = last_progress + cfg.stall_timeout;
                     let quiet = last_progress + cfg.stall_timeout / 2;
-                    Some(
-                        self.cdn_deadline(w, cfg)
-                            .map_or(stall, |by| stall.min(by.max(quiet))),
-                    )
+                    let checks = self
+                        .cdn_deadline(w, cfg)
+                        .map_or(stall, |by| stall.min(by.max(quiet)));
+                    Some(self.last_call(w, cfg).map_or(checks, |t| checks.min(t)))
                 }
                 Fetch::Idle if w.waiting_for_tail() => None,
                 Fetch::Idle => [
@@ -741,6 +744,14 @@ impl Scheduler {
             .chain(tails)
             .filter(|t| *t > decided)
             .min()
+    }
+
+    /// The very last moment the CDN can fetch what a peer transfer still owes and make the
+    /// deadline with half the margin to spare: the transfer ends there whatever its pace.
+    fn last_call(&self, w: &Wanted, cfg: &SchedulerConfig) -> Option<Instant> {
+        let lead = self.cdn_eta(self.remaining(w, cfg), cfg) + cfg.deadline_margin / 2;
+        w.deadline
+            .map(|d| d.checked_sub(lead).unwrap_or(w.listed_at))
     }
 
     fn cdn_deadline(&self, w: &Wanted, cfg: &SchedulerConfig) -> Option<Instant> {

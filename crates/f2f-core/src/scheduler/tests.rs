@@ -301,3 +301,47 @@ fn a_peer_ahead_of_its_estimate_keeps_the_rest_before_the_cdn_is_asked() {
         "{actions:?}"
     );
 }
+
+#[test]
+fn a_transfer_not_done_at_the_last_call_goes_to_the_cdn_even_if_it_was_moving() {
+    let cfg = SchedulerConfig::default();
+    let ranker = BaselineRanker::default();
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(4);
+    let mut s = Scheduler::new();
+    s.list(key(1), Some(SIZE), None, true, None, t0);
+    s.set_deadline(&key(1), deadline);
+    let fast = holder(1, 20_000_000.0);
+    assert!(!s.decide(&key(1), &[fast], &ranker, &cfg, t0).is_empty());
+    let at = |ms| t0 + Duration::from_millis(ms);
+    let bytes = |n: usize| Bytes::from(vec![0u8; n]);
+    assert_eq!(
+        s.on_piece(peer(1), &key(1), 0, SIZE, bytes(10_000), at(100)),
+        Progress::Partial
+    );
+    // All but the last kilobyte, 600 ms before the deadline; then nothing more.
+    assert_eq!(
+        s.on_piece(peer(1), &key(1), 10_000, SIZE, bytes(989_000), at(3_400)),
+        Progress::Partial
+    );
+    // 300 ms later the transfer has not been quiet for long, and at its pace it would finish at
+    // once; but only the CDN can still make the deadline with some margin.
+    let actions = s.check_transfer(&key(1), &cfg, at(3_700));
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::FetchCdn {
+                offset: 999_000,
+                ..
+            }
+        )),
+        "{actions:?}"
+    );
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Fallback {
+            reason: FallbackReason::TooSlow,
+            ..
+        }
+    )));
+}
