@@ -747,9 +747,10 @@ impl Scheduler {
     }
 
     /// The very last moment the CDN can fetch what a peer transfer still owes and make the
-    /// deadline with half the margin to spare: the transfer ends there whatever its pace.
+    /// deadline with a quarter of the margin to spare: the transfer ends there whatever its
+    /// pace.
     fn last_call(&self, w: &Wanted, cfg: &SchedulerConfig) -> Option<Instant> {
-        let lead = self.cdn_eta(self.remaining(w, cfg), cfg) + cfg.deadline_margin / 2;
+        let lead = self.cdn_eta(self.remaining(w, cfg), cfg) + cfg.deadline_margin / 4;
         w.deadline
             .map(|d| d.checked_sub(lead).unwrap_or(w.listed_at))
     }
