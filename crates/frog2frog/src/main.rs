@@ -7,6 +7,11 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+/// mimalloc: the simulator allocates and frees millions of small buffers (frames, messages,
+/// timers) across 10,000 engines; with the system allocator a 10,000-viewer run is ~20 % slower.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "frog2frog", version, about = "Peer-assisted live streaming")]
 struct Cli {
