@@ -121,6 +121,11 @@ struct Tail {
 }
 
 impl Wanted {
+    /// `peer` answered `Busy` for this segment and is still left alone.
+    fn is_busy(&self, peer: &PeerId, now: Instant) -> bool {
+        self.busy.iter().any(|(p, until)| p == peer && *until > now)
+    }
+
     /// The prefix is complete up to the split; only the CDN tail is missing.
     fn waiting_for_tail(&self) -> bool {
         self.split == Some(self.data.len())
@@ -281,12 +286,9 @@ impl Scheduler {
 
     /// Stops fetching `key`; returns the actions that release its source.
     pub(crate) fn remove(&mut self, key: &SegmentKey) -> Vec<Action> {
-        let Some(w) = self.wanted.remove(key) else {
+        let Some(w) = self.forget(key) else {
             return Vec::new();
         };
-        if let Some(id) = w.tail.as_ref().and_then(|t| t.id) {
-            self.cdn_fetches.remove(&id);
-        }
         match w.fetch {
             Fetch::Peer { peer, .. } => vec![Action::Cancel { peer, key: *key }],
             Fetch::Cdn { id } => {
@@ -404,7 +406,7 @@ impl Scheduler {
         let best = holders
             .iter()
             .filter(|c| !w.tried.contains(&c.peer))
-            .filter(|c| !w.busy.iter().any(|(p, until)| *p == c.peer && *until > now))
+            .filter(|c| !w.is_busy(&c.peer, now))
             // To resume past bytes we already hold, a relay still receiving is unlikely to be
             // ahead of us.
             .filter(|c| c.complete || w.data.is_empty())
@@ -499,7 +501,7 @@ impl Scheduler {
         let better = holders
             .iter()
             .filter(|c| c.complete && c.peer != current && !w.tried.contains(&c.peer))
-            .filter(|c| !w.busy.iter().any(|(p, until)| *p == c.peer && *until > now))
+            .filter(|c| !w.is_busy(&c.peer, now))
             .filter_map(|c| {
                 ranker
                     .peer_eta(&c.measurements, remaining)
@@ -558,11 +560,8 @@ impl Scheduler {
 
     /// When the CDN must start on the tail of a split segment to have it by the deadline.
     fn tail_by(&self, w: &Wanted, cfg: &SchedulerConfig) -> Option<Instant> {
-        let at = w.split?;
-        let bytes = self.expected_size(w, cfg).saturating_sub(at);
-        let lead = self.cdn_eta(bytes, cfg) + cfg.deadline_margin;
-        w.deadline
-            .map(|d| d.checked_sub(lead).unwrap_or(w.listed_at))
+        let bytes = self.expected_size(w, cfg).saturating_sub(w.split?);
+        self.cdn_start_by(w, bytes, cfg.deadline_margin, cfg)
     }
 
     /// Requests the tail of a split segment from the CDN once its time has come.
@@ -577,9 +576,7 @@ impl Scheduler {
         if !pending || self.tail_by(w, cfg).is_none_or(|by| now < by) {
             return None;
         }
-        let id = FetchId(self.next_fetch);
-        self.next_fetch += 1;
-        self.cdn_fetches.insert(id, *key);
+        let id = self.new_fetch(key);
         let w = self.wanted.get_mut(key).expect("present");
         let at = w.split.expect("a tail has a split");
         w.tail.as_mut().expect("pending").id = Some(id);
@@ -687,10 +684,16 @@ impl Scheduler {
         actions
     }
 
-    fn start_cdn(&mut self, key: &SegmentKey, why: CdnWhy) -> Action {
+    /// A new CDN fetch of `key`, tracked until its response.
+    fn new_fetch(&mut self, key: &SegmentKey) -> FetchId {
         let id = FetchId(self.next_fetch);
         self.next_fetch += 1;
         self.cdn_fetches.insert(id, *key);
+        id
+    }
+
+    fn start_cdn(&mut self, key: &SegmentKey, why: CdnWhy) -> Action {
+        let id = self.new_fetch(key);
         let w = self.wanted.get_mut(key).expect("present");
         w.fetch = Fetch::Cdn { id };
         w.cdn_attempts += 1;
@@ -750,16 +753,26 @@ impl Scheduler {
     /// deadline with a quarter of the margin to spare: the transfer ends there whatever its
     /// pace.
     fn last_call(&self, w: &Wanted, cfg: &SchedulerConfig) -> Option<Instant> {
-        let lead = self.cdn_eta(self.remaining(w, cfg), cfg) + cfg.deadline_margin / 4;
-        w.deadline
-            .map(|d| d.checked_sub(lead).unwrap_or(w.listed_at))
+        self.cdn_start_by(w, self.remaining(w, cfg), cfg.deadline_margin / 4, cfg)
     }
 
+    /// The last safe moment for the CDN to take over what the current source still owes.
     fn cdn_deadline(&self, w: &Wanted, cfg: &SchedulerConfig) -> Option<Instant> {
-        let remaining = self.remaining(w, cfg);
-        let eta = self.cdn_eta(remaining, cfg) + cfg.deadline_margin;
+        self.cdn_start_by(w, self.remaining(w, cfg), cfg.deadline_margin, cfg)
+    }
+
+    /// When a CDN fetch of `bytes` must start to arrive `spare` before the deadline (never
+    /// before the segment was listed).
+    fn cdn_start_by(
+        &self,
+        w: &Wanted,
+        bytes: u64,
+        spare: Duration,
+        cfg: &SchedulerConfig,
+    ) -> Option<Instant> {
+        let lead = self.cdn_eta(bytes, cfg) + spare;
         w.deadline
-            .map(|d| d.checked_sub(eta).unwrap_or(w.listed_at))
+            .map(|d| d.checked_sub(lead).unwrap_or(w.listed_at))
     }
 
     /// A `Piece` arrived from `peer`.
@@ -856,12 +869,18 @@ impl Scheduler {
         self.finish(key, from, elapsed)
     }
 
-    /// The segment is whole: hands it over.
-    fn finish(&mut self, key: &SegmentKey, from: Option<PeerId>, elapsed: Duration) -> Progress {
-        let w = self.wanted.remove(key).expect("present");
+    /// Stops tracking `key`, with the CDN tail fetch it may have in flight.
+    fn forget(&mut self, key: &SegmentKey) -> Option<Wanted> {
+        let w = self.wanted.remove(key)?;
         if let Some(id) = w.tail.as_ref().and_then(|t| t.id) {
             self.cdn_fetches.remove(&id);
         }
+        Some(w)
+    }
+
+    /// The segment is whole: hands it over.
+    fn finish(&mut self, key: &SegmentKey, from: Option<PeerId>, elapsed: Duration) -> Progress {
+        let w = self.forget(key).expect("present");
         self.observe_size(w.data.len());
         Progress::Complete {
             data: w.data,
@@ -943,7 +962,7 @@ impl Scheduler {
                 return Ok(None);
             }
             Err(()) => {
-                self.wanted.remove(&key);
+                self.forget(&key);
                 return Err(key);
             }
         };
