@@ -54,12 +54,9 @@ fn keys_in(msg: &Message) -> Vec<SegmentKey> {
 /// segment; the second plays both after the first announced what it holds.
 fn swarm_with_an_ad(reload_ad: bool) -> (Net, [Ix; 3], SegmentKey, SegmentKey) {
     let mut net = Net::new(Config::default());
-    let (a, b, spy) = (net.add(), net.add(), net.add_scripted());
+    let (a, b) = (net.add(), net.add());
     net.bootstrap(b, &[a]);
-    net.connect(spy, a);
-    net.run_for(Duration::from_millis(100));
-    net.hello(spy, a);
-    net.send(spy, a, &Message::LinkRequest);
+    let spy = net.linked_scripted(a);
     net.run_for(Duration::from_secs(3));
 
     let ad = net.publish(500, 200_000);

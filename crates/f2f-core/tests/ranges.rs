@@ -12,11 +12,7 @@ use f2f_core::wire::Message;
 fn a_ranged_request_gets_exactly_its_range() {
     let mut net = Net::new(Config::default());
     let a = net.add();
-    let x = net.add_scripted();
-    net.connect(x, a);
-    net.run_for(Duration::from_millis(100));
-    net.hello(x, a);
-    net.send(x, a, &Message::LinkRequest);
+    let x = net.linked_scripted(a);
     net.run_for(Duration::from_secs(1));
     let seg = net.publish(1, 300_000);
     net.load(a, seg, Duration::from_secs(6));

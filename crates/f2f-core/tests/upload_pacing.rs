@@ -16,11 +16,7 @@ use f2f_core::wire::Message;
 fn served_after_small_talk(requests: u64) -> u64 {
     let mut net = Net::new(Config::default());
     let a = net.add();
-    let x = net.add_scripted();
-    net.connect(x, a);
-    net.run_for(Duration::from_millis(100));
-    net.hello(x, a);
-    net.send(x, a, &Message::LinkRequest);
+    let x = net.linked_scripted(a);
     net.run_for(Duration::from_secs(1));
     let request = |key| Message::Request {
         key,

@@ -12,6 +12,17 @@ impl Net {
         self.add_node()
     }
 
+    /// Adds a scripted node connected to `to`, handshaken and asking for a data link (the
+    /// caller runs the clock for the answer).
+    pub(crate) fn linked_scripted(&mut self, to: Ix) -> Ix {
+        let x = self.add_scripted();
+        self.connect(x, to);
+        self.run_for(f2f_core::time::Duration::from_millis(100));
+        self.hello(x, to);
+        self.send(x, to, &Message::LinkRequest);
+        x
+    }
+
     /// Opens a connection as if `a`'s engine had asked for it.
     pub(crate) fn connect(&mut self, a: Ix, b: Ix) {
         self.execute(a, Output::Connect(self.id(b)));
