@@ -40,7 +40,7 @@ pub struct SchedulerConfig {
     /// the swarm lowers it by half a percent. Default 16.
     pub max_budget_gain: f64,
     /// Peers ranked beyond the budget wait this long per budget-width of rank before they
-    /// fetch a segment nobody has announced (covers a mis-estimated swarm size). Default 500 ms.
+    /// fetch a segment nobody has announced (covers a mis-estimated swarm size). Default 1 s.
     pub rescue_step: Duration,
     /// A peer transfer with no new byte for this long falls back to the CDN. Default 700 ms.
     pub stall_timeout: Duration,
@@ -49,6 +49,9 @@ pub struct SchedulerConfig {
     pub busy_backoff: Duration,
     /// Safety margin kept before the playback deadline. Default 400 ms.
     pub deadline_margin: Duration,
+    /// Peers one segment may be fetched from at once, each sending its own byte range, when
+    /// no single holder can deliver it all by the deadline: slow uplinks add up. Default 4.
+    pub max_sources: usize,
     /// CDN round trip assumed before one is measured. Default 100 ms.
     pub cdn_rtt_prior: Duration,
     /// CDN throughput assumed before one is measured, bit/s. Default 20 Mb/s.
@@ -74,6 +77,7 @@ impl Default for SchedulerConfig {
             stall_timeout: Duration::from_millis(700),
             busy_backoff: Duration::from_millis(250),
             deadline_margin: Duration::from_millis(400),
+            max_sources: 4,
             cdn_rtt_prior: Duration::from_millis(100),
             cdn_throughput_prior_bps: 20e6,
             segment_size_prior: 1_000_000,
@@ -100,7 +104,10 @@ pub struct UploadConfig {
     /// Requests queued behind the slots; beyond, requesters hear `Busy` and look elsewhere
     /// rather than wait. Default 2.
     pub queue: usize,
-    /// Bytes per `Piece` message. Default 64 KiB.
+    /// Bytes per `Piece` message. A piece is delivered whole, so on a slow uplink a large one
+    /// delays a requester's first byte by its whole sending time (64 KiB: 0.65 s at 0.8 Mb/s),
+    /// long enough to read as a peer that never started; 16 KiB is also the largest data
+    /// channel message every browser's SCTP stack accepts. Default 16 KiB.
     pub chunk: usize,
     /// Bytes handed to the driver for one connection and not yet sent, at most. Default 256 KiB.
     pub high_water: u64,
@@ -108,7 +115,10 @@ pub struct UploadConfig {
     /// uplink the next requester's first byte does not wait behind seconds of backlog (never
     /// below two pieces). Default 150 ms.
     pub high_water_time: Duration,
-    /// The driver reports the send buffer of a connection when it falls to this. Default 64 KiB.
+    /// The driver reports the send buffer of a connection when it falls to this, as
+    /// `bufferedamountlow` does: only after it rose above it. So no bigger than a piece, or a
+    /// connection that carries one piece at a time (a relay passing bytes on as they arrive)
+    /// never reports and looks full for good. Default 16 KiB.
     pub low_water: u64,
     /// A transfer that cannot finish (the receiver stopped reading) frees its slot after this.
     /// Default 10 s.
@@ -122,10 +132,10 @@ impl Default for UploadConfig {
             max_slots: 8,
             relay_rate_ratio: 1.5,
             queue: 2,
-            chunk: 64 * 1024,
+            chunk: 16 * 1024,
             high_water: 256 * 1024,
             high_water_time: Duration::from_millis(150),
-            low_water: 64 * 1024,
+            low_water: 16 * 1024,
             timeout: Duration::from_secs(10),
         }
     }
@@ -249,6 +259,11 @@ impl Config {
             "must be below upload.high_water",
         )?;
         check(
+            self.upload.low_water <= self.upload.chunk as u64,
+            "upload.low_water",
+            "must not exceed upload.chunk",
+        )?;
+        check(
             self.upload.chunk >= 1024 && self.upload.chunk <= self.limits.max_piece_len,
             "upload.chunk",
             "must be between 1 KiB and limits.max_piece_len",
@@ -256,6 +271,11 @@ impl Config {
         check(
             self.scheduler.max_budget_gain >= 1.0,
             "scheduler.max_budget_gain",
+            "must be at least 1",
+        )?;
+        check(
+            self.scheduler.max_sources >= 1,
+            "scheduler.max_sources",
             "must be at least 1",
         )?;
         check(
@@ -288,5 +308,14 @@ mod tests {
         c.links.max_degree = 2;
         let err = c.validate().expect_err("max_degree < degree");
         assert!(err.to_string().contains("links.max_degree"), "{err}");
+    }
+
+    #[test]
+    fn a_low_water_mark_above_one_piece_is_refused() {
+        // A connection carrying one piece at a time would never report its buffer drained.
+        let mut c = Config::default();
+        c.upload.low_water = c.upload.chunk as u64 + 1;
+        let err = c.validate().expect_err("low_water > chunk");
+        assert!(err.to_string().contains("upload.low_water"), "{err}");
     }
 }

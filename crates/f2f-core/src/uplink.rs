@@ -20,10 +20,11 @@ pub(crate) struct Uplink {
 }
 
 impl Uplink {
-    /// `bytes` left a connection's buffer over `elapsed`.
-    pub(crate) fn sample(&mut self, bytes: u64, elapsed: Duration, now: Instant) {
+    /// `bytes` left a connection's buffer over `elapsed`. Returns false when that is too
+    /// little to measure: the caller keeps adding to it.
+    pub(crate) fn sample(&mut self, bytes: u64, elapsed: Duration, now: Instant) -> bool {
         if bytes < MIN_SAMPLE_BYTES || elapsed.is_zero() {
-            return;
+            return false;
         }
         let bps = bytes as f64 * 8.0 / elapsed.as_secs_f64();
         let current = self.estimate_bps(now);
@@ -31,6 +32,7 @@ impl Uplink {
             self.best_bps = bps;
             self.at = Some(now);
         }
+        true
     }
 
     /// Current estimate in bit/s (0 before any sample).
@@ -55,11 +57,12 @@ mod tests {
         let t0 = Instant::now();
         let mut u = Uplink::default();
         assert_eq!(u.kbps(t0), 0);
-        u.sample(250_000, Duration::from_millis(100), t0); // 20 Mb/s
-        u.sample(250_000, Duration::from_millis(400), t0); // 5 Mb/s: the buffer ran dry
+        assert!(u.sample(250_000, Duration::from_millis(100), t0)); // 20 Mb/s
+        assert!(u.sample(250_000, Duration::from_millis(400), t0)); // 5 Mb/s: ran dry
         assert_eq!(u.kbps(t0), 20_000);
         assert_eq!(u.kbps(t0 + HALF_LIFE), 10_000);
-        u.sample(1_000, Duration::from_millis(1), t0); // too small to count
+        // Too small to count: the caller keeps adding.
+        assert!(!u.sample(1_000, Duration::from_millis(1), t0));
         assert_eq!(u.kbps(t0), 20_000);
     }
 }

@@ -27,6 +27,7 @@
 //! ```
 
 mod availability;
+mod deficit;
 mod links;
 mod peer;
 mod watch;
@@ -335,13 +336,20 @@ impl Engine {
             Input::Disconnected(peer) => self.on_peer_gone(peer, true, now),
             Input::Drained { peer, buffered } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
-                    if let Some(at) = p.drained_at {
-                        let left = p.buffered.saturating_sub(buffered);
-                        self.uplink
-                            .sample(left, now.saturating_duration_since(at), now);
-                    }
+                    let left = p.buffered.saturating_sub(buffered);
                     p.buffered = buffered;
-                    p.drained_at = Some(now);
+                    p.drain_window = match p.drain_window {
+                        Some((since, sent)) => {
+                            let sent = sent + left;
+                            let elapsed = now.saturating_duration_since(since);
+                            if self.uplink.sample(sent, elapsed, now) {
+                                Some((now, 0))
+                            } else {
+                                Some((since, sent))
+                            }
+                        }
+                        None => Some((now, 0)),
+                    };
                 }
                 self.pump_uploads(now);
             }
@@ -656,9 +664,7 @@ impl Engine {
         end: Option<u64>,
         now: Instant,
     ) {
-        let held = self
-            .relayable(&key)
-            .is_some_and(|(_, total)| offset < total);
+        let held = self.servable(&key).is_some_and(|total| offset < total);
         if !held {
             self.send(
                 from,
@@ -738,7 +744,7 @@ impl Engine {
             Progress::Violation(why) => self.misbehaved(from, why.into(), now),
             Progress::Partial => {
                 self.note_p2p_byte(len, now);
-                if offset == 0 && self.scheduler.partial(&key).is_some() {
+                if offset == 0 && self.scheduler.arriving(&key).is_some() {
                     self.announce(key, true, None);
                 }
                 self.pump_uploads(now);
@@ -747,10 +753,10 @@ impl Engine {
                     .check_transfer(&key, &self.config.scheduler, now);
                 self.apply(actions, now);
             }
-            Progress::RangeDone { bytes, elapsed } => {
+            Progress::RangeDone(range) => {
                 self.note_p2p_byte(len, now);
-                if let Some(p) = self.peers.get_mut(&from) {
-                    p.transfer_done(bytes, elapsed);
+                if let Some(p) = self.peers.get_mut(&range.peer) {
+                    p.transfer_done(range.bytes, range.elapsed);
                 }
                 self.pump_uploads(now);
                 self.decide(&key, now);
@@ -806,6 +812,9 @@ impl Engine {
         if cfg.source != SourcePreference::Auto {
             return None;
         }
+        if self.covers_upload_deficit() {
+            return Some(now);
+        }
         let salt =
             key.rendition.as_u64() ^ key.variant.as_u64() ^ key.position.value().rotate_left(29);
         let fraction = self.me.rank(salt) as f64 / 2f64.powi(64);
@@ -825,6 +834,20 @@ impl Engine {
             // No settled epoch yet (the swarm just formed): per-segment ranks decide.
             None => Some(now + cfg.rescue_step.mul_f64(steps)),
         }
+    }
+
+    /// Whether this node is among the fastest uplinks that fetch every segment at once because
+    /// the swarm's uplinks cannot carry the stream (see [`deficit`]).
+    fn covers_upload_deficit(&self) -> bool {
+        let neighbours: Vec<f64> = self
+            .peers
+            .values()
+            .filter(|p| p.is_linked())
+            .map(|p| p.measurements().reported_upload_bps)
+            .filter(|r| *r > 0.0)
+            .collect();
+        let mine = self.uplink.estimate_bps(self.now);
+        deficit::covers_deficit(mine, &neighbours, self.media_bps.unwrap_or(0.0))
     }
 
     /// A deadline forced a CDN fetch of a segment no neighbour had announced: the swarm spreads
@@ -886,8 +909,7 @@ impl Engine {
         let Progress::Complete {
             data,
             sources,
-            from,
-            elapsed,
+            last,
             shareable,
             duration,
         } = progress
@@ -906,8 +928,10 @@ impl Engine {
             self.stats.p2p_segments += 1;
             self.relax_budget();
         }
-        if let Some(peer) = from.and_then(|f| self.peers.get_mut(&f)) {
-            peer.transfer_done(sources.p2p, elapsed);
+        if let Some(range) = last
+            && let Some(peer) = self.peers.get_mut(&range.peer)
+        {
+            peer.transfer_done(range.bytes, range.elapsed);
         }
         if self.loads.remove(&key) {
             self.stats.delivered += 1;
@@ -922,7 +946,7 @@ impl Engine {
         }
         self.store.insert(key, data, sources);
         // The source hears it too: a complete `Have` ends its upload.
-        self.announce(key, false, from);
+        self.announce(key, false, last.map(|r| r.peer));
     }
 
     /// Tells linked neighbours that have not announced `key` themselves that we hold it (or,
@@ -954,11 +978,21 @@ impl Engine {
         }
     }
 
-    /// What we can serve of `key`: the bytes held so far and the segment's total length.
-    fn relayable(&self, key: &SegmentKey) -> Option<(&SegmentData, u64)> {
+    /// The length of `key` if we can serve any of it: held whole, or arriving with its length
+    /// known.
+    fn servable(&self, key: &SegmentKey) -> Option<u64> {
         match self.store.get(key) {
-            Some(data) => Some((data, data.len())),
-            None => self.scheduler.partial(key),
+            Some(data) => Some(data.len()),
+            None => self.scheduler.arriving(key),
+        }
+    }
+
+    /// Up to `max` bytes of `key` from `offset`, within one held chunk (a slice, never a copy);
+    /// `None` while we do not hold the byte at `offset` yet.
+    fn piece_at(&self, key: &SegmentKey, offset: u64, max: u64) -> Option<Bytes> {
+        match self.store.get(key) {
+            Some(data) => data.slice(offset, max).chunks().first().cloned(),
+            None => self.scheduler.held_at(key, offset, max),
         }
     }
 
@@ -1078,17 +1112,16 @@ impl Engine {
                     if p.buffered >= high_water || p.conn != Conn::Ready {
                         break;
                     }
-                    let Some((data, total)) = self.relayable(&job.key) else {
+                    let Some(total) = self.servable(&job.key) else {
                         break;
                     };
-                    // Cut-through: a segment still arriving is relayed up to what we have.
-                    let stop = job.stop(total).min(data.len());
+                    let stop = job.stop(total);
                     if next >= stop {
                         break;
                     }
-                    // Within one held chunk, so the piece is a slice, never a copy.
-                    let len = (cfg.chunk as u64).min(stop - next);
-                    let Some(piece) = data.slice(next, len).chunks().first().cloned() else {
+                    // Cut-through: a segment still arriving is relayed as its bytes come in.
+                    let max = (cfg.chunk as u64).min(stop - next);
+                    let Some(piece) = self.piece_at(&job.key, next, max) else {
                         break;
                     };
                     let len = piece.len() as u64;
@@ -1105,7 +1138,7 @@ impl Engine {
                     next += len;
                 }
                 self.uploads.advance(&job.peer, &job.key, next);
-                let source = self.relayable(&job.key).map(|(_, total)| total);
+                let source = self.servable(&job.key);
                 if source.is_none() {
                     // We lost the segment (the download was abandoned): let the peer move on.
                     let reason = AbsentReason::NotHeld;

@@ -35,8 +35,9 @@ pub(crate) struct Peer {
     pub(crate) queued: Vec<Message>,
     /// Bytes handed to the driver for this connection and not yet reported sent.
     pub(crate) buffered: u64,
-    /// When the driver last reported this connection's buffer (measures our uplink).
-    pub(crate) drained_at: Option<Instant>,
+    /// Since when, and how many bytes, this connection has sent while its buffer was being
+    /// reported (measures our uplink once enough bytes add up).
+    pub(crate) drain_window: Option<(Instant, u64)>,
     /// Last time the connection carried anything, for idle closing.
     pub(crate) last_used: Instant,
     /// When we may ask for a link again after a refusal.
@@ -56,7 +57,7 @@ impl Peer {
             link: Link::None,
             queued: Vec::new(),
             buffered: 0,
-            drained_at: None,
+            drain_window: None,
             last_used: now,
             link_backoff_until: None,
             upload_bps: 0.0,

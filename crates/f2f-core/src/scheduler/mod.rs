@@ -62,13 +62,12 @@ pub(crate) enum CdnWhy {
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Fetch {
+    /// Nobody is fetching this part (or it is done).
     Idle,
     Peer {
         peer: PeerId,
         /// Where this transfer started in the segment.
         offset: u64,
-        /// Where it stops (the split point when the CDN fetches the rest); `None`: the end.
-        end: Option<u64>,
         sent: Instant,
         first_byte_by: Instant,
         first_byte: Option<Instant>,
@@ -83,6 +82,46 @@ enum Fetch {
     },
 }
 
+/// One byte range of a segment and the source filling it. A segment starts as one part; it
+/// is split when no single holder can deliver all of it by the deadline, so that several slow
+/// peers (and, for what they cannot cover, the CDN) each send a range at once.
+#[derive(Debug)]
+struct Part {
+    start: u64,
+    /// One past the last byte; `None`: to the segment's end (only the last part).
+    end: Option<u64>,
+    /// Bytes received from `start` on, contiguous.
+    data: SegmentData,
+    fetch: Fetch,
+}
+
+impl Part {
+    fn new(start: u64, end: Option<u64>) -> Self {
+        Self {
+            start,
+            end,
+            data: SegmentData::new(),
+            fetch: Fetch::Idle,
+        }
+    }
+
+    /// The next byte this part needs.
+    fn pos(&self) -> u64 {
+        self.start + self.data.len()
+    }
+
+    fn is_done(&self, total: Option<u64>) -> bool {
+        self.end.or(total).is_some_and(|end| self.pos() >= end)
+    }
+
+    fn peer(&self) -> Option<PeerId> {
+        match self.fetch {
+            Fetch::Peer { peer, .. } => Some(peer),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Wanted {
     listed_at: Instant,
@@ -93,8 +132,8 @@ struct Wanted {
     deadline: Option<Instant>,
     /// When this node fetches from the CDN if no neighbour announced the segment by then.
     first_fetch_at: Option<Instant>,
-    fetch: Fetch,
-    data: SegmentData,
+    /// Contiguous, in order, from byte 0; the last one runs to the end.
+    parts: Vec<Part>,
     total: Option<u64>,
     sources: ByteSources,
     /// Peers that failed this segment or do not hold it.
@@ -103,21 +142,8 @@ struct Wanted {
     busy: Vec<(PeerId, Instant)>,
     /// A peer transfer of this segment failed: no waiting for announcements any more.
     fell_back: bool,
-    cdn_attempts: u32,
-    /// Bytes from `split` on come from the CDN in parallel ([`Tail`]); the peer or CDN transfer
-    /// of the prefix stops there.
-    split: Option<u64>,
-    tail: Option<Tail>,
-}
-
-/// The CDN's share of a split segment: bytes from the split point to the end, fetched while a
-/// slow peer delivers the prefix, so the peer's bytes are never cut off by a late CDN fetch.
-/// Requested only when the deadline demands it (`id` is `None` until then): a fast holder
-/// that turns up first takes the whole rest instead.
-#[derive(Debug)]
-struct Tail {
-    id: Option<FetchId>,
-    body: Option<Bytes>,
+    /// CDN attempts of this segment that failed.
+    cdn_failures: u32,
 }
 
 impl Wanted {
@@ -126,9 +152,40 @@ impl Wanted {
         self.busy.iter().any(|(p, until)| p == peer && *until > now)
     }
 
-    /// The prefix is complete up to the split; only the CDN tail is missing.
-    fn waiting_for_tail(&self) -> bool {
-        self.split == Some(self.data.len())
+    /// The part `peer` is sending (a peer sends one range of a segment at a time: `Cancel`
+    /// names the segment, not the range).
+    fn part_of(&self, peer: &PeerId) -> Option<usize> {
+        self.parts.iter().position(|p| p.peer() == Some(*peer))
+    }
+
+    fn is_done(&self) -> bool {
+        self.parts.iter().all(|p| p.is_done(self.total))
+    }
+
+    /// Splits part `i` at `at` (inside it, past its received bytes); the new part after it
+    /// has no source yet.
+    fn split(&mut self, i: usize, at: u64) {
+        let part = &mut self.parts[i];
+        debug_assert!(at > part.start && at >= part.pos());
+        let rest = Part::new(at, part.end);
+        part.end = Some(at);
+        self.parts.insert(i + 1, rest);
+    }
+
+    /// The segment's length is known: parts planned past it on a size estimate go (returning
+    /// their CDN fetches), and the last one runs to the end.
+    fn learn_total(&mut self, total: u64) -> Vec<FetchId> {
+        self.total = Some(total);
+        let mut dropped = Vec::new();
+        while self.parts.len() > 1 && self.parts.last().is_some_and(|p| p.start >= total) {
+            if let Some(Fetch::Cdn { id }) = self.parts.pop().map(|p| p.fetch) {
+                dropped.push(id);
+            }
+        }
+        if let Some(last) = self.parts.last_mut() {
+            last.end = last.end.filter(|&e| e < total);
+        }
+        dropped
     }
 }
 
@@ -168,6 +225,14 @@ pub(crate) enum Action {
     },
 }
 
+/// How one peer delivered its range: `bytes` in `elapsed` since its first byte.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct RangeStats {
+    pub(crate) peer: PeerId,
+    pub(crate) bytes: u64,
+    pub(crate) elapsed: Duration,
+}
+
 /// Result of feeding bytes to the scheduler.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Progress {
@@ -177,15 +242,14 @@ pub(crate) enum Progress {
     Violation(&'static str),
     /// Accepted, more to come.
     Partial,
-    /// The peer delivered its whole range of a split segment; the CDN's part is still on its
-    /// way. `bytes` in `elapsed` since its first byte measure the peer.
-    RangeDone { bytes: u64, elapsed: Duration },
+    /// A peer delivered its whole range; other parts of the segment are still on their way.
+    RangeDone(RangeStats),
     /// The segment is complete.
     Complete {
         data: SegmentData,
         sources: ByteSources,
-        from: Option<PeerId>,
-        elapsed: Duration,
+        /// The peer whose range completed it, if a peer did.
+        last: Option<RangeStats>,
         /// Not a personal (SSAI) segment: may be stored and offered to peers.
         shareable: bool,
         /// Media duration, if known.
@@ -216,10 +280,14 @@ impl Scheduler {
         }
     }
 
-    /// Whether `key` is waiting for a source (so the engine need not gather candidates).
+    /// Whether some part of `key` waits for a source (so the engine must gather candidates).
     pub(crate) fn needs_source(&self, key: &SegmentKey) -> bool {
         self.wanted.get(key).is_some_and(|w| {
-            matches!(w.fetch, Fetch::Idle | Fetch::CdnBackoff { .. }) && !w.waiting_for_tail()
+            w.parts.iter().any(|p| match p.fetch {
+                Fetch::Idle => !p.is_done(w.total),
+                Fetch::CdnBackoff { .. } => true,
+                Fetch::Peer { .. } | Fetch::Cdn { .. } => false,
+            })
         })
     }
 
@@ -257,24 +325,36 @@ impl Scheduler {
             shareable,
             deadline: None,
             first_fetch_at,
-            fetch: Fetch::Idle,
-            data: SegmentData::new(),
+            parts: vec![Part::new(0, None)],
             total: None,
             sources: ByteSources::default(),
             tried: Vec::new(),
             busy: Vec::new(),
             fell_back: false,
-            cdn_attempts: 0,
-            split: None,
-            tail: None,
+            cdn_failures: 0,
         });
     }
 
-    /// The received prefix of a segment still arriving, and its total length: what this node
-    /// can already relay.
-    pub(crate) fn partial(&self, key: &SegmentKey) -> Option<(&SegmentData, u64)> {
-        let w = self.wanted.get(key)?;
-        Some((&w.data, w.total?)).filter(|(d, _)| !d.is_empty() && w.shareable)
+    /// The length of a shareable segment still arriving of which we hold some bytes: we relay
+    /// what we have.
+    pub(crate) fn arriving(&self, key: &SegmentKey) -> Option<u64> {
+        let w = self.wanted.get(key).filter(|w| w.shareable)?;
+        let any = w.parts.iter().any(|p| !p.data.is_empty());
+        w.total.filter(|_| any)
+    }
+
+    /// Up to `max` received bytes of `key` from `offset`, within one received chunk.
+    pub(crate) fn held_at(&self, key: &SegmentKey, offset: u64, max: u64) -> Option<Bytes> {
+        let w = self.wanted.get(key).filter(|w| w.shareable)?;
+        let p = w
+            .parts
+            .iter()
+            .find(|p| p.start <= offset && offset < p.pos())?;
+        p.data
+            .slice(offset - p.start, max)
+            .chunks()
+            .first()
+            .cloned()
     }
 
     /// The player needs `key` by `deadline`.
@@ -284,19 +364,16 @@ impl Scheduler {
         }
     }
 
-    /// Stops fetching `key`; returns the actions that release its source.
+    /// Stops fetching `key`; returns the actions that release its sources.
     pub(crate) fn remove(&mut self, key: &SegmentKey) -> Vec<Action> {
         let Some(w) = self.forget(key) else {
             return Vec::new();
         };
-        match w.fetch {
-            Fetch::Peer { peer, .. } => vec![Action::Cancel { peer, key: *key }],
-            Fetch::Cdn { id } => {
-                self.cdn_fetches.remove(&id);
-                Vec::new()
-            }
-            Fetch::Idle | Fetch::CdnBackoff { .. } => Vec::new(),
-        }
+        w.parts
+            .iter()
+            .filter_map(Part::peer)
+            .map(|peer| Action::Cancel { peer, key: *key })
+            .collect()
     }
 
     /// Segments listed long ago and never completed.
@@ -318,11 +395,11 @@ impl Scheduler {
             .unwrap_or(cfg.segment_size_prior)
     }
 
-    /// Bytes the current prefix source still has to deliver: up to the split, or the end.
-    fn remaining(&self, w: &Wanted, cfg: &SchedulerConfig) -> u64 {
-        w.split
+    /// Bytes part `p` still needs.
+    fn owed(&self, w: &Wanted, p: &Part, cfg: &SchedulerConfig) -> u64 {
+        p.end
             .unwrap_or_else(|| self.expected_size(w, cfg))
-            .saturating_sub(w.data.len())
+            .saturating_sub(p.pos())
     }
 
     fn cdn_eta(&self, bytes: u64, cfg: &SchedulerConfig) -> Duration {
@@ -334,31 +411,41 @@ impl Scheduler {
         rtt + Duration::from_secs_f64(bytes as f64 * 8.0 / bps)
     }
 
-    /// When the current peer transfer of `key` will have everything, at the rate it has
-    /// delivered since its first byte (`None`: no peer transfer, or no byte yet).
-    fn projected_finish(&self, w: &Wanted, cfg: &SchedulerConfig, now: Instant) -> Option<Instant> {
+    /// When the peer transfer filling `p` will be done, at the rate it has delivered since its
+    /// first byte (`None`: no peer transfer, or no byte yet).
+    fn projected_finish(
+        &self,
+        w: &Wanted,
+        p: &Part,
+        cfg: &SchedulerConfig,
+        now: Instant,
+    ) -> Option<Instant> {
         let Fetch::Peer {
             offset,
             first_byte: Some(first),
             ..
-        } = w.fetch
+        } = p.fetch
         else {
             return None;
         };
-        let remaining = self.remaining(w, cfg);
-        let got = w.data.len().saturating_sub(offset) as f64;
+        let got = p.pos().saturating_sub(offset) as f64;
         let secs = now.saturating_duration_since(first).as_secs_f64().max(0.05);
         let rate = (got * 8.0 / secs).max(1.0);
-        Some(now + Duration::from_secs_f64(remaining as f64 * 8.0 / rate))
+        let owed = self.owed(w, p, cfg);
+        Some(now + Duration::from_secs_f64(owed as f64 * 8.0 / rate))
     }
 
-    /// Whether the current peer transfer of `key` is on course to miss its deadline (a faster
-    /// holder, if one turns up, should take over).
+    fn is_part_lagging(&self, w: &Wanted, p: &Part, cfg: &SchedulerConfig, now: Instant) -> bool {
+        let finish = self.projected_finish(w, p, cfg, now);
+        matches!((finish, w.deadline), (Some(f), Some(d)) if f + cfg.deadline_margin > d)
+    }
+
+    /// Whether a peer transfer of `key` is on course to miss its deadline (a faster holder, if
+    /// one turns up, should take over).
     pub(crate) fn is_lagging(&self, key: &SegmentKey, cfg: &SchedulerConfig, now: Instant) -> bool {
-        self.wanted.get(key).is_some_and(|w| {
-            let finish = self.projected_finish(w, cfg, now);
-            matches!((finish, w.deadline), (Some(f), Some(d)) if f + cfg.deadline_margin > d)
-        })
+        self.wanted
+            .get(key)
+            .is_some_and(|w| w.parts.iter().any(|p| self.is_part_lagging(w, p, cfg, now)))
     }
 
     /// Decides what to do for `key` now. `holders` are linked neighbours that announced it.
@@ -371,100 +458,130 @@ impl Scheduler {
         now: Instant,
     ) -> Vec<Action> {
         let mut actions = self.check_transfer(key, cfg, now);
-        let Some(w) = self.wanted.get(key) else {
-            return actions;
-        };
-        match w.fetch {
-            Fetch::Cdn { .. } | Fetch::Peer { .. } => return actions,
-            Fetch::CdnBackoff { at } if at > now => return actions,
-            Fetch::CdnBackoff { .. } => {
-                actions.push(self.start_cdn(key, CdnWhy::Retry));
-                return actions;
-            }
-            Fetch::Idle if w.waiting_for_tail() => return actions,
+        let mut i = 0;
+        // Parts split off while deciding are visited too: a remainder nobody took yet may
+        // still find a holder.
+        while self.wanted.get(key).is_some_and(|w| i < w.parts.len()) {
+            actions.extend(self.decide_part(key, i, holders, ranker, cfg, now));
+            i += 1;
+        }
+        actions
+    }
+
+    fn decide_part(
+        &mut self,
+        key: &SegmentKey,
+        i: usize,
+        holders: &[Candidate],
+        ranker: &dyn SourceRanker,
+        cfg: &SchedulerConfig,
+        now: Instant,
+    ) -> Vec<Action> {
+        let w = &self.wanted[key];
+        let p = &w.parts[i];
+        match p.fetch {
+            Fetch::Cdn { .. } | Fetch::Peer { .. } => return Vec::new(),
+            Fetch::CdnBackoff { at } if at > now => return Vec::new(),
+            Fetch::CdnBackoff { .. } => return vec![self.start_cdn(key, i, CdnWhy::Retry)],
+            Fetch::Idle if p.is_done(w.total) => return Vec::new(),
             Fetch::Idle => {}
         }
         if cfg.source == SourcePreference::CdnOnly || !w.shareable {
-            if w.deadline.is_some() {
-                actions.push(self.start_cdn(key, CdnWhy::Direct));
+            if w.deadline.is_none() {
+                return Vec::new();
             }
-            return actions;
+            return vec![self.start_cdn(key, i, CdnWhy::Direct)];
         }
-        let remaining = self.remaining(w, cfg);
-        let cdn_by = self.cdn_deadline(w, cfg);
+        let owed = self.owed(w, p, cfg);
+        let cdn_by = self.cdn_start_by(w, owed, cfg.deadline_margin, cfg);
+        let late_why = if p.start > 0 {
+            CdnWhy::Split
+        } else if holders.is_empty() {
+            CdnWhy::Unannounced
+        } else {
+            CdnWhy::Deadline
+        };
         if cdn_by.is_some_and(|by| now + cfg.stall_timeout / 4 >= by) {
             // At the last safe moment for the CDN: no new gamble on a peer (one that vanished
             // without closing would only be noticed after the deadline).
-            let why = if holders.is_empty() {
-                CdnWhy::Unannounced
-            } else {
-                CdnWhy::Deadline
-            };
-            actions.push(self.start_cdn(key, why));
-            return actions;
+            return vec![self.start_cdn(key, i, late_why)];
         }
-        let best = holders
+        let mut ranked: Vec<(Duration, &Candidate)> = holders
             .iter()
-            .filter(|c| !w.tried.contains(&c.peer))
-            .filter(|c| !w.is_busy(&c.peer, now))
+            .filter(|c| !w.tried.contains(&c.peer) && !w.is_busy(&c.peer, now))
+            .filter(|c| w.part_of(&c.peer).is_none())
             // To resume past bytes we already hold, a relay still receiving is unlikely to be
             // ahead of us.
-            .filter(|c| c.complete || w.data.is_empty())
-            .filter_map(|c| {
-                ranker
-                    .peer_eta(&c.measurements, remaining)
-                    .map(|eta| (eta, c))
-            })
-            .min_by(|a, b| a.0.cmp(&b.0));
-        if let Some((eta, c)) = best {
-            let fits = w
-                .deadline
-                .is_none_or(|d| now + eta + cfg.deadline_margin <= d);
-            // A peer too slow for the whole segment still pays for the bytes it delivers before
-            // the CDN must take over: the segment is split, the peer sends what it can and the
-            // CDN fetches the rest in parallel (a range request). Early in the window a faster
-            // holder may still turn up, so only split in the second half.
-            let worth_a_prefix = cdn_by.is_some_and(|by| {
-                let half = w.listed_at + by.saturating_duration_since(w.listed_at) / 2;
-                now >= half && by > now + cfg.stall_timeout
-            });
-            let split = match (fits, cdn_by) {
-                (false, Some(by)) if worth_a_prefix && w.split.is_none() => {
-                    split_point(w.data.len(), remaining, eta, by, now)
+            .filter(|c| c.complete || p.pos() == 0)
+            .filter_map(|c| ranker.peer_eta(&c.measurements, owed).map(|eta| (eta, c)))
+            .collect();
+        ranked.sort_by_key(|r| r.0);
+        if let Some(&(eta, best)) = ranked.first() {
+            if w.deadline
+                .is_none_or(|d| now + eta + cfg.deadline_margin <= d)
+            {
+                let wait = load_wait(best, cfg);
+                return vec![self.start_peer(key, i, best.peer, wait, cfg, now)];
+            }
+            // Nobody can send it all in time: several holders each send the range they can
+            // deliver by the time the CDN would have to start, at once; whatever they cannot
+            // cover waits for another holder, or for the CDN at its own last safe moment.
+            if let Some(by) = cdn_by.filter(|by| *by > now + cfg.stall_timeout) {
+                let window = by.saturating_duration_since(now);
+                let plan = plan_ranges(owed, &ranked, window, cfg.max_sources);
+                if !plan.is_empty() {
+                    return self.start_ranges(key, i, owed, &plan, cfg, now);
                 }
-                _ => None,
-            };
-            if fits || split.is_some() {
-                if let Some(at) = split {
-                    let w = self.wanted.get_mut(key).expect("present");
-                    w.split = Some(at);
-                    w.tail = Some(Tail {
-                        id: None,
-                        body: None,
-                    });
-                    actions.extend(self.request_due_tail(key, cfg, now));
-                }
-                let load_wait = cfg.stall_timeout * (u32::from(c.measurements.load) + 1);
-                let cdn_by = self.wanted.get(key).and_then(|w| self.cdn_deadline(w, cfg));
-                actions.push(self.start_peer(key, c.peer, load_wait, cdn_by, now));
-                return actions;
             }
         }
+        let w = &self.wanted[key];
+        let p = &w.parts[i];
+        let first = w.parts.len() == 1 && p.pos() == 0;
         if w.fell_back && w.deadline.is_some() {
             // A transfer failed and no other holder can take over: the CDN, at once.
-            actions.push(self.start_cdn(key, CdnWhy::Fallback));
+            vec![self.start_cdn(key, i, CdnWhy::Fallback)]
         } else if cdn_by.is_some_and(|by| now >= by) {
-            let why = if holders.is_empty() {
-                CdnWhy::Unannounced
-            } else {
-                CdnWhy::Deadline
-            };
-            actions.push(self.start_cdn(key, why));
-        } else if holders.is_empty()
+            vec![self.start_cdn(key, i, late_why)]
+        } else if first
+            && holders.is_empty()
             && cfg.source == SourcePreference::Auto
             && w.first_fetch_at.is_some_and(|t| now >= t)
         {
-            actions.push(self.start_cdn(key, CdnWhy::First));
+            vec![self.start_cdn(key, i, CdnWhy::First)]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Splits part `i` along `plan` (bytes per peer, in order) and asks each peer for its
+    /// range; bytes the plan leaves over stay in a part of their own, without a source.
+    fn start_ranges(
+        &mut self,
+        key: &SegmentKey,
+        mut i: usize,
+        owed: u64,
+        plan: &[(u64, &Candidate)],
+        cfg: &SchedulerConfig,
+        now: Instant,
+    ) -> Vec<Action> {
+        let w = self.wanted.get_mut(key).expect("present");
+        let p = &w.parts[i];
+        if p.pos() > p.start {
+            // Bytes an earlier source delivered stay where they are.
+            let at = p.pos();
+            w.split(i, at);
+            i += 1;
+        }
+        let covers_all = plan.iter().map(|s| s.0).sum::<u64>() >= owed;
+        let mut actions = Vec::with_capacity(plan.len());
+        for (n, &(bytes, c)) in plan.iter().enumerate() {
+            if !(covers_all && n + 1 == plan.len()) {
+                let w = self.wanted.get_mut(key).expect("present");
+                let at = w.parts[i].pos() + bytes;
+                w.split(i, at);
+            }
+            actions.push(self.start_peer(key, i, c.peer, load_wait(c, cfg), cfg, now));
+            i += 1;
         }
         actions
     }
@@ -480,71 +597,77 @@ impl Scheduler {
         cfg: &SchedulerConfig,
         now: Instant,
     ) -> Vec<Action> {
-        let Some(w) = self.wanted.get(key) else {
-            return Vec::new();
+        let mut actions = Vec::new();
+        let Some(parts) = self.wanted.get(key).map(|w| w.parts.len()) else {
+            return actions;
         };
-        let Fetch::Peer { peer: current, .. } = w.fetch else {
-            return Vec::new();
-        };
-        let (Some(finish), Some(deadline)) = (self.projected_finish(w, cfg, now), w.deadline)
-        else {
-            return Vec::new();
-        };
-        let cdn_by = self.cdn_deadline(w, cfg);
-        if finish + cfg.deadline_margin <= deadline
-            || cdn_by.is_some_and(|by| now + cfg.stall_timeout / 4 >= by)
-        {
-            // On course, or too late for a gamble on a new peer: the CDN takes over if needed.
-            return Vec::new();
-        }
-        let remaining = self.remaining(w, cfg);
-        let better = holders
-            .iter()
-            .filter(|c| c.complete && c.peer != current && !w.tried.contains(&c.peer))
-            .filter(|c| !w.is_busy(&c.peer, now))
-            .filter_map(|c| {
-                ranker
-                    .peer_eta(&c.measurements, remaining)
-                    .map(|eta| (eta, c.peer))
-            })
-            .min_by(|a, b| a.0.cmp(&b.0))
-            .filter(|(eta, _)| now + eta.mul_f64(1.25) < finish);
-        let Some((_, peer)) = better else {
-            return Vec::new();
-        };
-        let w = self.wanted.get_mut(key).expect("present");
-        w.tried.push(current);
-        // The faster holder takes the whole rest unless the CDN is already on the tail.
-        Self::unsplit(w);
-        vec![
-            Action::Cancel {
+        for i in 0..parts {
+            let w = &self.wanted[key];
+            let p = &w.parts[i];
+            let (Some(current), Some(finish), Some(deadline)) =
+                (p.peer(), self.projected_finish(w, p, cfg, now), w.deadline)
+            else {
+                continue;
+            };
+            let owed = self.owed(w, p, cfg);
+            let cdn_by = self.cdn_start_by(w, owed, cfg.deadline_margin, cfg);
+            if finish + cfg.deadline_margin <= deadline
+                || cdn_by.is_some_and(|by| now + cfg.stall_timeout / 4 >= by)
+            {
+                // On course, or too late for a gamble on a new peer: the CDN takes over if
+                // needed.
+                continue;
+            }
+            let better = holders
+                .iter()
+                .filter(|c| c.complete && !w.tried.contains(&c.peer))
+                .filter(|c| !w.is_busy(&c.peer, now) && w.part_of(&c.peer).is_none())
+                .filter_map(|c| {
+                    ranker
+                        .peer_eta(&c.measurements, owed)
+                        .map(|eta| (eta, c.peer))
+                })
+                .min_by(|a, b| a.0.cmp(&b.0))
+                .filter(|(eta, _)| now + eta.mul_f64(1.25) < finish);
+            let Some((_, peer)) = better else {
+                continue;
+            };
+            self.wanted
+                .get_mut(key)
+                .expect("present")
+                .tried
+                .push(current);
+            actions.push(Action::Cancel {
                 peer: current,
                 key: *key,
-            },
-            self.start_peer(key, peer, cfg.stall_timeout, cdn_by, now),
-        ]
+            });
+            actions.push(self.start_peer(key, i, peer, cfg.stall_timeout, cfg, now));
+        }
+        actions
     }
 
-    /// Asks `peer` for the rest of `key`. Without a first byte after `first_byte_wait`, or by
-    /// the time only the CDN can still make the deadline (`cdn_by`), the transfer is given up.
+    /// Asks `peer` for the rest of part `i`. Without a first byte after `first_byte_wait`, or
+    /// by the time only the CDN can still fetch the part in time, the transfer is given up.
     fn start_peer(
         &mut self,
         key: &SegmentKey,
+        i: usize,
         peer: PeerId,
         first_byte_wait: Duration,
-        cdn_by: Option<Instant>,
+        cfg: &SchedulerConfig,
         now: Instant,
     ) -> Action {
-        let first_byte_by = match cdn_by {
+        let w = &self.wanted[key];
+        let owed = self.owed(w, &w.parts[i], cfg);
+        let first_byte_by = match self.cdn_start_by(w, owed, cfg.deadline_margin, cfg) {
             Some(by) => (now + first_byte_wait).min(by),
             None => now + first_byte_wait,
         };
-        let w = self.wanted.get_mut(key).expect("present");
-        let (offset, end) = (w.data.len(), w.split);
-        w.fetch = Fetch::Peer {
+        let p = &mut self.wanted.get_mut(key).expect("present").parts[i];
+        let offset = p.pos();
+        p.fetch = Fetch::Peer {
             peer,
             offset,
-            end,
             sent: now,
             first_byte_by,
             first_byte: None,
@@ -554,52 +677,11 @@ impl Scheduler {
             peer,
             key: *key,
             offset,
-            end,
+            end: p.end,
         }
     }
 
-    /// When the CDN must start on the tail of a split segment to have it by the deadline.
-    fn tail_by(&self, w: &Wanted, cfg: &SchedulerConfig) -> Option<Instant> {
-        let bytes = self.expected_size(w, cfg).saturating_sub(w.split?);
-        self.cdn_start_by(w, bytes, cfg.deadline_margin, cfg)
-    }
-
-    /// Requests the tail of a split segment from the CDN once its time has come.
-    fn request_due_tail(
-        &mut self,
-        key: &SegmentKey,
-        cfg: &SchedulerConfig,
-        now: Instant,
-    ) -> Option<Action> {
-        let w = self.wanted.get(key)?;
-        let pending = w.tail.as_ref().is_some_and(|t| t.id.is_none());
-        if !pending || self.tail_by(w, cfg).is_none_or(|by| now < by) {
-            return None;
-        }
-        let id = self.new_fetch(key);
-        let w = self.wanted.get_mut(key).expect("present");
-        let at = w.split.expect("a tail has a split");
-        w.tail.as_mut().expect("pending").id = Some(id);
-        Some(Action::FetchCdn {
-            id,
-            key: *key,
-            offset: at,
-            end: None,
-            why: CdnWhy::Split,
-        })
-    }
-
-    /// Drops a split whose tail was not requested yet: the rest goes to one source again.
-    fn unsplit(w: &mut Wanted) -> bool {
-        let pending = w.tail.as_ref().is_some_and(|t| t.id.is_none());
-        if pending {
-            w.split = None;
-            w.tail = None;
-        }
-        pending
-    }
-
-    /// Abandons a peer transfer that stalled or can no longer make the deadline. A stalled
+    /// Abandons peer transfers that stalled or can no longer make the deadline. A stalled
     /// transfer goes back to source selection; one that is merely too slow goes to the CDN,
     /// keeping the bytes already received.
     pub(crate) fn check_transfer(
@@ -608,27 +690,30 @@ impl Scheduler {
         cfg: &SchedulerConfig,
         now: Instant,
     ) -> Vec<Action> {
-        let mut actions: Vec<Action> = self.request_due_tail(key, cfg, now).into_iter().collect();
-        actions.extend(self.check_peer_transfer(key, cfg, now));
+        let mut actions = Vec::new();
+        let parts = self.wanted.get(key).map_or(0, |w| w.parts.len());
+        for i in 0..parts {
+            actions.extend(self.check_part(key, i, cfg, now));
+        }
         actions
     }
 
-    fn check_peer_transfer(
+    fn check_part(
         &mut self,
         key: &SegmentKey,
+        i: usize,
         cfg: &SchedulerConfig,
         now: Instant,
     ) -> Vec<Action> {
-        let Some(w) = self.wanted.get(key) else {
-            return Vec::new();
-        };
+        let w = &self.wanted[key];
+        let p = &w.parts[i];
         let Fetch::Peer {
             peer,
             first_byte_by,
             first_byte,
             last_progress,
             ..
-        } = w.fetch
+        } = p.fetch
         else {
             return Vec::new();
         };
@@ -636,21 +721,22 @@ impl Scheduler {
             None => now >= first_byte_by,
             Some(_) => now >= last_progress + cfg.stall_timeout,
         };
+        let owed = self.owed(w, p, cfg);
+        let cdn_by = self.cdn_start_by(w, owed, cfg.deadline_margin, cfg);
         // A slow transfer keeps going until the last moment the CDN could still make the
         // deadline: relayed bytes arrive in bursts, and a relay's source may speed up.
-        let too_slow = match (w.deadline, first_byte, self.cdn_deadline(w, cfg)) {
+        let too_slow = match (w.deadline, first_byte, cdn_by) {
             (Some(deadline), Some(_), Some(cdn_by)) if now >= cdn_by => {
-                let remaining = self.remaining(w, cfg);
-                let finish = self.projected_finish(w, cfg, now).unwrap_or(deadline);
+                let finish = self.projected_finish(w, p, cfg, now).unwrap_or(deadline);
                 // Past this point there is no time to wait out a stall timeout: a transfer
                 // that has gone quiet is treated as lost, and one not done at the last call
                 // is abandoned, moving or not.
                 let quiet = now >= last_progress + cfg.stall_timeout / 2;
-                let last_call = self.last_call(w, cfg).is_some_and(|t| now >= t);
+                let last_call = self.last_call(w, p, cfg).is_some_and(|t| now >= t);
                 quiet
                     || last_call
                     || (finish + cfg.deadline_margin > deadline
-                        && now + self.cdn_eta(remaining, cfg) < finish)
+                        && now + self.cdn_eta(owed, cfg) < finish)
             }
             _ => false,
         };
@@ -665,8 +751,15 @@ impl Scheduler {
             FallbackReason::TooSlow
         };
         let w = self.wanted.get_mut(key).expect("present");
-        w.tried.push(peer);
-        w.fetch = Fetch::Idle;
+        if reason == FallbackReason::NoFirstByte {
+            // It never started: the holder was busy with others, not failing. Later, once its
+            // queue has moved, it may serve this segment after all.
+            w.busy.retain(|(p, _)| *p != peer);
+            w.busy.push((peer, now + cfg.busy_backoff));
+        } else {
+            w.tried.push(peer);
+        }
+        w.parts[i].fetch = Fetch::Idle;
         // Bytes had started and stopped: the swarm's copy is unreliable, don't wait for more.
         // A request that merely waited in a queue may still find another free holder.
         w.fell_back |= reason == FallbackReason::Stalled;
@@ -679,7 +772,7 @@ impl Scheduler {
             },
         ];
         if too_slow {
-            actions.push(self.start_cdn(key, CdnWhy::Fallback));
+            actions.push(self.start_cdn(key, i, CdnWhy::Fallback));
         }
         actions
     }
@@ -692,16 +785,16 @@ impl Scheduler {
         id
     }
 
-    fn start_cdn(&mut self, key: &SegmentKey, why: CdnWhy) -> Action {
+    /// Asks the CDN for the rest of part `i` (an HTTP range unless it is the whole segment).
+    fn start_cdn(&mut self, key: &SegmentKey, i: usize, why: CdnWhy) -> Action {
         let id = self.new_fetch(key);
-        let w = self.wanted.get_mut(key).expect("present");
-        w.fetch = Fetch::Cdn { id };
-        w.cdn_attempts += 1;
+        let p = &mut self.wanted.get_mut(key).expect("present").parts[i];
+        p.fetch = Fetch::Cdn { id };
         Action::FetchCdn {
             id,
             key: *key,
-            offset: w.data.len(),
-            end: w.split,
+            offset: p.pos(),
+            end: p.end,
             why,
         }
     }
@@ -710,55 +803,54 @@ impl Scheduler {
     /// `decided` (the last time every segment was decided). Moments already passed are skipped
     /// one by one, so one segment waiting on a past moment cannot hide another's future one.
     pub(crate) fn poll_timeout(&self, cfg: &SchedulerConfig, decided: Instant) -> Option<Instant> {
-        let tails = self
-            .wanted
-            .values()
-            .filter(|w| w.tail.as_ref().is_some_and(|t| t.id.is_none()))
-            .filter_map(|w| self.tail_by(w, cfg));
         self.wanted
             .values()
-            .filter_map(|w| match w.fetch {
-                Fetch::Cdn { .. } => None,
-                Fetch::CdnBackoff { at } => Some(at),
-                Fetch::Peer {
-                    first_byte: None,
-                    first_byte_by,
-                    ..
-                } => Some(first_byte_by),
-                Fetch::Peer { last_progress, .. } => {
-                    let stall = last_progress + cfg.stall_timeout;
-                    let quiet = last_progress + cfg.stall_timeout / 2;
-                    let checks = self
-                        .cdn_deadline(w, cfg)
-                        .map_or(stall, |by| stall.min(by.max(quiet)));
-                    Some(self.last_call(w, cfg).map_or(checks, |t| checks.min(t)))
-                }
-                Fetch::Idle if w.waiting_for_tail() => None,
-                Fetch::Idle => [
-                    self.cdn_deadline(w, cfg),
-                    w.first_fetch_at,
-                    w.busy.iter().map(|b| b.1).max(),
-                ]
-                .into_iter()
-                .flatten()
-                .filter(|t| *t > decided)
-                .min(),
-            })
-            .chain(tails)
+            .flat_map(|w| w.parts.iter().map(move |p| (w, p)))
+            .filter_map(|(w, p)| self.part_timeout(w, p, cfg, decided))
             .filter(|t| *t > decided)
             .min()
+    }
+
+    fn part_timeout(
+        &self,
+        w: &Wanted,
+        p: &Part,
+        cfg: &SchedulerConfig,
+        decided: Instant,
+    ) -> Option<Instant> {
+        let cdn_by = || self.cdn_start_by(w, self.owed(w, p, cfg), cfg.deadline_margin, cfg);
+        match p.fetch {
+            Fetch::Cdn { .. } => None,
+            Fetch::CdnBackoff { at } => Some(at),
+            Fetch::Peer {
+                first_byte: None,
+                first_byte_by,
+                ..
+            } => Some(first_byte_by),
+            Fetch::Peer { last_progress, .. } => {
+                let stall = last_progress + cfg.stall_timeout;
+                let quiet = last_progress + cfg.stall_timeout / 2;
+                let checks = cdn_by().map_or(stall, |by| stall.min(by.max(quiet)));
+                Some(self.last_call(w, p, cfg).map_or(checks, |t| checks.min(t)))
+            }
+            Fetch::Idle if p.is_done(w.total) => None,
+            Fetch::Idle => [
+                cdn_by(),
+                w.first_fetch_at.filter(|_| p.start == 0),
+                w.busy.iter().map(|b| b.1).max(),
+            ]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > decided)
+            .min(),
+        }
     }
 
     /// The very last moment the CDN can fetch what a peer transfer still owes and make the
     /// deadline with a quarter of the margin to spare: the transfer ends there whatever its
     /// pace.
-    fn last_call(&self, w: &Wanted, cfg: &SchedulerConfig) -> Option<Instant> {
-        self.cdn_start_by(w, self.remaining(w, cfg), cfg.deadline_margin / 4, cfg)
-    }
-
-    /// The last safe moment for the CDN to take over what the current source still owes.
-    fn cdn_deadline(&self, w: &Wanted, cfg: &SchedulerConfig) -> Option<Instant> {
-        self.cdn_start_by(w, self.remaining(w, cfg), cfg.deadline_margin, cfg)
+    fn last_call(&self, w: &Wanted, p: &Part, cfg: &SchedulerConfig) -> Option<Instant> {
+        self.cdn_start_by(w, self.owed(w, p, cfg), cfg.deadline_margin / 4, cfg)
     }
 
     /// When a CDN fetch of `bytes` must start to arrive `spare` before the deadline (never
@@ -788,105 +880,89 @@ impl Scheduler {
         let Some(w) = self.wanted.get_mut(key) else {
             return Progress::Unexpected;
         };
+        let Some(i) = w.part_of(&peer) else {
+            return Progress::Unexpected;
+        };
+        let p = &w.parts[i];
         let Fetch::Peer {
-            peer: from,
             offset: start,
-            end,
             sent,
             first_byte_by,
             first_byte,
             ..
-        } = w.fetch
+        } = p.fetch
         else {
             return Progress::Unexpected;
         };
-        if from != peer {
-            return Progress::Unexpected;
-        }
-        if end.is_some_and(|end| offset.saturating_add(data.len() as u64) > end) {
+        let piece_end = offset.saturating_add(data.len() as u64);
+        if p.end.is_some_and(|end| piece_end > end) {
             return Progress::Violation("piece beyond the requested range");
         }
         if w.total.is_some_and(|t| t != total) {
             return Progress::Violation("segment length changed mid-transfer");
         }
-        if offset != w.data.len() {
+        if offset != p.pos() {
             return Progress::Violation("piece out of order");
         }
-        if offset.saturating_add(data.len() as u64) > total {
+        if piece_end > total {
             return Progress::Violation("piece beyond the segment's end");
         }
-        w.total = Some(total);
-        if w.split.is_some_and(|at| at >= total) {
-            // The segment is shorter than the estimate the split was made on: the peer's range
-            // already runs to the end.
-            w.split = None;
-            w.tail = None;
+        for id in w.learn_total(total) {
+            self.cdn_fetches.remove(&id);
         }
+        let w = self.wanted.get_mut(key).expect("present");
         w.sources.p2p += data.len() as u64;
-        w.data.push(data);
+        let p = &mut w.parts[i];
+        p.data.push(data);
         // Throughput counts from the first byte: queueing at the uploader is not its rate.
-        let elapsed = now.saturating_duration_since(first_byte.unwrap_or(sent));
-        w.fetch = Fetch::Peer {
+        let stats = RangeStats {
+            peer,
+            bytes: p.pos() - start,
+            elapsed: now.saturating_duration_since(first_byte.unwrap_or(sent)),
+        };
+        p.fetch = Fetch::Peer {
             peer,
             offset: start,
-            end,
             sent,
             first_byte_by,
             first_byte: first_byte.or(Some(now)),
             last_progress: now,
         };
-        if w.data.len() >= total {
-            return self.finish(key, Some(peer), elapsed);
-        }
-        if !w.waiting_for_tail() {
+        if !p.is_done(w.total) {
             return Progress::Partial;
         }
-        w.fetch = Fetch::Idle;
-        let bytes = w.data.len() - start;
-        // Ahead of its estimate, before the CDN was asked: the rest goes to one source again.
-        Self::unsplit(w);
-        match self.join_tail(key, Some(peer), elapsed) {
-            Progress::Partial => Progress::RangeDone { bytes, elapsed },
-            done => done,
+        p.fetch = Fetch::Idle;
+        if w.is_done() {
+            return self.finish(key, Some(stats));
         }
+        Progress::RangeDone(stats)
     }
 
-    /// Appends the CDN tail once the prefix reaches the split; completes the segment if that
-    /// was the last part.
-    fn join_tail(&mut self, key: &SegmentKey, from: Option<PeerId>, elapsed: Duration) -> Progress {
-        let Some(w) = self.wanted.get_mut(key) else {
-            return Progress::Unexpected;
-        };
-        if !w.waiting_for_tail() {
-            return Progress::Partial;
-        }
-        let Some(body) = w.tail.as_mut().and_then(|t| t.body.take()) else {
-            return Progress::Partial;
-        };
-        w.data.push(body);
-        w.split = None;
-        w.tail = None;
-        self.finish(key, from, elapsed)
-    }
-
-    /// Stops tracking `key`, with the CDN tail fetch it may have in flight.
+    /// Stops tracking `key`, with the CDN fetches it has in flight.
     fn forget(&mut self, key: &SegmentKey) -> Option<Wanted> {
         let w = self.wanted.remove(key)?;
-        if let Some(id) = w.tail.as_ref().and_then(|t| t.id) {
-            self.cdn_fetches.remove(&id);
+        for p in &w.parts {
+            if let Fetch::Cdn { id } = p.fetch {
+                self.cdn_fetches.remove(&id);
+            }
         }
         Some(w)
     }
 
     /// The segment is whole: hands it over.
-    fn finish(&mut self, key: &SegmentKey, from: Option<PeerId>, elapsed: Duration) -> Progress {
+    fn finish(&mut self, key: &SegmentKey, last: Option<RangeStats>) -> Progress {
         let w = self.forget(key).expect("present");
-        self.observe_size(w.data.len());
+        let mut data = SegmentData::new();
+        for p in w.parts {
+            for chunk in p.data.chunks() {
+                data.push(chunk.clone());
+            }
+        }
+        self.observe_size(data.len());
         Progress::Complete {
-            data: w.data,
+            data,
             sources: w.sources,
-            from,
-            elapsed,
+            last,
             shareable: w.shareable,
             duration: w.duration,
         }
@@ -902,28 +978,26 @@ impl Scheduler {
         let Some(w) = self.wanted.get_mut(key) else {
             return false;
         };
-        match w.fetch {
-            Fetch::Peer { peer: p, .. } if p == peer => {
-                w.fetch = Fetch::Idle;
-                match busy_until {
-                    Some(until) => {
-                        w.busy.retain(|(p, _)| *p != peer);
-                        w.busy.push((peer, until));
-                    }
-                    None => w.tried.push(peer),
-                }
-                true
+        let Some(i) = w.part_of(&peer) else {
+            return false;
+        };
+        w.parts[i].fetch = Fetch::Idle;
+        match busy_until {
+            Some(until) => {
+                w.busy.retain(|(p, _)| *p != peer);
+                w.busy.push((peer, until));
             }
-            _ => false,
+            None => w.tried.push(peer),
         }
+        true
     }
 
     /// `peer` is gone: transfers from it restart elsewhere. Returns the affected segments.
     pub(crate) fn on_peer_lost(&mut self, peer: PeerId) -> Vec<SegmentKey> {
         let mut lost = Vec::new();
         for (key, w) in self.wanted.iter_mut() {
-            if matches!(w.fetch, Fetch::Peer { peer: p, .. } if p == peer) {
-                w.fetch = Fetch::Idle;
+            if let Some(i) = w.part_of(&peer) {
+                w.parts[i].fetch = Fetch::Idle;
                 w.tried.push(peer);
                 w.fell_back = true;
                 lost.push(*key);
@@ -947,72 +1021,79 @@ impl Scheduler {
         let Some(w) = self.wanted.get_mut(&key) else {
             return Ok(None);
         };
-        if w.tail.as_ref().is_some_and(|t| t.id == Some(id)) {
-            return Ok(self.on_tail(key, result, elapsed));
-        }
-        if w.fetch != (Fetch::Cdn { id }) {
+        let Some(i) = w.parts.iter().position(|p| p.fetch == Fetch::Cdn { id }) else {
             return Ok(None);
-        }
+        };
+        let p = &w.parts[i];
+        // A range ends where it was asked to, or earlier where the segment does (HTTP clips
+        // a range to the resource); the rest of a segment ends where the segment does.
+        let ends_at = |body: &Bytes| p.pos() + body.len() as u64;
+        let fits = |body: &Bytes| {
+            !body.is_empty()
+                && match (p.end, w.total) {
+                    (_, Some(t)) => ends_at(body) == p.end.unwrap_or(t).min(t),
+                    (Some(e), None) => ends_at(body) <= e,
+                    (None, None) => true,
+                }
+        };
         let body = match result {
-            Ok(body) => body,
-            Err(()) if w.cdn_attempts < cfg.cdn_attempts => {
-                w.fetch = Fetch::CdnBackoff {
-                    at: now + cfg.cdn_retry_backoff,
+            Ok(body) if fits(&body) => body,
+            Ok(body) if body.is_empty() && p.pos() > 0 && w.total.is_none() => {
+                // Nothing from here on (HTTP 416): the segment is shorter than the estimate the
+                // parts were planned on.
+                let at = p.pos();
+                let ends_here = p.pos() > p.start || w.parts[i - 1].pos() == at;
+                w.parts[i].fetch = Fetch::Idle;
+                let dropped: Vec<FetchId> = if ends_here {
+                    w.learn_total(at)
+                } else {
+                    // It ends somewhere in the part before, which now runs to the end.
+                    w.parts[i - 1].end = None;
+                    w.parts
+                        .drain(i..)
+                        .filter_map(|p| match p.fetch {
+                            Fetch::Cdn { id } => Some(id),
+                            _ => None,
+                        })
+                        .collect()
                 };
-                return Ok(None);
+                for id in dropped {
+                    self.cdn_fetches.remove(&id);
+                }
+                if !self.wanted[&key].is_done() {
+                    return Ok(None);
+                }
+                return Ok(Some((key, self.finish(&key, None))));
             }
-            Err(()) => {
+            _ => {
+                w.cdn_failures += 1;
+                if w.cdn_failures < cfg.cdn_attempts {
+                    w.parts[i].fetch = Fetch::CdnBackoff {
+                        at: now + cfg.cdn_retry_backoff,
+                    };
+                    return Ok(None);
+                }
                 self.forget(&key);
                 return Err(key);
             }
         };
         let bytes = body.len() as u64;
+        let end = ends_at(&body);
+        if p.end.is_none_or(|e| end < e) {
+            // The segment ends here.
+            for id in w.learn_total(end) {
+                self.cdn_fetches.remove(&id);
+            }
+        }
         w.sources.cdn += bytes;
-        w.data.push(body);
-        let split = w.split.is_some();
-        if split {
-            w.fetch = Fetch::Idle;
-        }
+        let p = &mut w.parts[i];
+        p.data.push(body);
+        p.fetch = Fetch::Idle;
         self.observe_cdn(bytes, elapsed);
-        let progress = if split {
-            self.join_tail(&key, None, elapsed)
-        } else {
-            self.finish(&key, None, elapsed)
-        };
-        Ok(matches!(progress, Progress::Complete { .. }).then_some((key, progress)))
-    }
-
-    /// The CDN's part of a split segment arrived (or failed).
-    fn on_tail(
-        &mut self,
-        key: SegmentKey,
-        result: Result<Bytes, ()>,
-        elapsed: Duration,
-    ) -> Option<(SegmentKey, Progress)> {
-        let w = self.wanted.get_mut(&key)?;
-        let at = w.split?;
-        let fits =
-            |body: &Bytes| !body.is_empty() && w.total.is_none_or(|t| t == at + body.len() as u64);
-        match result {
-            Ok(body) if fits(&body) => {
-                let bytes = body.len() as u64;
-                w.total = Some(at + bytes);
-                w.sources.cdn += bytes;
-                if let Some(tail) = w.tail.as_mut() {
-                    tail.body = Some(body);
-                }
-                self.observe_cdn(bytes, elapsed);
-            }
-            _ => {
-                // No usable tail: the rest of the segment goes back to source selection once
-                // the prefix source stops at the old split.
-                w.split = None;
-                w.tail = None;
-                return None;
-            }
+        if !self.wanted[&key].is_done() {
+            return Ok(None);
         }
-        let progress = self.join_tail(&key, None, elapsed);
-        matches!(progress, Progress::Complete { .. }).then_some((key, progress))
+        Ok(Some((key, self.finish(&key, None))))
     }
 
     fn observe_size(&mut self, len: u64) {
@@ -1033,22 +1114,48 @@ impl Scheduler {
     }
 }
 
-/// Where a segment splits between a peer and the CDN: after the bytes the peer, expected to
-/// take `eta` for all `remaining` bytes from `from`, delivers by `cdn_by` (with a tenth to
-/// spare). `None` when that is (nearly) everything or too little to be worth a request.
-fn split_point(
-    from: u64,
-    remaining: u64,
-    eta: Duration,
-    cdn_by: Instant,
-    now: Instant,
-) -> Option<u64> {
+/// How long to wait for a holder's first byte: a loaded holder serves others first.
+fn load_wait(c: &Candidate, cfg: &SchedulerConfig) -> Duration {
+    cfg.stall_timeout * (u32::from(c.measurements.load) + 1)
+}
+
+/// Ranges that add up slow holders: `ranked` (fastest first, each with its expected time for
+/// all `owed` bytes) each get what they deliver within `window`, with a tenth to spare, until
+/// `owed` is covered or `max` holders are in. Shares are scaled so that, when covered, all
+/// finish together. Holders whose share would be too small to be worth a request are left out.
+fn plan_ranges<'c>(
+    owed: u64,
+    ranked: &[(Duration, &'c Candidate)],
+    window: Duration,
+    max: usize,
+) -> Vec<(u64, &'c Candidate)> {
     const MIN_PART: u64 = 16 * 1024;
-    let window = cdn_by.saturating_duration_since(now).as_secs_f64();
-    let part = (remaining as f64 * 0.9 * window / eta.as_secs_f64().max(1e-3)) as u64;
-    (MIN_PART..remaining.saturating_sub(MIN_PART))
-        .contains(&part)
-        .then_some(from + part)
+    let window = window.as_secs_f64();
+    let mut plan = Vec::new();
+    let mut covered = 0u64;
+    for &(eta, c) in ranked {
+        if plan.len() >= max || covered >= owed {
+            break;
+        }
+        let can = (owed as f64 * 0.9 * window / eta.as_secs_f64().max(1e-3)) as u64;
+        if can < MIN_PART {
+            continue;
+        }
+        plan.push((can.min(owed), c));
+        covered += can.min(owed);
+    }
+    if covered > owed {
+        let scale = owed as f64 / covered as f64;
+        for share in plan.iter_mut() {
+            share.0 = ((share.0 as f64 * scale) as u64).max(1);
+        }
+        // Rounding leftovers go to the last range, so the plan covers exactly what is owed.
+        let planned: u64 = plan.iter().map(|s| s.0).sum();
+        if let Some(last) = plan.last_mut() {
+            last.0 += owed.saturating_sub(planned);
+        }
+    }
+    plan
 }
 
 #[cfg(test)]

@@ -182,10 +182,11 @@ fn feed_most_of_the_range(s: &mut Scheduler, at: u64, t0: Instant) -> Instant {
     t0 + Duration::from_millis(5_100)
 }
 
-/// The scheduler's next wake-up after `now` and what it does then.
+/// The scheduler's next wake-up after `now` and what it decides then (no new holder).
 fn wake(s: &mut Scheduler, now: Instant) -> (Instant, Vec<Action>) {
     let at = s.poll_timeout(&patient(), now).expect("a wake-up");
-    (at, s.check_transfer(&key(1), &patient(), at))
+    let ranker = BaselineRanker::default();
+    (at, s.decide(&key(1), &[], &ranker, &patient(), at))
 }
 
 #[test]
@@ -240,7 +241,7 @@ fn a_split_segment_completes_from_the_peer_range_and_the_cdn_tail() {
 }
 
 #[test]
-fn a_failed_cdn_tail_sends_the_rest_back_to_source_selection() {
+fn a_failed_cdn_range_is_retried_after_the_backoff() {
     let t0 = Instant::now() + Duration::from_secs(10);
     let (mut s, at) = split_with_slow_holder(t0, t0 + Duration::from_secs(6));
     let last = feed_most_of_the_range(&mut s, at, t0);
@@ -252,7 +253,7 @@ fn a_failed_cdn_tail_sends_the_rest_back_to_source_selection() {
         s.on_cdn(*id, Err(()), Duration::from_millis(200), &patient(), when),
         Ok(None)
     );
-    // The peer finishes its range; nothing else is on its way, so the rest needs a source.
+    // The peer finishes its range; the rest is asked again once the backoff has passed.
     assert_eq!(
         s.on_piece(
             peer(1),
@@ -262,14 +263,21 @@ fn a_failed_cdn_tail_sends_the_rest_back_to_source_selection() {
             bytes(at - 1000, at),
             when
         ),
-        Progress::Partial
+        Progress::RangeDone(RangeStats {
+            peer: peer(1),
+            bytes: at,
+            elapsed: when - (t0 + Duration::from_millis(100)),
+        })
     );
-    let actions = s.decide(&key(1), &[], &BaselineRanker::default(), &patient(), when);
+    let ranker = BaselineRanker::default();
+    assert!(s.decide(&key(1), &[], &ranker, &patient(), when).is_empty());
+    let (retry_at, actions) = wake(&mut s, when);
+    assert_eq!(retry_at, when + patient().cdn_retry_backoff);
     assert!(
-        actions.iter().any(|a| matches!(
-            a,
-            Action::FetchCdn { offset, end: None, .. } if *offset == at
-        )),
+        matches!(
+            actions.as_slice(),
+            [Action::FetchCdn { offset, end: None, why: CdnWhy::Retry, .. }] if *offset == at
+        ),
         "{actions:?}"
     );
 }
@@ -281,7 +289,7 @@ fn a_peer_ahead_of_its_estimate_keeps_the_rest_before_the_cdn_is_asked() {
     let early = t0 + Duration::from_millis(500);
     let done = s.on_piece(peer(1), &key(1), 0, SIZE, bytes(0, at), early);
     assert!(
-        matches!(done, Progress::RangeDone { bytes, .. } if bytes == at),
+        matches!(done, Progress::RangeDone(r) if r.bytes == at),
         "{done:?}"
     );
     // No CDN tail was requested: the same peer may serve the rest.
@@ -344,4 +352,207 @@ fn a_transfer_not_done_at_the_last_call_goes_to_the_cdn_even_if_it_was_moving() 
             ..
         }
     )));
+}
+
+/// A segment listed now, needed in four seconds, with the CDN measured as it is in the
+/// simulator (20 ms, 50 Mb/s).
+fn needed_in_four_seconds(t0: Instant) -> Scheduler {
+    let mut s = Scheduler::new();
+    s.cdn_rtt = Some(Duration::from_millis(20));
+    s.cdn_bps = Some(50e6);
+    s.list(key(1), None, None, true, None, t0);
+    s.set_deadline(&key(1), t0 + Duration::from_secs(4));
+    s
+}
+
+/// The `(peer, offset, end)` of every peer request among `actions`.
+fn requests(actions: &[Action]) -> Vec<(PeerId, u64, Option<u64>)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Request {
+                peer, offset, end, ..
+            } => Some((*peer, *offset, *end)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn slow_holders_each_send_a_range_and_together_deliver_what_none_could_alone() {
+    let cfg = SchedulerConfig::default();
+    let t0 = Instant::now();
+    let mut s = needed_in_four_seconds(t0);
+    // 1.6 Mb/s each: five seconds for the whole segment, too slow alone.
+    let holders = [holder(1, 1_600_000.0), holder(2, 1_600_000.0)];
+    let actions = s.decide(&key(1), &holders, &BaselineRanker::default(), &cfg, t0);
+    let asked = requests(&actions);
+    let [(p1, 0, Some(split)), (p2, second, None)] = asked.as_slice() else {
+        panic!("expected two ranges covering the segment: {actions:?}");
+    };
+    assert_eq!((*p1, *p2, *second), (peer(1), peer(2), *split));
+    assert!((SIZE / 3..SIZE * 2 / 3).contains(split), "split at {split}");
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::FetchCdn { .. })),
+        "{actions:?}"
+    );
+
+    // The second range lands first: nothing is handed over until the first does too, but its
+    // bytes can already be relayed.
+    let at = |ms| t0 + Duration::from_millis(ms);
+    assert_eq!(s.arriving(&key(1)), None, "nothing received yet");
+    let done = s.on_piece(
+        peer(2),
+        &key(1),
+        *split,
+        SIZE,
+        bytes(*split, SIZE),
+        at(2_000),
+    );
+    assert!(
+        matches!(done, Progress::RangeDone(r) if r.peer == peer(2)),
+        "{done:?}"
+    );
+    assert_eq!(s.arriving(&key(1)), Some(SIZE));
+    assert_eq!(
+        s.held_at(&key(1), 0, 100),
+        None,
+        "the first range has not come"
+    );
+    let relayed = s.held_at(&key(1), *split + 10, 100);
+    assert_eq!(relayed.map(|b| b.len()), Some(100));
+    let done = s.on_piece(peer(1), &key(1), 0, SIZE, bytes(0, *split), at(2_500));
+    let Progress::Complete {
+        data,
+        sources,
+        last,
+        ..
+    } = done
+    else {
+        panic!("expected the whole segment: {done:?}");
+    };
+    assert_eq!(data.len(), SIZE);
+    assert_eq!((sources.p2p, sources.cdn), (SIZE, 0));
+    assert_eq!(last.map(|r| (r.peer, r.bytes)), Some((peer(1), *split)));
+}
+
+#[test]
+fn a_segment_shorter_than_its_estimate_drops_the_ranges_planned_past_its_end() {
+    let cfg = SchedulerConfig::default();
+    let t0 = Instant::now();
+    let mut s = needed_in_four_seconds(t0);
+    let holders = [
+        holder(1, 1_000_000.0),
+        holder(2, 1_000_000.0),
+        holder(3, 1_000_000.0),
+    ];
+    let actions = s.decide(&key(1), &holders, &BaselineRanker::default(), &cfg, t0);
+    let asked = requests(&actions);
+    let [(_, 0, Some(a)), (_, _, Some(b)), (_, c, None)] = asked.as_slice() else {
+        panic!("expected three ranges: {actions:?}");
+    };
+    assert_eq!(b, c);
+    // The real segment ends inside the second range.
+    let total = (a + b) / 2;
+    let at = |ms| t0 + Duration::from_millis(ms);
+    assert_eq!(
+        s.on_piece(peer(2), &key(1), *a, total, bytes(*a, total), at(1_000)),
+        Progress::RangeDone(RangeStats {
+            peer: peer(2),
+            bytes: total - a,
+            // One piece: measured from the request.
+            elapsed: Duration::from_secs(1),
+        })
+    );
+    // Whatever the third holder sends now is not ours any more.
+    assert_eq!(
+        s.on_piece(peer(3), &key(1), *b, total, bytes(*b, *b + 10), at(1_100)),
+        Progress::Unexpected
+    );
+    let done = s.on_piece(peer(1), &key(1), 0, total, bytes(0, *a), at(1_500));
+    assert!(
+        matches!(&done, Progress::Complete { data, .. } if data.len() == total),
+        "{done:?}"
+    );
+}
+
+#[test]
+fn a_cdn_range_past_the_end_hands_the_end_back_to_the_range_before_it() {
+    let cfg = SchedulerConfig::default();
+    let ranker = BaselineRanker::default();
+    let t0 = Instant::now();
+    let mut s = needed_in_four_seconds(t0);
+    // One holder too slow for the whole segment gets a range; it turns out not to hold the
+    // segment, so both parts go to the CDN, each at its own last safe moment.
+    let slow = holder(1, 1_000_000.0);
+    let actions = s.decide(&key(1), &[slow], &ranker, &cfg, t0);
+    let asked = requests(&actions);
+    let [(_, 0, Some(split))] = asked.as_slice() else {
+        panic!("expected one range: {actions:?}");
+    };
+    let split = *split;
+    assert!(s.on_refused(peer(1), &key(1), None));
+    let mut fetches = BTreeMap::new();
+    let mut now = t0;
+    while fetches.len() < 2 {
+        now = s.poll_timeout(&cfg, now).expect("a CDN moment");
+        for a in s.decide(&key(1), &[], &ranker, &cfg, now) {
+            if let Action::FetchCdn { id, offset, .. } = a {
+                fetches.insert(offset, id);
+            }
+        }
+    }
+    assert_eq!(fetches.keys().copied().collect::<Vec<_>>(), vec![0, split]);
+    // The segment is shorter than the split: nothing there (HTTP 416)...
+    let past = fetches[&split];
+    assert_eq!(
+        s.on_cdn(past, Ok(Bytes::new()), Duration::from_millis(30), &cfg, now),
+        Ok(None)
+    );
+    // ...and the first range, clipped at the real end, completes the segment.
+    let total = split - 1000;
+    let first = fetches[&0];
+    let done = s.on_cdn(
+        first,
+        Ok(bytes(0, total)),
+        Duration::from_millis(30),
+        &cfg,
+        now,
+    );
+    assert!(
+        matches!(&done, Ok(Some((_, Progress::Complete { data, .. }))) if data.len() == total),
+        "{done:?}"
+    );
+}
+
+#[test]
+fn a_holder_that_never_started_is_asked_again_once_its_queue_may_have_moved() {
+    let cfg = SchedulerConfig::default();
+    let ranker = BaselineRanker::default();
+    let t0 = Instant::now();
+    let mut s = needed_in_four_seconds(t0);
+    s.set_deadline(&key(1), t0 + Duration::from_secs(10));
+    let queued = holder(1, 20_000_000.0);
+    assert_eq!(
+        requests(&s.decide(&key(1), &[queued], &ranker, &cfg, t0)),
+        vec![(peer(1), 0, None)]
+    );
+    let gave_up = t0 + cfg.stall_timeout;
+    let actions = s.decide(&key(1), &[queued], &ranker, &cfg, gave_up);
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::Fallback {
+                reason: FallbackReason::NoFirstByte,
+                ..
+            }
+        )),
+        "{actions:?}"
+    );
+    assert!(requests(&actions).is_empty(), "left alone for a moment");
+    let later = gave_up + cfg.busy_backoff;
+    assert_eq!(
+        requests(&s.decide(&key(1), &[queued], &ranker, &cfg, later)),
+        vec![(peer(1), 0, None)]
+    );
 }
