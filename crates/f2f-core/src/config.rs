@@ -104,10 +104,7 @@ pub struct UploadConfig {
     /// Requests queued behind the slots; beyond, requesters hear `Busy` and look elsewhere
     /// rather than wait. Default 2.
     pub queue: usize,
-    /// Bytes per `Piece` message. A piece is delivered whole, so on a slow uplink a large one
-    /// delays a requester's first byte by its whole sending time (64 KiB: 0.65 s at 0.8 Mb/s),
-    /// long enough to read as a peer that never started; 16 KiB is also the largest data
-    /// channel message every browser's SCTP stack accepts. Default 16 KiB.
+    /// Bytes per `Piece` message. Default 64 KiB.
     pub chunk: usize,
     /// Bytes handed to the driver for one connection and not yet sent, at most. Default 256 KiB.
     pub high_water: u64,
@@ -132,7 +129,7 @@ impl Default for UploadConfig {
             max_slots: 8,
             relay_rate_ratio: 1.5,
             queue: 2,
-            chunk: 16 * 1024,
+            chunk: 64 * 1024,
             high_water: 256 * 1024,
             high_water_time: Duration::from_millis(150),
             low_water: 16 * 1024,

@@ -526,7 +526,11 @@ impl Scheduler {
             // Nobody can send it all in time: several holders each send the range they can
             // deliver by the time the CDN would have to start, at once; whatever they cannot
             // cover waits for another holder, or for the CDN at its own last safe moment.
-            if let Some(by) = cdn_by.filter(|by| *by > now + cfg.stall_timeout) {
+            // Early in the wait a faster holder may still turn up (or a loaded one free up):
+            // ranges start in its second half.
+            let halfway = |by: Instant| w.listed_at + by.saturating_duration_since(w.listed_at) / 2;
+            let plan_by = cdn_by.filter(|by| now >= halfway(*by) && *by > now + cfg.stall_timeout);
+            if let Some(by) = plan_by {
                 let window = by.saturating_duration_since(now);
                 let plan = plan_ranges(owed, &ranked, window, cfg.max_sources);
                 if !plan.is_empty() {

@@ -354,13 +354,13 @@ fn a_transfer_not_done_at_the_last_call_goes_to_the_cdn_even_if_it_was_moving() 
     )));
 }
 
-/// A segment listed now, needed in four seconds, with the CDN measured as it is in the
-/// simulator (20 ms, 50 Mb/s).
+/// A segment listed four seconds ago, needed in four seconds (past the first half of the wait,
+/// when ranges may start), with the CDN measured as it is in the simulator (20 ms, 50 Mb/s).
 fn needed_in_four_seconds(t0: Instant) -> Scheduler {
     let mut s = Scheduler::new();
     s.cdn_rtt = Some(Duration::from_millis(20));
     s.cdn_bps = Some(50e6);
-    s.list(key(1), None, None, true, None, t0);
+    s.list(key(1), None, None, true, None, t0 - Duration::from_secs(4));
     s.set_deadline(&key(1), t0 + Duration::from_secs(4));
     s
 }
@@ -385,7 +385,17 @@ fn slow_holders_each_send_a_range_and_together_deliver_what_none_could_alone() {
     let mut s = needed_in_four_seconds(t0);
     // 1.6 Mb/s each: five seconds for the whole segment, too slow alone.
     let holders = [holder(1, 1_600_000.0), holder(2, 1_600_000.0)];
-    let actions = s.decide(&key(1), &holders, &BaselineRanker::default(), &cfg, t0);
+    let ranker = BaselineRanker::default();
+    // Early in the wait a faster holder may still turn up: no ranges yet.
+    let mut early = Scheduler::new();
+    early.list(key(1), None, None, true, None, t0);
+    early.set_deadline(&key(1), t0 + Duration::from_secs(4));
+    assert!(
+        early
+            .decide(&key(1), &holders, &ranker, &cfg, t0)
+            .is_empty()
+    );
+    let actions = s.decide(&key(1), &holders, &ranker, &cfg, t0);
     let asked = requests(&actions);
     let [(p1, 0, Some(split)), (p2, second, None)] = asked.as_slice() else {
         panic!("expected two ranges covering the segment: {actions:?}");
