@@ -1108,11 +1108,13 @@ impl Engine {
             let mut finished = Vec::new();
             for job in self.uploads.active() {
                 let mut next = job.next;
+                // Sending changes nothing we hold: looked up once per job.
+                let source = self.servable(&job.key);
                 while let Some(p) = self.peers.get(&job.peer) {
                     if p.buffered >= high_water || p.conn != Conn::Ready {
                         break;
                     }
-                    let Some(total) = self.servable(&job.key) else {
+                    let Some(total) = source else {
                         break;
                     };
                     let stop = job.stop(total);
@@ -1138,7 +1140,6 @@ impl Engine {
                     next += len;
                 }
                 self.uploads.advance(&job.peer, &job.key, next);
-                let source = self.servable(&job.key);
                 if source.is_none() {
                     // We lost the segment (the download was abandoned): let the peer move on.
                     let reason = AbsentReason::NotHeld;
