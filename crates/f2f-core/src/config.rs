@@ -110,7 +110,7 @@ pub struct UploadConfig {
     pub high_water: u64,
     /// ... and at most this much sending time at the measured uplink rate, so that on a slow
     /// uplink the next requester's first byte does not wait behind seconds of backlog (never
-    /// below two pieces). Default 150 ms.
+    /// below one piece above `low_water`). Default 150 ms.
     pub high_water_time: Duration,
     /// The driver reports the send buffer of a connection when it falls to this, as
     /// `bufferedamountlow` does: only after it rose above it. So no bigger than a piece, or a

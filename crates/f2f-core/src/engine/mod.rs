@@ -1210,8 +1210,9 @@ impl Engine {
     /// at the measured uplink rate.
     fn high_water(&self) -> u64 {
         let cfg = &self.config.upload;
-        // Never below two pieces above the low-water mark, or `Drained` could never fire.
-        let floor = 2 * cfg.chunk as u64 + cfg.low_water;
+        // One piece above the low-water mark, or `Drained` could never fire; more only adds
+        // bytes that a cancel throws away (on a slow uplink, most of what it sends).
+        let floor = cfg.chunk as u64 + cfg.low_water + 1;
         let ceiling = cfg.high_water.max(floor);
         let bps = self.uplink.estimate_bps(self.now);
         if bps <= 0.0 {
