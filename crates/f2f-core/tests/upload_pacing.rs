@@ -55,3 +55,60 @@ fn a_neighbour_is_served_after_long_control_only_traffic() {
         "a never served the segment it holds"
     );
 }
+
+/// On a slow uplink the bytes handed to the transport but not yet sent are what a cancel throws
+/// away: at most one piece above the low-water mark plus the piece that crossed it, not seconds
+/// of backlog (at 0.8 Mb/s, 144 KiB is 1.5 s).
+#[test]
+fn a_cancelled_transfer_on_a_slow_uplink_wastes_at_most_two_pieces() {
+    let config = Config::default();
+    let (chunk, low) = (config.upload.chunk as u64, config.upload.low_water);
+    let mut net = Net::new(config);
+    let a = net.add();
+    net.nodes[a].up_bps = 800_000.0;
+    let x = net.linked_scripted(a);
+    net.run_for(Duration::from_secs(1));
+    let request = |key| Message::Request {
+        key,
+        offset: 0,
+        end: None,
+    };
+    // A first transfer lets `a` measure its uplink.
+    let warm = net.publish(1, 300_000);
+    net.load(a, warm, Duration::from_secs(10));
+    net.run_for(Duration::from_secs(1));
+    net.send(x, a, &request(warm));
+    net.run_for(Duration::from_secs(5));
+    let seg = net.publish(2, 1_000_000);
+    net.load(a, seg, Duration::from_secs(30));
+    net.run_for(Duration::from_secs(1));
+    net.send(x, a, &request(seg));
+    net.run_for(Duration::from_millis(2_500));
+    net.send(x, a, &Message::Cancel { key: seg });
+    net.run_for(Duration::from_secs(5));
+
+    let log: Vec<_> = net.messages().collect();
+    let cancelled = log
+        .iter()
+        .position(|(from, to, m)| *from == x && *to == a && matches!(m, Message::Cancel { .. }))
+        .expect("the cancel arrived");
+    let pieces = |msgs: &[(usize, usize, &Message)]| -> u64 {
+        msgs.iter()
+            .filter_map(|(from, to, m)| match m {
+                Message::Piece { key, data, .. } if *from == a && *to == x && *key == seg => {
+                    Some(data.len() as u64)
+                }
+                _ => None,
+            })
+            .sum()
+    };
+    assert!(
+        pieces(&log[..cancelled]) > 100_000,
+        "the transfer was under way"
+    );
+    let wasted = pieces(&log[cancelled..]);
+    assert!(
+        wasted <= 2 * chunk + low,
+        "{wasted} bytes arrived after the cancel"
+    );
+}
