@@ -2,9 +2,10 @@
 //!
 //! Neighbours rank sources by it, so it must come from what the transport actually did rather
 //! than from configuration. While an upload keeps a connection's send buffer above the low-water
-//! mark, the bytes that left between two drain reports over the time between them is the
-//! uplink's rate (or a lower bound, when the buffer ran dry in between). The estimate keeps the
-//! best recent sample and lets it decay, so a long idle spell does not read as a slow link.
+//! mark, the bytes that left across drain reports (added up until there are enough to measure)
+//! over the time they took is the uplink's rate (or a lower bound, when the buffer ran dry in
+//! between). The estimate keeps the best recent sample and lets it decay, so a long idle spell
+//! does not read as a slow link.
 
 use crate::time::{Duration, Instant};
 

@@ -44,7 +44,7 @@ use crate::config::{Config, ConfigError, SourcePreference};
 use crate::id::{PeerId, SegmentKey, SegmentPosition, SwarmId};
 use crate::membership::{Membership, MembershipOutput};
 use crate::scheduler::{
-    Action, BaselineRanker, ByteSources, Candidate, CdnWhy, FetchId, Progress, Scheduler,
+    Action, BaselineRanker, ByteSources, Candidate, CdnWhy, FetchId, GivenUp, Progress, Scheduler,
     SourceRanker,
 };
 use crate::segment::SegmentData;
@@ -122,7 +122,9 @@ pub enum Input {
     CdnResponse {
         /// Which fetch.
         fetch: FetchId,
-        /// The body from the requested offset on, or why it failed.
+        /// The body from the requested offset on, or why it failed. A range that starts past
+        /// the segment's end (HTTP 416) is an empty body, not an error: the engine planned it
+        /// on a size estimate and learns from it where the segment ends.
         result: Result<Bytes, CdnError>,
     },
     /// New configuration (remote config); invalid configs are refused.
@@ -581,10 +583,14 @@ impl Engine {
                 }
             }
             Message::Absent { key, reason } => {
-                if reason == AbsentReason::NotHeld {
+                // A range planned on a size estimate may start past the real end: the peer
+                // refuses it but holds the segment.
+                let past_end = reason == AbsentReason::NotHeld
+                    && self.scheduler.refusal_may_be_past_end(&from, &key);
+                if reason == AbsentReason::NotHeld && !past_end {
                     self.availability.forget(&from, &key);
                 }
-                let busy_until = (reason == AbsentReason::Busy)
+                let busy_until = (reason == AbsentReason::Busy || past_end)
                     .then(|| now + self.config.scheduler.busy_backoff);
                 if self.scheduler.on_refused(from, &key, busy_until) {
                     self.stats.p2p_refused += 1;
@@ -896,7 +902,8 @@ impl Engine {
         ) {
             Ok(Some((key, complete))) => self.complete(key, complete),
             Ok(None) => {}
-            Err(key) => {
+            Err(GivenUp { key, cancels }) => {
+                self.apply(cancels, now);
                 self.stats.load_failures += 1;
                 if self.loads.remove(&key) {
                     self.out.push_back(Output::LoadFailed(key));

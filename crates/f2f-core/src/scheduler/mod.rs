@@ -4,7 +4,9 @@
 //! - A peer transfer that stops making progress is abandoned at once for the next source that
 //!   can still make the deadline — the CDN when no peer can. P2P never stalls the player.
 //! - A segment some linked neighbour holds goes to the best-ranked holder (earliest expected
-//!   arrival, see [`SourceRanker`]) if that arrival fits before the deadline.
+//!   arrival, see [`SourceRanker`]) if that arrival fits before the deadline. If none can send
+//!   it all in time, from the second half of the wait several holders each send a byte range,
+//!   and the CDN fetches what they cannot cover (a segment is a list of [`Part`]s).
 //! - Nobody holds it yet: about `cdn_budget` peers in the *whole swarm* fetch it from the CDN
 //!   straight away. Each peer knows whether it is one of them from its per-segment rank and the
 //!   estimated swarm size ([`crate::swarm_size`]), so the CDN load per segment does not grow
@@ -173,7 +175,8 @@ impl Wanted {
     }
 
     /// The segment's length is known: parts planned past it on a size estimate go (returning
-    /// their CDN fetches), and the last one runs to the end.
+    /// their CDN fetches; a peer asked for such a range has refused it or sends nothing, since
+    /// it starts past the end), and the last one runs to the end.
     fn learn_total(&mut self, total: u64) -> Vec<FetchId> {
         self.total = Some(total);
         let mut dropped = Vec::new();
@@ -255,6 +258,14 @@ pub(crate) enum Progress {
         /// Media duration, if known.
         duration: Option<Duration>,
     },
+}
+
+/// A segment given up after its last CDN attempt failed.
+#[derive(Debug, PartialEq)]
+pub(crate) struct GivenUp {
+    pub(crate) key: SegmentKey,
+    /// Releases the peers still sending ranges of it.
+    pub(crate) cancels: Vec<Action>,
 }
 
 /// Per-node download state.
@@ -528,8 +539,8 @@ impl Scheduler {
             // cover waits for another holder, or for the CDN at its own last safe moment.
             // Early in the wait a faster holder may still turn up (or a loaded one free up):
             // ranges start in its second half.
-            let halfway = |by: Instant| w.listed_at + by.saturating_duration_since(w.listed_at) / 2;
-            let plan_by = cdn_by.filter(|by| now >= halfway(*by) && *by > now + cfg.stall_timeout);
+            let plan_by =
+                cdn_by.filter(|by| now >= halfway(w, *by) && *by > now + cfg.stall_timeout);
             if let Some(by) = plan_by {
                 let window = by.saturating_duration_since(now);
                 let plan = plan_ranges(owed, &ranked, window, cfg.max_sources);
@@ -544,8 +555,6 @@ impl Scheduler {
         if w.fell_back && w.deadline.is_some() {
             // A transfer failed and no other holder can take over: the CDN, at once.
             vec![self.start_cdn(key, i, CdnWhy::Fallback)]
-        } else if cdn_by.is_some_and(|by| now >= by) {
-            vec![self.start_cdn(key, i, late_why)]
         } else if first
             && holders.is_empty()
             && cfg.source == SourcePreference::Auto
@@ -721,12 +730,13 @@ impl Scheduler {
         else {
             return Vec::new();
         };
-        let stalled = match first_byte {
-            None => now >= first_byte_by,
-            Some(_) => now >= last_progress + cfg.stall_timeout,
-        };
         let owed = self.owed(w, p, cfg);
         let cdn_by = self.cdn_start_by(w, owed, cfg.deadline_margin, cfg);
+        let stalled = match first_byte {
+            // A deadline set after the request (a prefetch) shortens the wait.
+            None => now >= first_byte_by || cdn_by.is_some_and(|by| now >= by),
+            Some(_) => now >= last_progress + cfg.stall_timeout,
+        };
         // A slow transfer keeps going until the last moment the CDN could still make the
         // deadline: relayed bytes arrive in bursts, and a relay's source may speed up.
         let too_slow = match (w.deadline, first_byte, cdn_by) {
@@ -830,7 +840,7 @@ impl Scheduler {
                 first_byte: None,
                 first_byte_by,
                 ..
-            } => Some(first_byte_by),
+            } => Some(cdn_by().map_or(first_byte_by, |by| first_byte_by.min(by))),
             Fetch::Peer { last_progress, .. } => {
                 let stall = last_progress + cfg.stall_timeout;
                 let quiet = last_progress + cfg.stall_timeout / 2;
@@ -838,15 +848,19 @@ impl Scheduler {
                 Some(self.last_call(w, p, cfg).map_or(checks, |t| checks.min(t)))
             }
             Fetch::Idle if p.is_done(w.total) => None,
-            Fetch::Idle => [
-                cdn_by(),
-                w.first_fetch_at.filter(|_| p.start == 0),
-                w.busy.iter().map(|b| b.1).max(),
-            ]
-            .into_iter()
-            .flatten()
-            .filter(|t| *t > decided)
-            .min(),
+            Fetch::Idle => {
+                let cdn_by = cdn_by();
+                [
+                    cdn_by,
+                    cdn_by.map(|by| halfway(w, by)),
+                    w.first_fetch_at.filter(|_| p.start == 0),
+                ]
+                .into_iter()
+                .flatten()
+                .chain(w.busy.iter().map(|b| b.1))
+                .filter(|t| *t > decided)
+                .min()
+            }
         }
     }
 
@@ -911,6 +925,12 @@ impl Scheduler {
         if piece_end > total {
             return Progress::Violation("piece beyond the segment's end");
         }
+        if w.parts
+            .iter()
+            .any(|q| !q.data.is_empty() && q.pos() > total)
+        {
+            return Progress::Violation("segment length below bytes already received");
+        }
         for id in w.learn_total(total) {
             self.cdn_fetches.remove(&id);
         }
@@ -918,7 +938,8 @@ impl Scheduler {
         w.sources.p2p += data.len() as u64;
         let p = &mut w.parts[i];
         p.data.push(data);
-        // Throughput counts from the first byte: queueing at the uploader is not its rate.
+        // Throughput counts from the first byte (queueing at the uploader is not its rate); a
+        // range delivered in one piece counts from the request.
         let stats = RangeStats {
             peer,
             bytes: p.pos() - start,
@@ -996,6 +1017,14 @@ impl Scheduler {
         true
     }
 
+    /// Whether `peer`'s refusal of `key` may only mean that the range we asked for starts past
+    /// the segment's real end (its length still unknown): the peer may well hold the segment.
+    pub(crate) fn refusal_may_be_past_end(&self, peer: &PeerId, key: &SegmentKey) -> bool {
+        self.wanted.get(key).is_some_and(|w| {
+            w.total.is_none() && w.part_of(peer).is_some_and(|i| w.parts[i].start > 0)
+        })
+    }
+
     /// `peer` is gone: transfers from it restart elsewhere. Returns the affected segments.
     pub(crate) fn on_peer_lost(&mut self, peer: PeerId) -> Vec<SegmentKey> {
         let mut lost = Vec::new();
@@ -1010,7 +1039,8 @@ impl Scheduler {
         lost
     }
 
-    /// A CDN fetch finished. `Err(key)` when the attempt failed and retries are exhausted.
+    /// A CDN fetch finished. `Err` when the attempt failed and retries are exhausted: the
+    /// segment is given up, with the cancels for the peer ranges still coming.
     pub(crate) fn on_cdn(
         &mut self,
         id: FetchId,
@@ -1018,7 +1048,7 @@ impl Scheduler {
         elapsed: Duration,
         cfg: &SchedulerConfig,
         now: Instant,
-    ) -> Result<Option<(SegmentKey, Progress)>, SegmentKey> {
+    ) -> Result<Option<(SegmentKey, Progress)>, GivenUp> {
         let Some(key) = self.cdn_fetches.remove(&id) else {
             return Ok(None);
         };
@@ -1077,8 +1107,8 @@ impl Scheduler {
                     };
                     return Ok(None);
                 }
-                self.forget(&key);
-                return Err(key);
+                let cancels = self.remove(&key);
+                return Err(GivenUp { key, cancels });
             }
         };
         let bytes = body.len() as u64;
@@ -1116,6 +1146,11 @@ impl Scheduler {
         let bps = bytes as f64 * 8.0 / (secs - rtt).max(secs / 2.0);
         self.cdn_bps = Some(self.cdn_bps.map_or(bps, |b| 0.75 * b + 0.25 * bps));
     }
+}
+
+/// Halfway between listing and `cdn_by`: byte ranges from several holders start there.
+fn halfway(w: &Wanted, cdn_by: Instant) -> Instant {
+    w.listed_at + cdn_by.saturating_duration_since(w.listed_at) / 2
 }
 
 /// How long to wait for a holder's first byte: a loaded holder serves others first.
