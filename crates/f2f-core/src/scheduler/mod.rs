@@ -733,8 +733,7 @@ impl Scheduler {
         let owed = self.owed(w, p, cfg);
         let cdn_by = self.cdn_start_by(w, owed, cfg.deadline_margin, cfg);
         let stalled = match first_byte {
-            // A deadline set after the request (a prefetch) shortens the wait.
-            None => now >= first_byte_by || cdn_by.is_some_and(|by| now >= by),
+            None => now >= first_byte_by,
             Some(_) => now >= last_progress + cfg.stall_timeout,
         };
         // A slow transfer keeps going until the last moment the CDN could still make the
@@ -840,7 +839,7 @@ impl Scheduler {
                 first_byte: None,
                 first_byte_by,
                 ..
-            } => Some(cdn_by().map_or(first_byte_by, |by| first_byte_by.min(by))),
+            } => Some(first_byte_by),
             Fetch::Peer { last_progress, .. } => {
                 let stall = last_progress + cfg.stall_timeout;
                 let quiet = last_progress + cfg.stall_timeout / 2;
@@ -848,19 +847,15 @@ impl Scheduler {
                 Some(self.last_call(w, p, cfg).map_or(checks, |t| checks.min(t)))
             }
             Fetch::Idle if p.is_done(w.total) => None,
-            Fetch::Idle => {
-                let cdn_by = cdn_by();
-                [
-                    cdn_by,
-                    cdn_by.map(|by| halfway(w, by)),
-                    w.first_fetch_at.filter(|_| p.start == 0),
-                ]
-                .into_iter()
-                .flatten()
-                .chain(w.busy.iter().map(|b| b.1))
-                .filter(|t| *t > decided)
-                .min()
-            }
+            Fetch::Idle => [
+                cdn_by(),
+                w.first_fetch_at.filter(|_| p.start == 0),
+                w.busy.iter().map(|b| b.1).max(),
+            ]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > decided)
+            .min(),
         }
     }
 

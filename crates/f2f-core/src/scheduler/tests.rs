@@ -568,63 +568,6 @@ fn a_holder_that_never_started_is_asked_again_once_its_queue_may_have_moved() {
 }
 
 #[test]
-fn a_deadline_set_after_a_prefetch_request_shortens_the_wait_for_its_first_byte() {
-    let cfg = SchedulerConfig::default();
-    let ranker = BaselineRanker::default();
-    let t0 = Instant::now();
-    let mut s = Scheduler::new();
-    // Prefetched on an announcement from a heavily loaded holder: a long first-byte wait.
-    s.list(key(1), Some(SIZE), None, true, None, t0);
-    let loaded = Candidate {
-        measurements: PeerMeasurements {
-            load: 10,
-            ..holder(1, 20_000_000.0).measurements
-        },
-        ..holder(1, 20_000_000.0)
-    };
-    assert_eq!(
-        requests(&s.decide(&key(1), &[loaded], &ranker, &cfg, t0)).len(),
-        1
-    );
-    // The player now needs it in 2.5 s: the CDN must be asked well before the 7.7 s wait ends.
-    let deadline = t0 + Duration::from_millis(2_500);
-    s.set_deadline(&key(1), deadline);
-    let wake = s.poll_timeout(&cfg, t0).expect("a wake-up");
-    assert!(wake < deadline - cfg.deadline_margin, "{wake:?}");
-    let mut now = wake;
-    let fetched = loop {
-        let actions = s.decide(&key(1), &[loaded], &ranker, &cfg, now);
-        if actions.iter().any(|a| matches!(a, Action::FetchCdn { .. })) {
-            break now;
-        }
-        now = s.poll_timeout(&cfg, now).expect("a wake-up");
-        assert!(now < deadline, "no CDN fetch before the deadline");
-    };
-    assert!(
-        fetched + Duration::from_millis(300) < deadline,
-        "{fetched:?}"
-    );
-}
-
-#[test]
-fn ranges_start_at_the_halfway_moment_without_waiting_for_other_news() {
-    let cfg = SchedulerConfig::default();
-    let ranker = BaselineRanker::default();
-    let t0 = Instant::now();
-    let mut s = Scheduler::new();
-    s.cdn_rtt = Some(Duration::from_millis(20));
-    s.cdn_bps = Some(50e6);
-    s.list(key(1), None, None, true, None, t0);
-    s.set_deadline(&key(1), t0 + Duration::from_secs(8));
-    let slow = [holder(1, 600_000.0), holder(2, 600_000.0)];
-    assert!(s.decide(&key(1), &slow, &ranker, &cfg, t0).is_empty());
-    let wake = s.poll_timeout(&cfg, t0).expect("a wake-up");
-    assert!(wake < t0 + Duration::from_secs(4), "{wake:?}");
-    let asked = requests(&s.decide(&key(1), &slow, &ranker, &cfg, wake));
-    assert_eq!(asked.len(), 2, "{asked:?}");
-}
-
-#[test]
 fn a_length_below_bytes_already_received_is_a_violation() {
     let cfg = SchedulerConfig::default();
     let t0 = Instant::now();
