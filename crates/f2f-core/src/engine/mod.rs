@@ -44,8 +44,8 @@ use crate::config::{Config, ConfigError, SourcePreference};
 use crate::id::{PeerId, SegmentKey, SegmentPosition, SwarmId};
 use crate::membership::{Membership, MembershipOutput};
 use crate::scheduler::{
-    Action, BaselineRanker, ByteSources, Candidate, CdnWhy, FetchId, GivenUp, Progress, Scheduler,
-    SourceRanker,
+    Action, BaselineRanker, ByteSources, Candidate, CdnWhy, FetchId, GivenUp, Progress, RangeStats,
+    Scheduler, SourceRanker,
 };
 use crate::segment::SegmentData;
 use crate::store::Store;
@@ -697,32 +697,26 @@ impl Engine {
             Admit::Displaced(old) => {
                 // Busy, not gone: the requester keeps its bytes and resumes elsewhere (or here,
                 // once we go idle).
-                if !self.turned_away.contains(&old.peer) {
-                    self.turned_away.push(old.peer);
-                }
-                self.send(
-                    old.peer,
-                    Message::Absent {
-                        key: old.key,
-                        reason: AbsentReason::Busy,
-                    },
-                );
+                self.turn_away(old.peer, old.key);
                 self.pump_uploads(now);
             }
             Admit::Queued => {}
-            Admit::Busy => {
-                if !self.turned_away.contains(&from) {
-                    self.turned_away.push(from);
-                }
-                self.send(
-                    from,
-                    Message::Absent {
-                        key,
-                        reason: AbsentReason::Busy,
-                    },
-                );
-            }
+            Admit::Busy => self.turn_away(from, key),
         }
+    }
+
+    /// Tells `peer` we are too busy to send `key`; it hears again when our uploads go idle.
+    fn turn_away(&mut self, peer: PeerId, key: SegmentKey) {
+        if !self.turned_away.contains(&peer) {
+            self.turned_away.push(peer);
+        }
+        self.send(
+            peer,
+            Message::Absent {
+                key,
+                reason: AbsentReason::Busy,
+            },
+        );
     }
 
     fn on_piece(
@@ -761,9 +755,7 @@ impl Engine {
             }
             Progress::RangeDone(range) => {
                 self.note_p2p_byte(len, now);
-                if let Some(p) = self.peers.get_mut(&range.peer) {
-                    p.transfer_done(range.bytes, range.elapsed);
-                }
+                self.measure_range(range);
                 self.pump_uploads(now);
                 self.decide(&key, now);
             }
@@ -771,6 +763,13 @@ impl Engine {
                 self.note_p2p_byte(len, now);
                 self.complete(key, complete);
             }
+        }
+    }
+
+    /// Folds a range a peer delivered into its throughput estimate.
+    fn measure_range(&mut self, range: RangeStats) {
+        if let Some(p) = self.peers.get_mut(&range.peer) {
+            p.transfer_done(range.bytes, range.elapsed);
         }
     }
 
@@ -935,10 +934,8 @@ impl Engine {
             self.stats.p2p_segments += 1;
             self.relax_budget();
         }
-        if let Some(range) = last
-            && let Some(peer) = self.peers.get_mut(&range.peer)
-        {
-            peer.transfer_done(range.bytes, range.elapsed);
+        if let Some(range) = last {
+            self.measure_range(range);
         }
         if self.loads.remove(&key) {
             self.stats.delivered += 1;

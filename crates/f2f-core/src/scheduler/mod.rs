@@ -154,6 +154,12 @@ impl Wanted {
         self.busy.iter().any(|(p, until)| p == peer && *until > now)
     }
 
+    /// Leaves `peer` alone for this segment until `until` (it was busy with others).
+    fn leave_alone(&mut self, peer: PeerId, until: Instant) {
+        self.busy.retain(|(p, _)| *p != peer);
+        self.busy.push((peer, until));
+    }
+
     /// The part `peer` is sending (a peer sends one range of a segment at a time: `Cancel`
     /// names the segment, not the range).
     fn part_of(&self, peer: &PeerId) -> Option<usize> {
@@ -174,21 +180,25 @@ impl Wanted {
         self.parts.insert(i + 1, rest);
     }
 
-    /// The segment's length is known: parts planned past it on a size estimate go (returning
-    /// their CDN fetches; a peer asked for such a range has refused it or sends nothing, since
-    /// it starts past the end), and the last one runs to the end.
-    fn learn_total(&mut self, total: u64) -> Vec<FetchId> {
+    /// The segment's length is known: parts planned past it on a size estimate go (a peer
+    /// asked for such a range has refused it or sends nothing, since it starts past the end),
+    /// and the last one runs to the end.
+    fn learn_total(&mut self, total: u64, fetches: &mut BTreeMap<FetchId, SegmentKey>) {
         self.total = Some(total);
-        let mut dropped = Vec::new();
-        while self.parts.len() > 1 && self.parts.last().is_some_and(|p| p.start >= total) {
-            if let Some(Fetch::Cdn { id }) = self.parts.pop().map(|p| p.fetch) {
-                dropped.push(id);
-            }
-        }
+        let past_end = self.parts.iter().position(|p| p.start >= total);
+        self.drop_parts(past_end.unwrap_or(self.parts.len()).max(1), fetches);
         if let Some(last) = self.parts.last_mut() {
             last.end = last.end.filter(|&e| e < total);
         }
-        dropped
+    }
+
+    /// Drops the parts from index `from` on, with their CDN fetches.
+    fn drop_parts(&mut self, from: usize, fetches: &mut BTreeMap<FetchId, SegmentKey>) {
+        for p in self.parts.drain(from..) {
+            if let Fetch::Cdn { id } = p.fetch {
+                fetches.remove(&id);
+            }
+        }
     }
 }
 
@@ -504,7 +514,7 @@ impl Scheduler {
             return vec![self.start_cdn(key, i, CdnWhy::Direct)];
         }
         let owed = self.owed(w, p, cfg);
-        let cdn_by = self.cdn_start_by(w, owed, cfg.deadline_margin, cfg);
+        let cdn_by = self.cdn_by(w, p, cfg);
         let late_why = if p.start > 0 {
             CdnWhy::Split
         } else if holders.is_empty() {
@@ -623,7 +633,7 @@ impl Scheduler {
                 continue;
             };
             let owed = self.owed(w, p, cfg);
-            let cdn_by = self.cdn_start_by(w, owed, cfg.deadline_margin, cfg);
+            let cdn_by = self.cdn_by(w, p, cfg);
             if finish + cfg.deadline_margin <= deadline
                 || cdn_by.is_some_and(|by| now + cfg.stall_timeout / 4 >= by)
             {
@@ -671,8 +681,7 @@ impl Scheduler {
         now: Instant,
     ) -> Action {
         let w = &self.wanted[key];
-        let owed = self.owed(w, &w.parts[i], cfg);
-        let first_byte_by = match self.cdn_start_by(w, owed, cfg.deadline_margin, cfg) {
+        let first_byte_by = match self.cdn_by(w, &w.parts[i], cfg) {
             Some(by) => (now + first_byte_wait).min(by),
             None => now + first_byte_wait,
         };
@@ -731,7 +740,7 @@ impl Scheduler {
             return Vec::new();
         };
         let owed = self.owed(w, p, cfg);
-        let cdn_by = self.cdn_start_by(w, owed, cfg.deadline_margin, cfg);
+        let cdn_by = self.cdn_by(w, p, cfg);
         let stalled = match first_byte {
             None => now >= first_byte_by,
             Some(_) => now >= last_progress + cfg.stall_timeout,
@@ -767,8 +776,7 @@ impl Scheduler {
         if reason == FallbackReason::NoFirstByte {
             // It never started: the holder was busy with others, not failing. Later, once its
             // queue has moved, it may serve this segment after all.
-            w.busy.retain(|(p, _)| *p != peer);
-            w.busy.push((peer, now + cfg.busy_backoff));
+            w.leave_alone(peer, now + cfg.busy_backoff);
         } else {
             w.tried.push(peer);
         }
@@ -831,7 +839,6 @@ impl Scheduler {
         cfg: &SchedulerConfig,
         decided: Instant,
     ) -> Option<Instant> {
-        let cdn_by = || self.cdn_start_by(w, self.owed(w, p, cfg), cfg.deadline_margin, cfg);
         match p.fetch {
             Fetch::Cdn { .. } => None,
             Fetch::CdnBackoff { at } => Some(at),
@@ -843,12 +850,14 @@ impl Scheduler {
             Fetch::Peer { last_progress, .. } => {
                 let stall = last_progress + cfg.stall_timeout;
                 let quiet = last_progress + cfg.stall_timeout / 2;
-                let checks = cdn_by().map_or(stall, |by| stall.min(by.max(quiet)));
+                let checks = self
+                    .cdn_by(w, p, cfg)
+                    .map_or(stall, |by| stall.min(by.max(quiet)));
                 Some(self.last_call(w, p, cfg).map_or(checks, |t| checks.min(t)))
             }
             Fetch::Idle if p.is_done(w.total) => None,
             Fetch::Idle => [
-                cdn_by(),
+                self.cdn_by(w, p, cfg),
                 w.first_fetch_at.filter(|_| p.start == 0),
                 w.busy.iter().map(|b| b.1).max(),
             ]
@@ -857,6 +866,11 @@ impl Scheduler {
             .filter(|t| *t > decided)
             .min(),
         }
+    }
+
+    /// The last safe moment for the CDN to take over what part `p` still owes.
+    fn cdn_by(&self, w: &Wanted, p: &Part, cfg: &SchedulerConfig) -> Option<Instant> {
+        self.cdn_start_by(w, self.owed(w, p, cfg), cfg.deadline_margin, cfg)
     }
 
     /// The very last moment the CDN can fetch what a peer transfer still owes and make the
@@ -926,10 +940,7 @@ impl Scheduler {
         {
             return Progress::Violation("segment length below bytes already received");
         }
-        for id in w.learn_total(total) {
-            self.cdn_fetches.remove(&id);
-        }
-        let w = self.wanted.get_mut(key).expect("present");
+        w.learn_total(total, &mut self.cdn_fetches);
         w.sources.p2p += data.len() as u64;
         let p = &mut w.parts[i];
         p.data.push(data);
@@ -1003,10 +1014,7 @@ impl Scheduler {
         };
         w.parts[i].fetch = Fetch::Idle;
         match busy_until {
-            Some(until) => {
-                w.busy.retain(|(p, _)| *p != peer);
-                w.busy.push((peer, until));
-            }
+            Some(until) => w.leave_alone(peer, until),
             None => w.tried.push(peer),
         }
         true
@@ -1073,23 +1081,14 @@ impl Scheduler {
                 let at = p.pos();
                 let ends_here = p.pos() > p.start || w.parts[i - 1].pos() == at;
                 w.parts[i].fetch = Fetch::Idle;
-                let dropped: Vec<FetchId> = if ends_here {
-                    w.learn_total(at)
+                if ends_here {
+                    w.learn_total(at, &mut self.cdn_fetches);
                 } else {
                     // It ends somewhere in the part before, which now runs to the end.
                     w.parts[i - 1].end = None;
-                    w.parts
-                        .drain(i..)
-                        .filter_map(|p| match p.fetch {
-                            Fetch::Cdn { id } => Some(id),
-                            _ => None,
-                        })
-                        .collect()
-                };
-                for id in dropped {
-                    self.cdn_fetches.remove(&id);
+                    w.drop_parts(i, &mut self.cdn_fetches);
                 }
-                if !self.wanted[&key].is_done() {
+                if !w.is_done() {
                     return Ok(None);
                 }
                 return Ok(Some((key, self.finish(&key, None))));
@@ -1110,9 +1109,7 @@ impl Scheduler {
         let end = ends_at(&body);
         if p.end.is_none_or(|e| end < e) {
             // The segment ends here.
-            for id in w.learn_total(end) {
-                self.cdn_fetches.remove(&id);
-            }
+            w.learn_total(end, &mut self.cdn_fetches);
         }
         w.sources.cdn += bytes;
         let p = &mut w.parts[i];
