@@ -7,8 +7,18 @@ mod common;
 
 use common::{Net, key};
 use f2f_core::config::Config;
+use f2f_core::id::SegmentKey;
 use f2f_core::time::Duration;
 use f2f_core::wire::Message;
+
+/// A request for the whole of `key`.
+fn request(key: SegmentKey) -> Message {
+    Message::Request {
+        key,
+        offset: 0,
+        end: None,
+    }
+}
 
 /// Bytes of a 300 kB segment `a` serves to a scripted neighbour that first sent `requests`
 /// requests for segments `a` lacks, one every 20 ms: each gets a 64-byte `Absent`, sent at once
@@ -18,11 +28,6 @@ fn served_after_small_talk(requests: u64) -> u64 {
     let a = net.add();
     let x = net.linked_scripted(a);
     net.run_for(Duration::from_secs(1));
-    let request = |key| Message::Request {
-        key,
-        offset: 0,
-        end: None,
-    };
     for seq in 0..requests {
         net.send(x, a, &request(key(seq)));
         net.run_for(Duration::from_millis(20));
@@ -68,11 +73,6 @@ fn a_cancelled_transfer_on_a_slow_uplink_wastes_at_most_two_pieces() {
     net.nodes[a].up_bps = 800_000.0;
     let x = net.linked_scripted(a);
     net.run_for(Duration::from_secs(1));
-    let request = |key| Message::Request {
-        key,
-        offset: 0,
-        end: None,
-    };
     // A first transfer lets `a` measure its uplink.
     let warm = net.publish(1, 300_000);
     net.load(a, warm, Duration::from_secs(10));

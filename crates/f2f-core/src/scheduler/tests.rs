@@ -74,32 +74,40 @@ fn a_passed_moment_of_one_segment_does_not_hide_the_cdn_deadline_of_another() {
     assert!(fetched_at + Duration::from_millis(500) < deadline);
 }
 
+/// A segment needed four seconds after `t0`, asked at `t0` from a holder measured fast enough
+/// for all of it (20 Mb/s), whose first 10 kB arrived 100 ms later.
+fn fast_transfer_under_way(t0: Instant) -> Scheduler {
+    let mut s = Scheduler::new();
+    s.list(key(1), Some(SIZE), None, true, None, t0);
+    s.set_deadline(&key(1), t0 + Duration::from_secs(4));
+    let cfg = SchedulerConfig::default();
+    let fast = [holder(1, 20_000_000.0)];
+    let actions = s.decide(&key(1), &fast, &BaselineRanker::default(), &cfg, t0);
+    assert!(
+        matches!(actions.as_slice(), [Action::Request { end: None, .. }]),
+        "{actions:?}"
+    );
+    let first = t0 + Duration::from_millis(100);
+    assert_eq!(
+        s.on_piece(peer(1), &key(1), 0, SIZE, bytes(0, 10_000), first),
+        Progress::Partial
+    );
+    s
+}
+
 #[test]
 fn a_lagging_transfer_is_not_moved_to_a_new_peer_at_the_last_safe_moment() {
     let cfg = SchedulerConfig::default();
     let ranker = BaselineRanker::default();
     let t0 = Instant::now();
-    let deadline = t0 + Duration::from_secs(4);
     let run = |upgrade_at: Duration| {
-        let mut s = Scheduler::new();
-        s.list(key(1), Some(SIZE), None, true, None, t0);
-        s.set_deadline(&key(1), deadline);
-        // A holder measured fast enough for the whole segment...
+        // A holder measured fast enough for the whole segment delivers 100 kB in the first
+        // second: on course to miss the deadline.
+        let mut s = fast_transfer_under_way(t0);
         let first = holder(1, 20_000_000.0);
-        let actions = s.decide(&key(1), &[first], &ranker, &cfg, t0);
-        assert!(
-            matches!(actions.as_slice(), [Action::Request { end: None, .. }]),
-            "{actions:?}"
-        );
-        // ...delivers 100 kB in the first second: on course to miss the deadline.
-        let at = |ms| t0 + Duration::from_millis(ms);
-        let bytes = |n: usize| Bytes::from(vec![0u8; n]);
+        let at = t0 + Duration::from_millis(1_000);
         assert_eq!(
-            s.on_piece(peer(1), &key(1), 0, SIZE, bytes(10_000), at(100)),
-            Progress::Partial
-        );
-        assert_eq!(
-            s.on_piece(peer(1), &key(1), 10_000, SIZE, bytes(90_000), at(1_000)),
+            s.on_piece(peer(1), &key(1), 10_000, SIZE, bytes(10_000, 100_000), at),
             Progress::Partial
         );
         let fast = holder(2, 50_000_000.0);
@@ -313,23 +321,19 @@ fn a_peer_ahead_of_its_estimate_keeps_the_rest_before_the_cdn_is_asked() {
 #[test]
 fn a_transfer_not_done_at_the_last_call_goes_to_the_cdn_even_if_it_was_moving() {
     let cfg = SchedulerConfig::default();
-    let ranker = BaselineRanker::default();
     let t0 = Instant::now();
-    let deadline = t0 + Duration::from_secs(4);
-    let mut s = Scheduler::new();
-    s.list(key(1), Some(SIZE), None, true, None, t0);
-    s.set_deadline(&key(1), deadline);
-    let fast = holder(1, 20_000_000.0);
-    assert!(!s.decide(&key(1), &[fast], &ranker, &cfg, t0).is_empty());
+    let mut s = fast_transfer_under_way(t0);
     let at = |ms| t0 + Duration::from_millis(ms);
-    let bytes = |n: usize| Bytes::from(vec![0u8; n]);
-    assert_eq!(
-        s.on_piece(peer(1), &key(1), 0, SIZE, bytes(10_000), at(100)),
-        Progress::Partial
-    );
     // All but the last kilobyte, half a second before the deadline; then nothing more.
     assert_eq!(
-        s.on_piece(peer(1), &key(1), 10_000, SIZE, bytes(989_000), at(3_500)),
+        s.on_piece(
+            peer(1),
+            &key(1),
+            10_000,
+            SIZE,
+            bytes(10_000, 999_000),
+            at(3_500)
+        ),
         Progress::Partial
     );
     // 310 ms later the transfer has not been quiet for long, and at its pace it would finish at
