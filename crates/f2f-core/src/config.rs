@@ -165,6 +165,26 @@ impl Default for LinkConfig {
     }
 }
 
+/// Certificates: our own renewal, and remembering peers' verified ones.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IdentityConfig {
+    /// Ask the driver for a new certificate this long before ours expires, so the swarm keeps
+    /// us while the control plane is briefly down. Default 1 h.
+    pub renew_before: Duration,
+    /// Peer certificates whose signature is remembered as verified (a pairing check is ~1 ms;
+    /// expiry and revocation are still checked every time). Default 4,096.
+    pub certificate_cache: usize,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            renew_before: Duration::from_secs(3600),
+            certificate_cache: 4096,
+        }
+    }
+}
+
 /// Everything an [`crate::engine::Engine`] is configured with.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -180,6 +200,8 @@ pub struct Config {
     pub upload: UploadConfig,
     /// Swarm-size estimation.
     pub size: SizeConfig,
+    /// Certificates.
+    pub identity: IdentityConfig,
     /// Decoder bounds for peer input.
     pub limits: Limits,
     /// Segments kept for serving after playback. Default 12.
@@ -197,6 +219,7 @@ impl Default for Config {
             scheduler: SchedulerConfig::default(),
             upload: UploadConfig::default(),
             size: SizeConfig::default(),
+            identity: IdentityConfig::default(),
             limits: Limits::default(),
             cache_segments: 12,
             max_segment_bytes: 32 * 1024 * 1024,

@@ -36,6 +36,7 @@ pub mod config;
 pub mod content;
 pub mod engine;
 pub mod id;
+pub mod identity;
 pub mod membership;
 pub mod scheduler;
 pub mod segment;

@@ -33,6 +33,8 @@ pub struct Stats {
     pub load_failures: u64,
     /// Frames from peers that did not decode or broke the protocol.
     pub peer_errors: u64,
+    /// Connected peers dropped because a revocation list withdrew their certificate.
+    pub peers_revoked: u64,
     /// Connections opened (either direction).
     pub connections: u64,
 }
@@ -89,4 +91,14 @@ pub enum Event {
     },
     /// The overlay lost all its members; the driver should bootstrap again.
     Isolated,
+    /// A revocation list withdrew a connected peer's certificate; it was disconnected.
+    PeerRevoked {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// The driver fed a revocation list the authority did not sign; the one in force stays.
+    RevocationsRefused {
+        /// Why.
+        error: String,
+    },
 }

@@ -1,17 +1,21 @@
 //! Hostile input from one peer — garbage bytes, a truncated frame, a frame before the handshake,
-//! a handshake for another swarm or naming another peer, an oversized piece — gets that peer
-//! disconnected with an `Event::PeerMisbehaved` that says what it did. The engine never panics
-//! and goes on serving its other neighbours.
+//! a handshake for another swarm, a forged, expired, wrong-swarm or borrowed certificate, a
+//! replayed or forged handshake proof, an oversized piece — gets that peer disconnected with an
+//! `Event::PeerMisbehaved` that says what it did. The engine never panics and goes on serving its
+//! other neighbours.
 
 mod common;
 
 use bytes::Bytes;
-use common::{Ix, Net, key};
+use common::{CERT_LIFETIME, Ix, Net, UNIX_BASE, certify, crypto, key, swarm};
 use f2f_core::config::Config;
 use f2f_core::id::{PeerId, SwarmId};
+use f2f_core::identity::{
+    Authority, Certificate, Keypair, Scope, SessionId, Signature, UnixTime, prove_possession,
+};
 use f2f_core::telemetry::Event;
 use f2f_core::time::Duration;
-use f2f_core::wire::{self, Frame, Handshake, Message, PROTOCOL_VERSION};
+use f2f_core::wire::{self, Frame, Message, PROTOCOL_VERSION};
 
 /// A scripted peer `x` connects to `a` and runs `script`; `a` must refuse it with one error
 /// saying `expect`, and still serve its honest neighbour `b` afterwards.
@@ -61,14 +65,11 @@ fn raw(bytes: &'static [u8]) -> Frame {
     Frame::from_bytes(Bytes::from_static(bytes))
 }
 
-fn handshake(swarm: SwarmId, peer: PeerId) -> Message {
-    let version = PROTOCOL_VERSION;
-    Message::Handshake(Handshake {
-        version,
-        swarm,
-        peer,
-        upload_kbps: 0,
-    })
+/// `x`'s handshake to `a`, presenting `cert` and changed by `edit`.
+fn hello_with(net: &mut Net, x: Ix, a: Ix, cert: Certificate, edit: impl FnOnce(&mut Message)) {
+    let mut msg = net.handshake(x, a, cert);
+    edit(&mut msg);
+    net.send(x, a, &msg);
 }
 
 fn request() -> Message {
@@ -126,17 +127,114 @@ fn frame_before_the_handshake() {
 #[test]
 fn handshake_for_another_swarm() {
     let elsewhere = SwarmId::from_canonical("cdn.test/live/ch2/master.m3u8");
-    refuses("another swarm", |net, x, a| {
-        net.send(x, a, &handshake(elsewhere, net.id(x)))
+    refuses("handshake for another swarm", |net, x, a| {
+        let cert = net.certs[x].clone();
+        hello_with(net, x, a, cert, |m| {
+            if let Message::Handshake(h) = m {
+                h.swarm = elsewhere;
+            }
+        });
     });
 }
 
 #[test]
-fn handshake_naming_another_peer() {
-    // The hostile peer claims to be `a`'s honest neighbour `b`.
-    refuses("another peer", |net, x, a| {
-        let b = a + 1;
-        net.send(x, a, &handshake(common::swarm(), net.id(b)))
+fn handshake_with_another_peers_certificate() {
+    // The hostile peer presents the certificate of `a`'s honest neighbour `b`.
+    refuses("does not match the connected peer id", |net, x, a| {
+        let cert = net.certs[a + 1].clone();
+        hello_with(net, x, a, cert, |_| {});
+    });
+}
+
+#[test]
+fn certificate_from_another_authority() {
+    refuses("certificate not signed by the authority", |net, x, a| {
+        // A self-made authority vouches for the hostile peer's real key.
+        let rogue = Authority::new(Keypair::from_entropy(&[0x66; 32]));
+        let crypto = crypto();
+        let key = net.keys[x].clone();
+        let proof = prove_possession(crypto.as_ref(), &key);
+        let scope = Scope::Swarm(swarm());
+        let until = UnixTime(UNIX_BASE + CERT_LIFETIME);
+        let forged = rogue
+            .issue(
+                crypto.as_ref(),
+                &key.public(),
+                &proof,
+                scope,
+                SessionId([1; 16]),
+                until,
+            )
+            .expect("possession proved");
+        hello_with(net, x, a, forged, |_| {});
+    });
+}
+
+#[test]
+fn certificate_with_a_changed_expiry() {
+    refuses("certificate not signed by the authority", |net, x, a| {
+        let mut cert = net.certs[x].clone();
+        cert.not_after = UnixTime(cert.not_after.0 + 365 * 24 * 3600);
+        hello_with(net, x, a, cert, |_| {});
+    });
+}
+
+#[test]
+fn expired_certificate() {
+    refuses("certificate expired", |net, x, a| {
+        let cert = certify(&net.keys[x], Scope::Swarm(swarm()), UNIX_BASE + 1);
+        hello_with(net, x, a, cert, |_| {});
+    });
+}
+
+#[test]
+fn certificate_for_another_swarm() {
+    refuses("certificate is for another swarm", |net, x, a| {
+        let elsewhere = SwarmId::from_canonical("cdn.test/live/ch2/master.m3u8");
+        let cert = certify(
+            &net.keys[x],
+            Scope::Swarm(elsewhere),
+            UNIX_BASE + CERT_LIFETIME,
+        );
+        hello_with(net, x, a, cert, |_| {});
+    });
+}
+
+#[test]
+fn replayed_handshake_proof() {
+    refuses("handshake proof refused", |net, x, a| {
+        let cert = net.certs[x].clone();
+        hello_with(net, x, a, cert.clone(), |_| {});
+        let recorded = net.proof(x, a);
+        // A new connection has other nonces and other transport fingerprints: the proof made
+        // for the old one is worthless on it.
+        net.disconnect(x, a);
+        net.run_for(Duration::from_millis(100));
+        net.connect(x, a);
+        net.run_for(Duration::from_millis(100));
+        hello_with(net, x, a, cert, |_| {});
+        net.send(x, a, &recorded);
+    });
+}
+
+#[test]
+fn tampered_handshake_proof() {
+    refuses("handshake proof refused", |net, x, a| {
+        let cert = net.certs[x].clone();
+        hello_with(net, x, a, cert, |_| {});
+        let Message::Proof { signature } = net.proof(x, a) else {
+            unreachable!("proof() makes proofs")
+        };
+        let mut bytes = *signature.as_bytes();
+        bytes[10] ^= 1;
+        let tampered = Signature::from_bytes(bytes);
+        net.send(
+            x,
+            a,
+            &Message::Proof {
+                signature: tampered,
+            },
+        );
     });
 }
 

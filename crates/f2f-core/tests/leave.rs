@@ -4,9 +4,10 @@
 
 mod common;
 
-use common::{Ix, Net, key};
+use common::{Ix, Net, fingerprint, key};
 use f2f_core::config::Config;
 use f2f_core::engine::{EngineError, Input};
+use f2f_core::identity::ChannelBinding;
 use f2f_core::time::Duration;
 use f2f_core::wire::Message;
 
@@ -51,7 +52,16 @@ fn leave_closes_every_connection_and_refuses_further_input() {
             },
         ),
         net.try_input(a, Input::Bootstrap(vec![net.id(others[0])])),
-        net.try_input(a, Input::Connected(net.id(others[0]))),
+        net.try_input(
+            a,
+            Input::Connected {
+                peer: net.id(others[0]),
+                binding: ChannelBinding {
+                    local: fingerprint(a, others[0], 0),
+                    remote: fingerprint(others[0], a, 0),
+                },
+            },
+        ),
         net.try_input(a, Input::Leave),
     ];
     assert!(

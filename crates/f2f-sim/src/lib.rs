@@ -11,6 +11,7 @@
 //! What is *not* simulated: the WebRTC transport itself (connections open after two round trips
 //! and are ordered and reliable), and CPU time.
 
+mod crypto;
 mod player;
 mod queue;
 mod report;

@@ -306,6 +306,26 @@ pub struct EngineSpec {
     pub stall_timeout_ms: Option<u64>,
 }
 
+/// How signatures are made and checked.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CryptoSpec {
+    /// Real BLS12-381 (blst), as every node runs it.
+    #[default]
+    Bls,
+    /// Keyed hashes in place of pairings, for large honest swarms (see `crypto.rs`).
+    Modelled,
+}
+
+/// Identity and security settings.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySpec {
+    /// Signature implementation. Default `bls`.
+    #[serde(default)]
+    pub crypto: CryptoSpec,
+}
+
 /// A complete scenario.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -331,6 +351,9 @@ pub struct Scenario {
     /// Engine overrides.
     #[serde(default)]
     pub engine: EngineSpec,
+    /// Identity and security.
+    #[serde(default)]
+    pub security: SecuritySpec,
 }
 
 /// A scenario file that cannot be used.

@@ -14,6 +14,10 @@ use std::sync::Arc;
 use f2f_core::config::{Config, SourcePreference};
 use f2f_core::engine::{CdnError, Engine, Input, Output, SegmentInfo};
 use f2f_core::id::{PeerId, SegmentKey, SegmentPosition};
+use f2f_core::identity::{
+    Authority, Bls, ChannelBinding, Crypto, Fingerprint, Identity, Keypair, Scope, SessionId,
+    UnixTime, prove_possession,
+};
 use f2f_core::scheduler::FetchId;
 use f2f_core::segment::SegmentData;
 use f2f_core::telemetry::Event;
@@ -24,10 +28,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::crypto::Modelled;
 use crate::player::Player;
 use crate::queue::EventQueue;
 use crate::report::{RunReport, Summary};
-use crate::scenario::Scenario;
+use crate::scenario::{CryptoSpec, Scenario};
 use crate::source::{Rung, Source};
 
 const EGRESS_BUCKET_S: f64 = 10.0;
@@ -121,6 +126,8 @@ struct Pair {
 
 struct Node {
     id: PeerId,
+    /// Key pair and certificate, until the node joins and its engine takes them.
+    identity: Option<Identity>,
     /// The rendition this viewer watches.
     rung: Rung,
     engine: Option<Engine>,
@@ -167,7 +174,12 @@ pub(crate) struct World {
     cdn_free: u64,
     tally: Tally,
     outputs: Vec<Output>,
+    /// Peer ids to nodes (an id is a key hash: it carries no index).
+    by_id: FxHashMap<PeerId, NodeIx>,
 }
+
+/// Wall-clock time at virtual time zero (certificates expire in wall-clock time).
+const UNIX_EPOCH_OF_RUN: u64 = 1_800_000_000;
 
 impl World {
     pub(crate) fn new(scenario: &Scenario, mode: SourcePreference) -> Self {
@@ -211,10 +223,20 @@ impl World {
         let mut queue = EventQueue::new();
         let ladder = scenario.source.ladder();
         let shares: f64 = ladder.iter().map(|r| r.share).sum();
+        let crypto: Arc<dyn Crypto> = match scenario.security.crypto {
+            CryptoSpec::Bls => Arc::new(Bls::new()),
+            CryptoSpec::Modelled => Arc::new(Modelled),
+        };
+        let authority = Authority::new(Keypair::from_entropy(&secret(scenario.seed, u32::MAX)));
+        // Certificates outlive the run (with the renewal margin): renewal is tested in f2f-core.
+        let not_after = UnixTime(UNIX_EPOCH_OF_RUN + end / 1_000_000 + 4 * 3600);
+        let mut by_id = FxHashMap::default();
         for i in 0..scenario.audience.viewers {
             let joined_at = start
                 + (rng.random_range(0.0..=1.0) * scenario.audience.join_window_s * 1e6) as u64;
-            let id = node_id(scenario.seed, i);
+            let identity = certified(&authority, &crypto, &source, scenario.seed, i, not_after);
+            let id = identity.keypair.peer_id();
+            by_id.insert(id, i);
             // One rung: no draw, so single-rendition runs keep their random sequence.
             let rung = if ladder.len() < 2 {
                 0
@@ -230,6 +252,7 @@ impl World {
             };
             nodes.push(Node {
                 id,
+                identity: Some(identity),
                 rung,
                 engine: None,
                 player: Player::new(source.d_us, scenario.player.startup_segments, joined_at),
@@ -265,6 +288,7 @@ impl World {
             cdn_free: 0,
             tally: Tally::default(),
             outputs: Vec::new(),
+            by_id,
         }
     }
 
@@ -445,15 +469,8 @@ impl World {
         }
     }
 
-    /// The node behind a peer id: the index is written into the id itself, so the hot path
-    /// needs no map; the full id is compared to reject anything else.
     fn node_of(&self, peer: &PeerId) -> Option<NodeIx> {
-        let bytes: [u8; 4] = peer.as_bytes()[..4].try_into().expect("4 of 32 bytes");
-        let i = NodeIx::from_le_bytes(bytes);
-        self.nodes
-            .get(i as usize)
-            .filter(|n| n.id == *peer)
-            .map(|_| i)
+        self.by_id.get(peer).copied()
     }
 
     fn lat(&self, a: NodeIx, b: NodeIx) -> u64 {
@@ -461,14 +478,16 @@ impl World {
     }
 
     fn join(&mut self, i: NodeIx) {
-        let node = &self.nodes[i as usize];
+        let identity = self.nodes[i as usize].identity.take().expect("joins once");
+        let unix = UnixTime(UNIX_EPOCH_OF_RUN + self.now / 1_000_000);
         let engine = Engine::new(
-            node.id,
+            identity,
             self.source.swarm(),
             self.config.clone(),
             self.at(self.now),
+            unix,
         )
-        .expect("scenario config is valid");
+        .expect("scenario config and certificate are valid");
         self.nodes[i as usize].engine = Some(engine);
         self.bootstrap(i);
         self.alive.push(i);
@@ -477,6 +496,10 @@ impl World {
 
     /// A tracker hands out a few random live members.
     fn bootstrap(&mut self, i: NodeIx) {
+        if self.config.scheduler.source == SourcePreference::CdnOnly {
+            // The baseline's viewers never use peers: no overlay, no handshakes to pay for.
+            return;
+        }
         let k = self.scenario.audience.entry_peers;
         let peers: Vec<PeerId> = self
             .alive
@@ -582,8 +605,32 @@ impl World {
         self.nodes[a as usize].conns.insert(b);
         self.nodes[b as usize].conns.insert(a);
         let (ida, idb) = (self.nodes[a as usize].id, self.nodes[b as usize].id);
-        self.input(a, Input::Connected(idb));
-        self.input(b, Input::Connected(ida));
+        // Each end's transport fingerprint is fresh per connection, as a DTLS certificate is.
+        let fingerprint = |from: &PeerId, to: &PeerId| {
+            let mut h = blake3::Hasher::new();
+            h.update(from.as_bytes());
+            h.update(to.as_bytes());
+            h.update(&epoch.to_le_bytes());
+            Fingerprint(*h.finalize().as_bytes())
+        };
+        let (fa, fb) = (fingerprint(&ida, &idb), fingerprint(&idb, &ida));
+        let binding = |local, remote| ChannelBinding { local, remote };
+        let (peer, binding_a) = (idb, binding(fa, fb));
+        self.input(
+            a,
+            Input::Connected {
+                peer,
+                binding: binding_a,
+            },
+        );
+        let (peer, binding_b) = (ida, binding(fb, fa));
+        self.input(
+            b,
+            Input::Connected {
+                peer,
+                binding: binding_b,
+            },
+        );
     }
 
     /// Closes the connection; the other side notices after `notice_us`.
@@ -918,12 +965,44 @@ impl World {
     }
 }
 
-/// A simulated peer's id: random-looking, with its node index in the first four bytes.
-fn node_id(seed: u64, i: NodeIx) -> PeerId {
-    let hashed = PeerId::from_seed(&[&seed.to_le_bytes()[..], &i.to_le_bytes()[..]].concat());
-    let mut bytes = *hashed.as_bytes();
-    bytes[..4].copy_from_slice(&i.to_le_bytes());
-    PeerId::from_bytes(bytes)
+/// Key material for node `i` (or the authority, `u32::MAX`), derived from the seed without
+/// touching the world's random sequence.
+fn secret(seed: u64, i: NodeIx) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("frog2frog sim node key");
+    h.update(&seed.to_le_bytes());
+    h.update(&i.to_le_bytes());
+    *h.finalize().as_bytes()
+}
+
+/// Node `i`'s key pair, certified for the scenario's swarm as the control plane would.
+fn certified(
+    authority: &Authority,
+    crypto: &Arc<dyn Crypto>,
+    source: &Source,
+    seed: u64,
+    i: NodeIx,
+    not_after: UnixTime,
+) -> Identity {
+    let keypair = Keypair::from_entropy(&secret(seed, i));
+    let proof = prove_possession(crypto.as_ref(), &keypair);
+    let session = SessionId(secret(seed ^ 0x5e55, i)[..16].try_into().expect("16 of 32"));
+    let swarm = source.swarm();
+    let certificate = authority
+        .issue(
+            crypto.as_ref(),
+            &keypair.public(),
+            &proof,
+            Scope::Swarm(swarm),
+            session,
+            not_after,
+        )
+        .expect("a fresh key proves possession");
+    Identity {
+        keypair,
+        certificate,
+        authority: authority.public(),
+        crypto: crypto.clone(),
+    }
 }
 
 /// Unordered pair key.

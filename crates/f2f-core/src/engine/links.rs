@@ -180,7 +180,7 @@ impl Engine {
             .iter()
             .filter(|(id, p)| {
                 p.link == Link::None
-                    && p.conn != Conn::Connecting
+                    && !matches!(p.conn, Conn::Connecting)
                     && !self.membership.is_active(id)
                     && p.last_used + cfg.idle_timeout <= now
             })

@@ -5,15 +5,24 @@
 //! ```no_run
 //! # use f2f_core::engine::{Engine, Input, Output};
 //! # use f2f_core::config::Config;
-//! # use f2f_core::id::{PeerId, SwarmId};
+//! # use f2f_core::id::SwarmId;
+//! # use f2f_core::identity::*;
 //! # use f2f_core::time::Instant;
 //! # use std::sync::Arc;
 //! # fn next_input() -> (Input, Instant) { unimplemented!() }
 //! # fn execute(_: Output) {}
-//! let me = PeerId::from_seed(b"me");
+//! # fn entropy() -> [u8; 32] { unimplemented!() }
+//! # fn certificate_from_control_plane(_: &Keypair) -> (Certificate, PublicKey) { unimplemented!() }
+//! # fn unix_now() -> UnixTime { unimplemented!() }
 //! let swarm = SwarmId::from_canonical("cdn.example.com/live/ch1/master.m3u8");
-//! let mut engine = Engine::new(me, swarm, Arc::new(Config::default()), Instant::now())
-//!     .expect("valid config");
+//! // The key pair persists with the node; the certificate comes from the control plane.
+//! let keypair = Keypair::from_entropy(&entropy());
+//! let (certificate, authority) = certificate_from_control_plane(&keypair);
+//! let crypto = Arc::new(Bls::new());
+//! let identity = Identity { keypair, certificate, authority, crypto };
+//! let config = Arc::new(Config::default());
+//! let mut engine = Engine::new(identity, swarm, config, Instant::now(), unix_now())
+//!     .expect("valid config and certificate");
 //! loop {
 //!     // 1. Feed what happened (bytes from a peer, a CDN response, a player request, ...).
 //!     let (input, now) = next_input();
@@ -28,6 +37,7 @@
 
 mod availability;
 mod deficit;
+mod handshake;
 mod links;
 mod peer;
 mod watch;
@@ -42,6 +52,10 @@ use rustc_hash::FxHashMap;
 
 use crate::config::{Config, ConfigError, SourcePreference};
 use crate::id::{PeerId, SegmentKey, SegmentPosition, SwarmId};
+use crate::identity::{
+    Certificate, CertificateError, CertificateVerifier, ChannelBinding, Identity, RevocationList,
+    Revocations, UnixTime,
+};
 use crate::membership::{Membership, MembershipOutput};
 use crate::scheduler::{
     Action, BaselineRanker, ByteSources, Candidate, CdnWhy, FetchId, GivenUp, Progress, RangeStats,
@@ -54,7 +68,7 @@ use crate::telemetry::{Event, Stats};
 use crate::time::{Duration, Instant};
 use crate::uplink::Uplink;
 use crate::upload::{Admit, UploadJob, Uploads};
-use crate::wire::{self, AbsentReason, Frame, Handshake, Message, PROTOCOL_VERSION};
+use crate::wire::{self, AbsentReason, Frame, Message};
 use availability::Availability;
 use peer::{Conn, Peer};
 use watch::Watch;
@@ -86,8 +100,14 @@ pub struct CdnError(pub String);
 pub enum Input {
     /// Entry peers from the bootstrap (tracker); starts or restarts the overlay join.
     Bootstrap(Vec<PeerId>),
-    /// A transport connection to `PeerId` is open (either side initiated it).
-    Connected(PeerId),
+    /// A transport connection to `peer` is open (either side initiated it), on the transport
+    /// session `binding` names; the handshake proves the peer's key on that session.
+    Connected {
+        /// The peer the transport connected us to.
+        peer: PeerId,
+        /// Both endpoints' transport fingerprints.
+        binding: ChannelBinding,
+    },
     /// A connection the engine asked for could not be opened.
     ConnectFailed(PeerId),
     /// An open connection closed.
@@ -129,6 +149,11 @@ pub enum Input {
     },
     /// New configuration (remote config); invalid configs are refused.
     UpdateConfig(Arc<Config>),
+    /// A renewed certificate for our key (after [`Output::RenewCertificate`]).
+    Certificate(Certificate),
+    /// The authority's revocation list (from the remote config); applied if newer, and passed
+    /// on to neighbours.
+    Revocations(RevocationList),
     /// Leave the swarm politely.
     Leave,
 }
@@ -173,6 +198,12 @@ pub enum Output {
     LoadFailed(SegmentKey),
     /// The overlay is empty: the driver should ask the bootstrap for entry peers.
     NeedBootstrap,
+    /// Our certificate expires at `expires`: the driver should get a new one from the control
+    /// plane and feed it as [`Input::Certificate`]. Until it expires, peers still accept us.
+    RenewCertificate {
+        /// When the current one expires.
+        expires: UnixTime,
+    },
     /// Telemetry.
     Event(Event),
 }
@@ -187,6 +218,9 @@ pub enum EngineError {
     /// The engine already left the swarm.
     #[error("the engine has left the swarm")]
     Left,
+    /// Our own certificate does not fit (another key, another swarm).
+    #[error("own certificate refused: {0}")]
+    Identity(#[from] CertificateError),
 }
 
 /// One node in one swarm. See the module docs for the drive loop.
@@ -194,6 +228,13 @@ pub enum EngineError {
 pub struct Engine {
     me: PeerId,
     swarm: SwarmId,
+    identity: Identity,
+    verifier: CertificateVerifier,
+    revocations: Revocations,
+    /// An instant and the wall-clock time at it: certificates expire in wall-clock time.
+    wall: (Instant, UnixTime),
+    /// We asked the driver to renew the current certificate.
+    renewal_asked: bool,
     config: Arc<Config>,
     ranker: Box<dyn SourceRanker>,
     membership: Membership,
@@ -234,18 +275,40 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// A node that has not joined the overlay yet (feed [`Input::Bootstrap`]).
+    /// A node that has not joined the overlay yet (feed [`Input::Bootstrap`]). `unix` is the
+    /// wall-clock time at `now`. Its id is the hash of `identity`'s public key.
+    ///
+    /// # Errors
+    ///
+    /// An invalid config, or a certificate that is not for this key and swarm.
     pub fn new(
-        me: PeerId,
+        identity: Identity,
         swarm: SwarmId,
         config: Arc<Config>,
         now: Instant,
+        unix: UnixTime,
     ) -> Result<Self, EngineError> {
         config.validate()?;
+        let own = &identity.certificate;
+        if own.public_key != identity.keypair.public() {
+            return Err(CertificateError::WrongKey.into());
+        }
+        if !own.scope.covers(&swarm) {
+            return Err(CertificateError::WrongSwarm.into());
+        }
+        let me = identity.keypair.peer_id();
         let seed = config.seed ^ me.rank(0x5eed);
         Ok(Self {
             me,
             swarm,
+            verifier: CertificateVerifier::new(
+                identity.authority,
+                config.identity.certificate_cache,
+            ),
+            identity,
+            revocations: Revocations::default(),
+            wall: (now, unix),
+            renewal_asked: false,
             membership: Membership::new(me, config.membership.clone(), seed),
             ranker: Box::new(BaselineRanker::default()),
             peers: FxHashMap::default(),
@@ -333,7 +396,7 @@ impl Engine {
                 self.membership.join(&peers, now);
                 self.drain_membership();
             }
-            Input::Connected(peer) => self.on_connected(peer, now),
+            Input::Connected { peer, binding } => self.on_connected(peer, binding, now),
             Input::ConnectFailed(peer) => self.on_peer_gone(peer, false, now),
             Input::Disconnected(peer) => self.on_peer_gone(peer, true, now),
             Input::Drained { peer, buffered } => {
@@ -373,6 +436,8 @@ impl Engine {
                 self.sketch.set_config(config.size.clone());
                 self.config = config;
             }
+            Input::Certificate(cert) => self.on_certificate(cert)?,
+            Input::Revocations(list) => self.on_revocations(None, &list, now),
             Input::Leave => self.leave(),
         }
         Ok(())
@@ -387,6 +452,7 @@ impl Engine {
         self.membership.handle_timeout(now);
         self.drain_membership();
         if now >= self.next_maintain {
+            self.check_renewal();
             self.maintain(now);
             self.next_maintain = now + self.config.links.maintain_interval;
         }
@@ -433,31 +499,6 @@ impl Engine {
         self.left = true;
     }
 
-    fn on_connected(&mut self, peer: PeerId, now: Instant) {
-        if peer == self.me {
-            self.out.push_back(Output::Disconnect(peer));
-            return;
-        }
-        self.stats.connections += 1;
-        let p = self
-            .peers
-            .entry(peer)
-            .or_insert_with(|| Peer::new(Conn::Open, now));
-        p.conn = Conn::Open;
-        p.last_used = now;
-        let queued = std::mem::take(&mut p.queued);
-        let hello = Message::Handshake(Handshake {
-            version: PROTOCOL_VERSION,
-            swarm: self.swarm,
-            peer: self.me,
-            upload_kbps: self.uplink.kbps(now),
-        });
-        self.transmit(peer, &hello);
-        for msg in queued {
-            self.transmit(peer, &msg);
-        }
-    }
-
     fn on_peer_gone(&mut self, peer: PeerId, reachable: bool, now: Instant) {
         self.peers.remove(&peer);
         self.availability.forget_peer(&peer);
@@ -486,29 +527,17 @@ impl Engine {
             Err(e) => return self.misbehaved(from, e.to_string(), now),
         };
         match (conn, msg) {
-            (Conn::Open, Message::Handshake(h)) => {
-                if h.swarm != self.swarm {
-                    return self.misbehaved(from, "handshake for another swarm".into(), now);
-                }
-                if h.peer != from {
-                    return self.misbehaved(from, "handshake names another peer".into(), now);
-                }
-                if h.version != PROTOCOL_VERSION {
-                    return self.misbehaved(
-                        from,
-                        format!("unsupported version {}", h.version),
-                        now,
-                    );
-                }
-                if let Some(p) = self.peers.get_mut(&from) {
-                    p.conn = Conn::Ready;
-                    p.upload_bps = f64::from(h.upload_kbps) * 1000.0;
-                }
+            (Conn::Open { .. }, Message::Handshake(h)) => self.on_hello(from, *h, now),
+            (Conn::Proving { .. }, Message::Proof { signature }) => {
+                self.on_proof(from, signature, now);
             }
-            (Conn::Ready, Message::Handshake(_)) => {
-                self.misbehaved(from, "second handshake".into(), now)
+            (Conn::Ready, Message::Handshake(_) | Message::Proof { .. }) => {
+                self.misbehaved(from, "second handshake".into(), now);
             }
             (Conn::Ready, msg) => self.on_message(from, msg, now),
+            (Conn::Proving { .. }, _) => {
+                self.misbehaved(from, "message before the handshake proof".into(), now);
+            }
             (_, _) => self.misbehaved(from, "message before handshake".into(), now),
         }
     }
@@ -612,7 +641,9 @@ impl Engine {
                     self.misbehaved(from, e.to_string(), now);
                 }
             }
-            Message::Handshake(_) => {}
+            Message::Revocations(list) => self.on_revocations(Some(from), &list, now),
+            // Handled before a connection is ready (see `on_frame`).
+            Message::Handshake(_) | Message::Proof { .. } => {}
         }
     }
 
@@ -1278,7 +1309,9 @@ impl Engine {
                 }
                 p.queued.push(msg);
             }
-            Conn::Open | Conn::Ready => self.transmit(to, &msg),
+            // Only our proof may open what we say on a connection.
+            Conn::Open { .. } => p.queued.push(msg),
+            Conn::Proving { .. } | Conn::Ready => self.transmit(to, &msg),
         }
     }
 

@@ -1,6 +1,7 @@
 //! What the engine knows about one remote peer: the connection, the data link, availability and
 //! measurements.
 
+use crate::identity::{Certificate, ChannelBinding, PublicKey};
 use crate::scheduler::PeerMeasurements;
 use crate::time::{Duration, Instant};
 use crate::wire::Message;
@@ -10,9 +11,20 @@ use crate::wire::Message;
 pub(crate) enum Conn {
     /// We asked the driver to connect; messages wait in `queued`.
     Connecting,
-    /// Open, but the peer's handshake has not arrived yet.
-    Open,
-    /// Open and the peer proved which swarm it is in.
+    /// Open and our handshake sent (with `nonce`); the peer's has not arrived yet. Messages
+    /// still wait: they may only follow our proof.
+    Open {
+        binding: ChannelBinding,
+        nonce: [u8; 32],
+    },
+    /// The peer's certificate checked out and our proof is sent; its proof has not arrived.
+    Proving {
+        binding: ChannelBinding,
+        nonce: [u8; 32],
+        key: PublicKey,
+        their_nonce: [u8; 32],
+    },
+    /// The peer proved its certified key on this connection.
     Ready,
 }
 
@@ -30,6 +42,8 @@ pub(crate) enum Link {
 #[derive(Debug)]
 pub(crate) struct Peer {
     pub(crate) conn: Conn,
+    /// The certificate from the peer's handshake (checked again when revocations change).
+    pub(crate) certificate: Option<Certificate>,
     pub(crate) link: Link,
     /// Messages waiting for the connection (and our handshake) to go out.
     pub(crate) queued: Vec<Message>,
@@ -54,6 +68,7 @@ impl Peer {
     pub(crate) fn new(conn: Conn, now: Instant) -> Self {
         Self {
             conn,
+            certificate: None,
             link: Link::None,
             queued: Vec::new(),
             buffered: 0,

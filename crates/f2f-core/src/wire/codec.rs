@@ -12,6 +12,9 @@
 //! | `AbsentReason`           | `u8`: `0` = `NotHeld`, `1` = `Busy`                           |
 //! | list                     | `u16` count, then the items                                   |
 //! | byte string              | `u32` length, then the bytes                                  |
+//! | `PublicKey`, `Signature` | 48, 96 (compressed BLS12-381 points; checked when verified)   |
+//! | `Certificate`            | [`Certificate::signed_bytes`] (105), then the signature: 201  |
+//! | `SessionId`              | 16                                                            |
 //!
 //! Each message's fields follow in declaration order; a [`Message::Piece`]'s payload is last, so
 //! [`encode`] can leave it in a separate buffer. The encoding is canonical: a frame that decodes
@@ -23,6 +26,9 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use super::frame::Frame;
 use super::message::{AbsentReason, Handshake, Message, PROTOCOL_VERSION};
 use crate::id::{PeerId, RenditionId, SegmentKey, SegmentPosition, SwarmId, VariantTag};
+use crate::identity::{
+    Certificate, PUBLIC_KEY_LEN, PublicKey, RevocationList, Scope, SessionId, Signature, UnixTime,
+};
 
 /// Bounds on what [`decode`] and [`frame_len`] accept, so that a peer cannot make us buffer or
 /// allocate more than we chose to.
@@ -48,6 +54,8 @@ pub struct Limits {
     /// Longest [`Message::Bitmap`] `bits` field, in bytes (8 segments per byte); it also bounds
     /// `variants`, which has one entry per set bit. Default: 256 (2,048 segments).
     pub max_bitmap_bytes: usize,
+    /// Most sessions, and most keys, in a [`Message::Revocations`] list. Default: 4,096.
+    pub max_revocations: usize,
 }
 
 impl Default for Limits {
@@ -57,6 +65,7 @@ impl Default for Limits {
             max_piece_len: 256 << 10,
             max_list_len: 512,
             max_bitmap_bytes: 256,
+            max_revocations: 4096,
         }
     }
 }
@@ -226,8 +235,29 @@ pub fn encode(msg: &Message) -> Frame {
         Message::Handshake(h) => {
             w.put_u8(h.version);
             w.put_slice(h.swarm.as_bytes());
-            w.put_slice(h.peer.as_bytes());
+            let c = &h.certificate;
+            w.put_slice(&Certificate::signed_bytes(
+                &c.public_key,
+                &c.scope,
+                &c.session,
+                c.not_after,
+            ));
+            w.put_slice(c.signature.as_bytes());
+            w.put_slice(&h.nonce);
             w.put_u32(h.upload_kbps);
+        }
+        Message::Proof { signature } => w.put_slice(signature.as_bytes()),
+        Message::Revocations(list) => {
+            w.put_u64(list.serial);
+            put_count(&mut w, list.sessions.len(), 16);
+            for s in &list.sessions {
+                w.put_slice(&s.0);
+            }
+            put_count(&mut w, list.keys.len(), PUBLIC_KEY_LEN);
+            for k in &list.keys {
+                w.put_slice(k.as_bytes());
+            }
+            w.put_slice(list.signature.as_bytes());
         }
         Message::Join | Message::LinkRequest | Message::LinkDrop => {}
         Message::ForwardJoin { joiner, ttl } => {
@@ -357,12 +387,17 @@ pub fn decode(frame: &Frame, limits: &Limits) -> Result<Message, DecodeError> {
     }
 
     let msg = match kind {
-        Kind::Handshake => Message::Handshake(Handshake {
+        Kind::Handshake => Message::Handshake(Box::new(Handshake {
             version: r.u8("Handshake.version")?,
             swarm: r.swarm("Handshake.swarm")?,
-            peer: r.peer("Handshake.peer")?,
+            certificate: r.certificate("Handshake.certificate")?,
+            nonce: r.array("Handshake.nonce")?,
             upload_kbps: r.u32("Handshake.upload_kbps")?,
-        }),
+        })),
+        Kind::Proof => Message::Proof {
+            signature: Signature::from_bytes(r.array("Proof.signature")?),
+        },
+        Kind::Revocations => decode_revocations(&mut r, limits)?,
         Kind::Join => Message::Join,
         Kind::ForwardJoin => Message::ForwardJoin {
             joiner: r.peer("ForwardJoin.joiner")?,
@@ -446,6 +481,27 @@ pub fn decode(frame: &Frame, limits: &Limits) -> Result<Message, DecodeError> {
             extra,
         }),
     }
+}
+
+fn decode_revocations(r: &mut Reader, limits: &Limits) -> Result<Message, DecodeError> {
+    let serial = r.u64("Revocations.serial")?;
+    let count = r.count("Revocations.sessions", limits.max_revocations, 16)?;
+    let mut sessions = Vec::with_capacity(count);
+    for _ in 0..count {
+        sessions.push(SessionId(r.array("Revocations.sessions")?));
+    }
+    let count = r.count("Revocations.keys", limits.max_revocations, PUBLIC_KEY_LEN)?;
+    let mut keys = Vec::with_capacity(count);
+    for _ in 0..count {
+        keys.push(PublicKey::from_bytes(r.array("Revocations.keys")?));
+    }
+    let signature = Signature::from_bytes(r.array("Revocations.signature")?);
+    Ok(Message::Revocations(RevocationList {
+        serial,
+        sessions,
+        keys,
+        signature,
+    }))
 }
 
 /// Length of the complete frame at the start of `buf`, for transports that deliver a byte stream.
@@ -625,6 +681,8 @@ fn decode_bitmap(r: &mut Reader, limits: &Limits) -> Result<Message, DecodeError
 #[repr(u8)]
 enum Kind {
     Handshake = 0x01,
+    Proof = 0x02,
+    Revocations = 0x03,
     Join = 0x10,
     ForwardJoin = 0x11,
     Neighbour = 0x12,
@@ -645,8 +703,10 @@ enum Kind {
 }
 
 impl Kind {
-    const ALL: [Self; 18] = [
+    const ALL: [Self; 20] = [
         Self::Handshake,
+        Self::Proof,
+        Self::Revocations,
         Self::Join,
         Self::ForwardJoin,
         Self::Neighbour,
@@ -673,6 +733,8 @@ impl Kind {
     const fn of(msg: &Message) -> Self {
         match msg {
             Message::Handshake(_) => Self::Handshake,
+            Message::Proof { .. } => Self::Proof,
+            Message::Revocations(_) => Self::Revocations,
             Message::Join => Self::Join,
             Message::ForwardJoin { .. } => Self::ForwardJoin,
             Message::Neighbour { .. } => Self::Neighbour,
@@ -696,6 +758,8 @@ impl Kind {
     const fn name(self) -> &'static str {
         match self {
             Self::Handshake => "Handshake",
+            Self::Proof => "Proof",
+            Self::Revocations => "Revocations",
             Self::Join => "Join",
             Self::ForwardJoin => "ForwardJoin",
             Self::Neighbour => "Neighbour",
@@ -857,6 +921,30 @@ impl Reader {
         }
         self.need(count.saturating_mul(item_len), field)?;
         Ok(count)
+    }
+
+    fn certificate(&mut self, field: &'static str) -> Result<Certificate, DecodeError> {
+        self.need(Certificate::ENCODED_LEN, field)?;
+        let public_key = PublicKey::from_bytes(self.array(field)?);
+        let scope = match self.u8(field)? {
+            0 => Scope::Swarm(self.swarm(field)?),
+            1 => {
+                // The unused swarm bytes must be zero, or the encoding would not be canonical.
+                let zero: [u8; 32] = self.array(field)?;
+                if zero != [0; 32] {
+                    return Err(DecodeError::InvalidTag { field, tag: 1 });
+                }
+                Scope::AnySwarm
+            }
+            tag => return Err(DecodeError::InvalidTag { field, tag }),
+        };
+        Ok(Certificate {
+            public_key,
+            scope,
+            session: SessionId(self.array(field)?),
+            not_after: UnixTime(self.u64(field)?),
+            signature: Signature::from_bytes(self.array(field)?),
+        })
     }
 
     fn peers(&mut self, field: &'static str, limits: &Limits) -> Result<Vec<PeerId>, DecodeError> {

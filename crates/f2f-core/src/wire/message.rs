@@ -3,19 +3,23 @@
 use bytes::Bytes;
 
 use crate::id::{PeerId, RenditionId, SegmentKey, SwarmId, VariantTag};
+use crate::identity::{Certificate, RevocationList, Signature};
 
 /// The protocol version this build speaks; carried in every frame header.
 pub const PROTOCOL_VERSION: u8 = 1;
 
-/// Opening message on every connection: which swarm, who is speaking, and what it can upload.
+/// Opening message on every connection: which swarm, who is speaking (its certificate), a
+/// fresh nonce for the other side's [`Message::Proof`], and what it can upload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Handshake {
     /// Highest protocol version the sender speaks.
     pub version: u8,
     /// The swarm this connection belongs to; a connection serves exactly one swarm.
     pub swarm: SwarmId,
-    /// The sender's identity.
-    pub peer: PeerId,
+    /// The sender's certificate; its key's hash is the sender's `PeerId`.
+    pub certificate: Certificate,
+    /// Fresh randomness the receiver must sign in its proof.
+    pub nonce: [u8; 32],
     /// The sender's own estimate of its upload capacity, in kbit/s (0 = unknown).
     pub upload_kbps: u32,
 }
@@ -37,7 +41,15 @@ pub enum AbsentReason {
 #[non_exhaustive]
 pub enum Message {
     /// First message on a connection, both directions.
-    Handshake(Handshake),
+    Handshake(Box<Handshake>),
+    /// Second message, both directions: the sender's signature binding its key to this
+    /// session (see [`crate::identity`]).
+    Proof {
+        /// Over the handshake transcript.
+        signature: Signature,
+    },
+    /// The authority's newest revocation list, passed on between neighbours.
+    Revocations(RevocationList),
     /// A new node asks to enter the overlay through the receiver.
     Join,
     /// A random walk announcing `joiner`; `ttl` counts the remaining hops.

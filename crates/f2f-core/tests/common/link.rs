@@ -10,10 +10,11 @@ use std::collections::VecDeque;
 
 use f2f_core::engine::Input;
 use f2f_core::id::PeerId;
+use f2f_core::identity::ChannelBinding;
 use f2f_core::time::Duration;
 use f2f_core::wire::{self, Frame, Limits};
 
-use super::{Ix, Net};
+use super::{Ix, Net, fingerprint};
 
 #[derive(Debug, Default)]
 pub(super) struct Conn {
@@ -115,6 +116,12 @@ impl Net {
         conn.is_some_and(|c| c.open && c.closer.is_none())
     }
 
+    /// The id of the connection between `a` and `b` that nobody closed yet.
+    pub(crate) fn conn_id(&self, a: Ix, b: Ix) -> Option<u64> {
+        let conn = self.conns.get(&pair(a, b));
+        conn.filter(|c| c.closer.is_none()).map(|c| c.id)
+    }
+
     /// Connection `id` between `a` and `b`, if it still exists.
     fn conn(&mut self, a: Ix, b: Ix, id: u64) -> Option<&mut Conn> {
         self.conns.get_mut(&pair(a, b)).filter(|c| c.id == id)
@@ -130,9 +137,23 @@ impl Net {
     fn opened(&mut self, a: Ix, b: Ix, id: u64) {
         let Some(c) = self.conn(a, b, id) else { return };
         c.open = true;
-        let (ida, idb) = (self.id(a), self.id(b));
-        self.input(a, Input::Connected(idb));
-        self.input(b, Input::Connected(ida));
+        let (fa, fb) = (fingerprint(a, b, id), fingerprint(b, a, id));
+        let (peer, binding) = (
+            self.id(b),
+            ChannelBinding {
+                local: fa,
+                remote: fb,
+            },
+        );
+        self.input(a, Input::Connected { peer, binding });
+        let (peer, binding) = (
+            self.id(a),
+            ChannelBinding {
+                local: fb,
+                remote: fa,
+            },
+        );
+        self.input(b, Input::Connected { peer, binding });
     }
 
     fn arrived(&mut self, from: Ix, to: Ix, id: u64, frame: Frame) {

@@ -21,6 +21,10 @@ use bytes::Bytes;
 use f2f_core::config::Config;
 use f2f_core::engine::{CdnError, Engine, EngineError, Input, Output, SegmentInfo};
 use f2f_core::id::{PeerId, RenditionId, SegmentKey, SegmentPosition, SwarmId, VariantTag};
+use f2f_core::identity::{
+    Authority, Bls, Certificate, Fingerprint, Identity, Keypair, Scope, SessionId, UnixTime,
+    prove_possession,
+};
 use f2f_core::scheduler::ByteSources;
 use f2f_core::telemetry::Event;
 use f2f_core::time::{Duration, Instant};
@@ -57,6 +61,58 @@ pub(crate) fn listed(key: SegmentKey, shareable: bool) -> SegmentInfo {
     }
 }
 
+/// Wall-clock time at virtual time zero.
+pub(crate) const UNIX_BASE: u64 = 1_800_000_000;
+
+/// How long the harness's certificates last.
+pub(crate) const CERT_LIFETIME: u64 = 24 * 3600;
+
+/// The control plane's key every test node trusts.
+pub(crate) fn authority() -> &'static Authority {
+    static AUTHORITY: OnceLock<Authority> = OnceLock::new();
+    AUTHORITY.get_or_init(|| {
+        Authority::new(Keypair::from_entropy(
+            blake3::hash(b"test authority").as_bytes(),
+        ))
+    })
+}
+
+/// The signature scheme every test node uses.
+pub(crate) fn crypto() -> Arc<Bls> {
+    static CRYPTO: OnceLock<Arc<Bls>> = OnceLock::new();
+    CRYPTO.get_or_init(|| Arc::new(Bls::new())).clone()
+}
+
+/// Certifies `keypair` for `scope` until `not_after`, as the control plane would.
+pub(crate) fn certify(keypair: &Keypair, scope: Scope, not_after: u64) -> Certificate {
+    let session = SessionId(
+        keypair.public().as_bytes()[..16]
+            .try_into()
+            .expect("16 of 48"),
+    );
+    let crypto = crypto();
+    let proof = prove_possession(crypto.as_ref(), keypair);
+    authority()
+        .issue(
+            crypto.as_ref(),
+            &keypair.public(),
+            &proof,
+            scope,
+            session,
+            UnixTime(not_after),
+        )
+        .expect("possession proved")
+}
+
+/// The transport fingerprint of `from`'s end of connection `conn` to `to`.
+pub(crate) fn fingerprint(from: Ix, to: Ix, conn: u64) -> Fingerprint {
+    let mut h = blake3::Hasher::new();
+    for n in [from as u64, to as u64, conn] {
+        h.update(&n.to_le_bytes());
+    }
+    Fingerprint(*h.finalize().as_bytes())
+}
+
 /// Virtual time zero, shared by every network of the test binary.
 fn base() -> Instant {
     static BASE: OnceLock<Instant> = OnceLock::new();
@@ -87,6 +143,8 @@ pub(crate) struct Node {
     pub(crate) connects: Vec<PeerId>,
     pub(crate) disconnects: Vec<PeerId>,
     pub(crate) need_bootstrap: usize,
+    /// `Output::RenewCertificate`s: when the certificate in use expires.
+    pub(crate) renewals: Vec<UnixTime>,
 }
 
 /// Something that happens at a virtual time.
@@ -108,6 +166,9 @@ pub(crate) struct Net {
     pub(crate) log: Vec<(Ix, Ix, Message)>,
     /// Directions whose frames are lost (see [`Net::mute`]).
     muted: BTreeSet<(Ix, Ix)>,
+    /// Each node's key pair and certificate (scripted nodes have them too).
+    pub(crate) keys: Vec<Keypair>,
+    pub(crate) certs: Vec<Certificate>,
     conns: BTreeMap<(Ix, Ix), Conn>,
     queue: BTreeMap<(Duration, u64), Ev>,
     seq: u64,
@@ -128,6 +189,11 @@ impl Net {
         base() + self.now
     }
 
+    /// Wall-clock time now.
+    pub(crate) fn unix(&self) -> UnixTime {
+        UnixTime(UNIX_BASE + self.now.as_secs())
+    }
+
     /// Adds an engine with the network's config and a 20 Mb/s uplink.
     pub(crate) fn add(&mut self) -> Ix {
         self.add_with(self.config.clone())
@@ -135,14 +201,36 @@ impl Net {
 
     pub(crate) fn add_with(&mut self, config: Arc<Config>) -> Ix {
         let ix = self.add_node();
-        let engine = Engine::new(self.ids[ix], swarm(), config, self.at());
-        self.nodes[ix].engine = Some(engine.expect("valid config"));
+        self.start(ix, config);
         ix
     }
 
+    /// Adds an engine whose certificate expires at `not_after` (wall clock, seconds).
+    pub(crate) fn add_expiring(&mut self, not_after: u64) -> Ix {
+        let ix = self.add_node();
+        self.certs[ix] = certify(&self.keys[ix], Scope::Swarm(swarm()), not_after);
+        self.start(ix, self.config.clone());
+        ix
+    }
+
+    fn start(&mut self, ix: Ix, config: Arc<Config>) {
+        let identity = Identity {
+            keypair: self.keys[ix].clone(),
+            certificate: self.certs[ix].clone(),
+            authority: authority().public(),
+            crypto: crypto(),
+        };
+        let engine = Engine::new(identity, swarm(), config, self.at(), self.unix());
+        self.nodes[ix].engine = Some(engine.expect("valid config"));
+    }
+
     fn add_node(&mut self) -> Ix {
-        let seed = format!("node-{}", self.nodes.len());
-        self.ids.push(PeerId::from_seed(seed.as_bytes()));
+        let seed = blake3::hash(format!("node-{}", self.nodes.len()).as_bytes());
+        let keypair = Keypair::from_entropy(seed.as_bytes());
+        let cert = certify(&keypair, Scope::Swarm(swarm()), UNIX_BASE + CERT_LIFETIME);
+        self.ids.push(keypair.peer_id());
+        self.keys.push(keypair);
+        self.certs.push(cert);
         self.nodes.push(Node::default());
         self.nodes.last_mut().expect("pushed").up_bps = 20e6;
         self.nodes.len() - 1
@@ -296,6 +384,7 @@ impl Net {
             }
             Output::LoadFailed(key) => self.nodes[ix].failed.push(key),
             Output::NeedBootstrap => self.nodes[ix].need_bootstrap += 1,
+            Output::RenewCertificate { expires } => self.nodes[ix].renewals.push(expires),
             Output::Event(e) => self.nodes[ix].events.push(e),
             other => panic!("the harness does not know {other:?}"),
         }

@@ -1,10 +1,11 @@
 //! Scripted peers and faults: a node whose frames the test writes, a crash, a stalled sender.
 
 use f2f_core::engine::Output;
+use f2f_core::identity::{Certificate, Crypto, Domain, TranscriptSide, transcript};
 use f2f_core::wire::{self, Frame, Handshake, Message, PROTOCOL_VERSION};
 
 use super::link::pair;
-use super::{Ix, Net, swarm};
+use super::{Ix, Net, crypto, fingerprint, swarm};
 
 impl Net {
     /// Adds a node without an engine, whose frames the test writes.
@@ -28,15 +29,63 @@ impl Net {
         self.execute(a, Output::Connect(self.id(b)));
     }
 
-    /// Sends scripted `from`'s honest handshake to `to`.
+    /// Sends scripted `from`'s honest handshake to `to`: its certificate, then its proof.
     pub(crate) fn hello(&mut self, from: Ix, to: Ix) {
-        let hello = Handshake {
+        let cert = self.certs[from].clone();
+        self.send(from, to, &self.handshake(from, to, cert));
+        let proof = self.proof(from, to);
+        self.send(from, to, &proof);
+    }
+
+    /// `from`'s opening to `to` on their current connection, presenting `certificate`.
+    pub(crate) fn handshake(&self, from: Ix, to: Ix, certificate: Certificate) -> Message {
+        Message::Handshake(Box::new(Handshake {
             version: PROTOCOL_VERSION,
             swarm: swarm(),
-            peer: self.id(from),
+            certificate,
+            nonce: self.nonce(from, to),
             upload_kbps: 0,
-        };
-        self.send(from, to, &Message::Handshake(hello));
+        }))
+    }
+
+    /// `from`'s nonce on its current connection to `to`.
+    fn nonce(&self, from: Ix, to: Ix) -> [u8; 32] {
+        let conn = self.conn_id(from, to).expect("connected");
+        *blake3::hash(&[from as u64, conn].map(u64::to_le_bytes).concat()).as_bytes()
+    }
+
+    /// `from`'s honest proof for its current connection to engine `to`, whose handshake must
+    /// have arrived.
+    pub(crate) fn proof(&self, from: Ix, to: Ix) -> Message {
+        let their_nonce = (self.log.iter().rev())
+            .find_map(|(f, t, m)| match m {
+                Message::Handshake(h) if (*f, *t) == (to, from) => Some(h.nonce),
+                _ => None,
+            })
+            .expect("the engine's handshake arrived");
+        let conn = self.conn_id(from, to).expect("connected");
+        let (mine, theirs) = (fingerprint(from, to, conn), fingerprint(to, from, conn));
+        let nonce = self.nonce(from, to);
+        let msg = transcript(
+            &swarm(),
+            TranscriptSide {
+                key: &self.keys[from].public(),
+                fingerprint: &mine,
+                nonce: &nonce,
+            },
+            TranscriptSide {
+                key: &self.keys[to].public(),
+                fingerprint: &theirs,
+                nonce: &their_nonce,
+            },
+        );
+        let signature = crypto().sign(&self.keys[from], Domain::Handshake, &msg);
+        Message::Proof { signature }
+    }
+
+    /// Closes scripted `from`'s connection to `to`.
+    pub(crate) fn disconnect(&mut self, from: Ix, to: Ix) {
+        self.execute(from, Output::Disconnect(self.id(to)));
     }
 
     pub(crate) fn send(&mut self, from: Ix, to: Ix, msg: &Message) {

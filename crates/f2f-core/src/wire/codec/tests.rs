@@ -32,42 +32,64 @@ fn framed(kind: u8, body: &[u8]) -> Vec<u8> {
 }
 
 fn handshake() -> Message {
-    Message::Handshake(Handshake {
+    Message::Handshake(Box::new(Handshake {
         version: 1,
         swarm: SwarmId::from_bytes([0xaa; 32]),
-        peer: PeerId::from_bytes([0xbb; 32]),
+        certificate: Certificate {
+            public_key: PublicKey::from_bytes([0xbb; 48]),
+            scope: Scope::Swarm(SwarmId::from_bytes([0xcc; 32])),
+            session: SessionId([0xdd; 16]),
+            not_after: UnixTime(0x0506_0708),
+            signature: Signature::from_bytes([0xee; 96]),
+        },
+        nonce: [0xff; 32],
         upload_kbps: 0x0102_0304,
-    })
+    }))
 }
 
-const HANDSHAKE_BYTES: [u8; 75] = {
-    let mut b = [0; 75];
-    b[0] = 1; // version
-    b[1] = 0x01; // kind
-    b[5] = 69; // body length
-    b[6] = 1; // Handshake.version
-    let mut i = 7;
-    while i < 39 {
-        b[i] = 0xaa;
-        b[i + 32] = 0xbb;
-        i += 1;
-    }
-    b[71] = 1;
-    b[72] = 2;
-    b[73] = 3;
-    b[74] = 4;
-    b
-};
+/// `handshake()`, byte by byte: 6 header bytes and a 270-byte body.
+fn handshake_bytes() -> Vec<u8> {
+    let mut body = vec![1]; // Handshake.version
+    body.extend_from_slice(&[0xaa; 32]); // swarm
+    body.extend_from_slice(&[0xbb; 48]); // certificate: key
+    body.push(0); // scope: one swarm
+    body.extend_from_slice(&[0xcc; 32]);
+    body.extend_from_slice(&[0xdd; 16]); // session
+    body.extend_from_slice(&0x0506_0708u64.to_be_bytes()); // not_after
+    body.extend_from_slice(&[0xee; 96]); // signature
+    body.extend_from_slice(&[0xff; 32]); // nonce
+    body.extend_from_slice(&[1, 2, 3, 4]); // upload_kbps
+    assert_eq!(body.len(), 270);
+    framed(0x01, &body)
+}
 
 #[test]
 fn handshake_has_known_bytes() {
+    let bytes = handshake_bytes();
     let frame = encode(&handshake());
-    assert_eq!(&frame.to_bytes()[..], &HANDSHAKE_BYTES[..]);
+    assert_eq!(&frame.to_bytes()[..], &bytes[..]);
     assert!(frame.body().is_empty());
+    assert_eq!(decode(&contiguous(&bytes), &limits()), Ok(handshake()));
+}
+
+#[test]
+fn a_certificate_for_any_swarm_has_zero_swarm_bytes() {
+    let mut bytes = handshake_bytes();
+    let scope_at = 6 + 1 + 32 + 48;
+    bytes[scope_at] = 1;
+    // Any-swarm with swarm bytes left in would not re-encode to the same frame.
     assert_eq!(
-        decode(&contiguous(&HANDSHAKE_BYTES), &limits()),
-        Ok(handshake())
+        decode(&contiguous(&bytes), &limits()),
+        Err(DecodeError::InvalidTag {
+            field: "Handshake.certificate",
+            tag: 1
+        })
     );
+    bytes[scope_at + 1..scope_at + 33].fill(0);
+    let Ok(Message::Handshake(h)) = decode(&contiguous(&bytes), &limits()) else {
+        panic!("an any-swarm certificate decodes");
+    };
+    assert_eq!(h.certificate.scope, Scope::AnySwarm);
 }
 
 #[test]
@@ -100,8 +122,9 @@ fn piece_has_known_bytes() {
 
 #[test]
 fn truncated_header_and_fields() {
+    let bytes = handshake_bytes();
     assert_eq!(
-        decode(&contiguous(&HANDSHAKE_BYTES[..3]), &limits()),
+        decode(&contiguous(&bytes[..3]), &limits()),
         Err(DecodeError::Truncated {
             field: "header",
             needed: 6,
@@ -109,7 +132,7 @@ fn truncated_header_and_fields() {
         })
     );
     // Cut the last field short and make the header agree, to reach the field check.
-    let short = framed(0x01, &HANDSHAKE_BYTES[6..73]);
+    let short = framed(0x01, &bytes[6..bytes.len() - 2]);
     assert_eq!(
         decode(&contiguous(&short), &limits()),
         Err(DecodeError::Truncated {
@@ -120,17 +143,17 @@ fn truncated_header_and_fields() {
     );
     // Without fixing the header, the frame is shorter than it says.
     assert_eq!(
-        decode(&contiguous(&HANDSHAKE_BYTES[..74]), &limits()),
+        decode(&contiguous(&bytes[..bytes.len() - 1]), &limits()),
         Err(DecodeError::LengthMismatch {
-            declared: 69,
-            actual: 68,
+            declared: 270,
+            actual: 269,
         })
     );
 }
 
 #[test]
 fn bad_version() {
-    let mut bytes = HANDSHAKE_BYTES;
+    let mut bytes = handshake_bytes();
     bytes[0] = 2;
     let expected = DecodeError::UnsupportedVersion { found: 2 };
     assert_eq!(decode(&contiguous(&bytes), &limits()), Err(expected));
@@ -198,13 +221,13 @@ fn trailing_garbage() {
         })
     );
     // Bytes past the declared body: a second frame glued on, or garbage.
-    let mut bytes = HANDSHAKE_BYTES.to_vec();
+    let mut bytes = handshake_bytes();
     bytes.push(0);
     assert_eq!(
         decode(&contiguous(&bytes), &limits()),
         Err(DecodeError::LengthMismatch {
-            declared: 69,
-            actual: 70,
+            declared: 270,
+            actual: 271,
         })
     );
 }
@@ -411,7 +434,7 @@ fn frame_len_splits_a_stream() {
     for msg in &msgs {
         stream.extend_from_slice(&encode(msg).to_bytes());
     }
-    for cut in 0..HANDSHAKE_BYTES.len() {
+    for cut in 0..handshake_bytes().len() {
         assert_eq!(
             frame_len(&stream[..cut], &limits()),
             Ok(None),
@@ -465,6 +488,36 @@ fn segment_key() -> impl Strategy<Value = SegmentKey> {
     )
 }
 
+fn public_key() -> impl Strategy<Value = PublicKey> {
+    prop::collection::vec(any::<u8>(), 48)
+        .prop_map(|v| PublicKey::from_bytes(v.try_into().expect("48 bytes")))
+}
+
+fn signature() -> impl Strategy<Value = Signature> {
+    prop::collection::vec(any::<u8>(), 96)
+        .prop_map(|v| Signature::from_bytes(v.try_into().expect("96 bytes")))
+}
+
+fn certificate() -> impl Strategy<Value = Certificate> {
+    let scope = prop_oneof![swarm_id().prop_map(Scope::Swarm), Just(Scope::AnySwarm)];
+    (
+        public_key(),
+        scope,
+        any::<[u8; 16]>(),
+        any::<u64>(),
+        signature(),
+    )
+        .prop_map(
+            |(public_key, scope, session, not_after, signature)| Certificate {
+                public_key,
+                scope,
+                session: SessionId(session),
+                not_after: UnixTime(not_after),
+                signature,
+            },
+        )
+}
+
 fn peers() -> impl Strategy<Value = Vec<PeerId>> {
     prop::collection::vec(peer_id(), 0..12)
 }
@@ -514,6 +567,8 @@ fn piece() -> impl Strategy<Value = Message> {
 fn _every_variant_has_a_strategy(msg: &Message) {
     match msg {
         Message::Handshake(_)
+        | Message::Proof { .. }
+        | Message::Revocations(_)
         | Message::Join
         | Message::ForwardJoin { .. }
         | Message::Neighbour { .. }
@@ -537,14 +592,37 @@ fn _every_variant_has_a_strategy(msg: &Message) {
 fn message() -> impl Strategy<Value = Message> {
     let reason = prop_oneof![Just(AbsentReason::NotHeld), Just(AbsentReason::Busy)];
     prop_oneof![
-        (any::<u8>(), swarm_id(), peer_id(), any::<u32>()).prop_map(
-            |(version, swarm, peer, upload_kbps)| Message::Handshake(Handshake {
-                version,
-                swarm,
-                peer,
-                upload_kbps,
-            })
-        ),
+        (
+            any::<u8>(),
+            swarm_id(),
+            certificate(),
+            any::<[u8; 32]>(),
+            any::<u32>()
+        )
+            .prop_map(|(version, swarm, certificate, nonce, upload_kbps)| {
+                Message::Handshake(Box::new(Handshake {
+                    version,
+                    swarm,
+                    certificate,
+                    nonce,
+                    upload_kbps,
+                }))
+            }),
+        signature().prop_map(|signature| Message::Proof { signature }),
+        (
+            any::<u64>(),
+            prop::collection::vec(any::<[u8; 16]>().prop_map(SessionId), 0..6),
+            prop::collection::vec(public_key(), 0..6),
+            signature()
+        )
+            .prop_map(|(serial, sessions, keys, signature)| {
+                Message::Revocations(RevocationList {
+                    serial,
+                    sessions,
+                    keys,
+                    signature,
+                })
+            }),
         Just(Message::Join),
         (peer_id(), any::<u8>()).prop_map(|(joiner, ttl)| Message::ForwardJoin { joiner, ttl }),
         any::<bool>().prop_map(|high_priority| Message::Neighbour { high_priority }),

@@ -1,0 +1,93 @@
+//! A cost model of the signature scheme for large honest swarms.
+//!
+//! A real BLS verify costs about a millisecond; 10,000 nodes making and checking a few
+//! handshakes each would spend most of a run's wall-clock time on pairings that always succeed.
+//! `Modelled` keeps every signature the protocol makes and checks, but as a keyed hash: a
+//! signature is `BLAKE3(public key, context, message)`, aggregates are XORs. Wrong keys, messages
+//! or domains still fail, so the engine's refusals still work. Anyone who knows a public key can
+//! make its signatures, so it models *honest* swarms only: scenarios with attackers use the real
+//! scheme ([`f2f_core::identity::Bls`]), as does every scenario by default.
+
+use f2f_core::identity::{Crypto, Domain, Keypair, PublicKey, Signature, SignatureError};
+
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Modelled;
+
+fn tag(key: &PublicKey, domain: Domain, msg: &[u8]) -> [u8; 96] {
+    let mut h = blake3::Hasher::new();
+    h.update(key.as_bytes());
+    h.update(domain.context());
+    h.update(msg);
+    let mut out = [0; 96];
+    h.finalize_xof().fill(&mut out);
+    out
+}
+
+fn xor_all(tags: impl IntoIterator<Item = [u8; 96]>) -> [u8; 96] {
+    let mut acc = [0; 96];
+    for t in tags {
+        for (a, b) in acc.iter_mut().zip(t) {
+            *a ^= b;
+        }
+    }
+    acc
+}
+
+fn matches(expected: [u8; 96], sig: &Signature) -> Result<(), SignatureError> {
+    if &expected == sig.as_bytes() {
+        Ok(())
+    } else {
+        Err(SignatureError::Invalid)
+    }
+}
+
+impl Crypto for Modelled {
+    fn sign(&self, key: &Keypair, domain: Domain, msg: &[u8]) -> Signature {
+        Signature::from_bytes(tag(&key.public(), domain, msg))
+    }
+
+    fn verify(
+        &self,
+        key: &PublicKey,
+        domain: Domain,
+        msg: &[u8],
+        sig: &Signature,
+    ) -> Result<(), SignatureError> {
+        matches(tag(key, domain, msg), sig)
+    }
+
+    fn aggregate(&self, sigs: &[Signature]) -> Result<Signature, SignatureError> {
+        if sigs.is_empty() {
+            return Err(SignatureError::Empty);
+        }
+        Ok(Signature::from_bytes(xor_all(
+            sigs.iter().map(|s| *s.as_bytes()),
+        )))
+    }
+
+    fn verify_aggregate(
+        &self,
+        keys: &[PublicKey],
+        domain: Domain,
+        msg: &[u8],
+        sig: &Signature,
+    ) -> Result<(), SignatureError> {
+        if keys.is_empty() {
+            return Err(SignatureError::Empty);
+        }
+        matches(xor_all(keys.iter().map(|k| tag(k, domain, msg))), sig)
+    }
+
+    fn verify_batch(
+        &self,
+        domain: Domain,
+        items: &[(PublicKey, &[u8], Signature)],
+    ) -> Result<(), SignatureError> {
+        if items.is_empty() {
+            return Err(SignatureError::Empty);
+        }
+        items
+            .iter()
+            .try_for_each(|(k, m, s)| self.verify(k, domain, m, s))
+    }
+}
