@@ -25,8 +25,9 @@ fn wire(c: &mut Criterion) {
     let piece = Message::Piece {
         key: key(1),
         offset: 0,
+        end: 64 * 1024,
         total: 1_000_000,
-        data: Bytes::from(vec![0x5a; 64 * 1024]),
+        data: Bytes::from(vec![0x5a; 64 * 1024 + 384]),
     };
     let have = Message::Have {
         load: 1,

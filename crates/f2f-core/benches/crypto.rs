@@ -1,5 +1,6 @@
 //! What identity and integrity cost: BLS sign and verify, same-message aggregates (attestations),
-//! batches of distinct messages (delivery receipts), and BLAKE3 over a segment. Figures are
+//! batches of distinct messages (delivery receipts), BLAKE3 over a segment, its bao tree, and
+//! the check of one piece. Figures are
 //! recorded in docs/BENCHMARKS.md.
 
 #![allow(missing_docs)]
@@ -8,6 +9,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use f2f_core::identity::{Bls, Crypto, Domain, Keypair, PublicKey, Signature};
+use f2f_core::integrity::Outboard;
 
 fn keys(n: usize) -> Vec<Keypair> {
     (0..n)
@@ -56,6 +58,22 @@ fn blake3_segment(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(segment.len() as u64));
     group.bench_function("2MiB_segment", |b| {
         b.iter(|| blake3::hash(black_box(&segment)))
+    });
+    group.bench_function("2MiB_outboard", |b| {
+        b.iter(|| Outboard::from_data(black_box(&segment)))
+    });
+    group.finish();
+
+    // A 64 KiB piece of a 2 MiB segment, as a receiver checks it.
+    let tree = Outboard::from_data(&segment);
+    let (start, end) = (512 * 1024, 576 * 1024);
+    let piece = tree
+        .encode(start, &segment[start as usize..end as usize])
+        .expect("aligned");
+    let mut group = c.benchmark_group("integrity");
+    group.throughput(Throughput::Bytes(end - start));
+    group.bench_function("verify_64KiB_piece", |b| {
+        b.iter(|| tree.verify(start, end, black_box(&piece)))
     });
     group.finish();
 }

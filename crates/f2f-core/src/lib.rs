@@ -37,6 +37,7 @@ pub mod content;
 pub mod engine;
 pub mod id;
 pub mod identity;
+pub mod integrity;
 pub mod membership;
 pub mod scheduler;
 pub mod segment;

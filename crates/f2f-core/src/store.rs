@@ -2,14 +2,26 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use bytes::Bytes;
+
 use crate::id::SegmentKey;
+use crate::integrity::{GROUP_BYTES, Hashing, Outboard};
 use crate::scheduler::ByteSources;
 use crate::segment::SegmentData;
 
 #[derive(Debug)]
+struct Held {
+    data: SegmentData,
+    /// Where its bytes came from (reported again when it is loaded later).
+    sources: ByteSources,
+    /// Its tree, to encode verifiable pieces: from the download when every byte came verified
+    /// from peers, otherwise hashed when the segment is first served.
+    tree: Option<Outboard>,
+}
+
+#[derive(Debug)]
 pub(crate) struct Store {
-    /// Each segment with where its bytes came from (reported again when it is loaded later).
-    held: BTreeMap<SegmentKey, (SegmentData, ByteSources)>,
+    held: BTreeMap<SegmentKey, Held>,
     order: VecDeque<SegmentKey>,
     capacity: usize,
 }
@@ -24,11 +36,36 @@ impl Store {
     }
 
     pub(crate) fn get(&self, key: &SegmentKey) -> Option<&SegmentData> {
-        self.held.get(key).map(|(d, _)| d)
+        self.held.get(key).map(|h| &h.data)
     }
 
     pub(crate) fn get_with_sources(&self, key: &SegmentKey) -> Option<(&SegmentData, ByteSources)> {
-        self.held.get(key).map(|(d, s)| (d, *s))
+        self.held.get(key).map(|h| (&h.data, h.sources))
+    }
+
+    /// The encoded piece of up to `max` bytes of `key` from `offset` (whole chunk groups, or to
+    /// the end), and where it ends.
+    pub(crate) fn piece_at(
+        &mut self,
+        key: &SegmentKey,
+        offset: u64,
+        max: u64,
+        hashing: &dyn Hashing,
+    ) -> Option<(Bytes, u64)> {
+        let h = self.held.get_mut(key)?;
+        let size = h.data.len();
+        let mut end = offset.saturating_add(max).min(size);
+        if end < size {
+            end -= end % GROUP_BYTES;
+        }
+        if end <= offset {
+            return None;
+        }
+        let tree = h
+            .tree
+            .get_or_insert_with(|| hashing.outboard(&h.data.to_bytes()));
+        let bytes = h.data.slice(offset, end - offset).to_bytes();
+        hashing.encode(tree, offset, &bytes).ok().map(|e| (e, end))
     }
 
     pub(crate) fn contains(&self, key: &SegmentKey) -> bool {
@@ -41,8 +78,19 @@ impl Store {
     }
 
     /// Holds `data`, evicting the oldest segments beyond capacity.
-    pub(crate) fn insert(&mut self, key: SegmentKey, data: SegmentData, sources: ByteSources) {
-        if self.held.insert(key, (data, sources)).is_none() {
+    pub(crate) fn insert(
+        &mut self,
+        key: SegmentKey,
+        data: SegmentData,
+        sources: ByteSources,
+        tree: Option<Outboard>,
+    ) {
+        let held = Held {
+            data,
+            sources,
+            tree,
+        };
+        if self.held.insert(key, held).is_none() {
             self.order.push_back(key);
         }
         while self.order.len() > self.capacity {
@@ -75,7 +123,7 @@ mod tests {
     fn evicts_oldest_first() {
         let mut s = Store::new(2);
         for i in 0..3 {
-            s.insert(key(i), SegmentData::new(), ByteSources::default());
+            s.insert(key(i), SegmentData::new(), ByteSources::default(), None);
         }
         assert!(!s.contains(&key(0)));
         assert!(s.contains(&key(1)) && s.contains(&key(2)));

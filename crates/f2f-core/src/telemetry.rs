@@ -35,6 +35,8 @@ pub struct Stats {
     pub peer_errors: u64,
     /// Connected peers dropped because a revocation list withdrew their certificate.
     pub peers_revoked: u64,
+    /// Pieces that failed verification (each banned its sender).
+    pub corrupt_pieces: u64,
     /// Connections opened (either direction).
     pub connections: u64,
 }
@@ -91,6 +93,15 @@ pub enum Event {
     },
     /// The overlay lost all its members; the driver should bootstrap again.
     Isolated,
+    /// A peer sent bytes that fail verification: it is disconnected and banned for the session.
+    PeerBanned {
+        /// The peer.
+        peer: PeerId,
+        /// The segment it corrupted.
+        key: SegmentKey,
+        /// What failed.
+        error: String,
+    },
     /// A revocation list withdrew a connected peer's certificate; it was disconnected.
     PeerRevoked {
         /// The peer.

@@ -1,8 +1,9 @@
 //! Hostile input from one peer — garbage bytes, a truncated frame, a frame before the handshake,
 //! a handshake for another swarm, a forged, expired, wrong-swarm or borrowed certificate, a
-//! replayed or forged handshake proof, an oversized piece — gets that peer disconnected with an
-//! `Event::PeerMisbehaved` that says what it did. The engine never panics and goes on serving its
-//! other neighbours.
+//! replayed or forged handshake proof, an oversized piece, an unaligned request — gets that peer
+//! disconnected with an `Event::PeerMisbehaved` that says what it did. The engine never panics
+//! and goes on serving its other neighbours. A peer whose bytes fail verification is also
+//! banned, and the segment still reaches the player intact.
 
 mod common;
 
@@ -13,6 +14,7 @@ use f2f_core::id::{PeerId, SwarmId};
 use f2f_core::identity::{
     Authority, Certificate, Keypair, Scope, SessionId, Signature, UnixTime, prove_possession,
 };
+use f2f_core::integrity::{GROUP_BYTES, Outboard};
 use f2f_core::telemetry::Event;
 use f2f_core::time::Duration;
 use f2f_core::wire::{self, Frame, Message, PROTOCOL_VERSION};
@@ -84,9 +86,11 @@ fn request() -> Message {
 fn piece(len: usize, total: u64) -> Message {
     let data = Bytes::from(vec![0; len]);
     let (key, offset) = (key(8), 0);
+    let end = (len as u64).min(total);
     Message::Piece {
         key,
         offset,
+        end,
         total,
         data,
     }
@@ -259,4 +263,81 @@ fn oversized_piece() {
         net.hello(x, a);
         net.send(x, a, &piece(1024, 1 << 40));
     });
+}
+
+#[test]
+fn unaligned_request() {
+    refuses("request not aligned to chunk groups", |net, x, a| {
+        net.hello(x, a);
+        let key = key(7);
+        net.send(
+            x,
+            a,
+            &Message::Request {
+                key,
+                offset: 1000,
+                end: None,
+            },
+        );
+    });
+}
+
+#[test]
+fn a_peer_sending_corrupt_bytes_is_banned_and_the_segment_still_arrives_intact() {
+    let mut net = Net::new(Config::default());
+    let a = net.add();
+    let x = net.linked_scripted(a);
+    net.run_for(Duration::from_secs(1));
+    let seg = net.publish(7, 300_000);
+    let have = Message::Have {
+        load: 0,
+        upload_kbps: 50_000,
+        partial: false,
+        keys: vec![seg],
+    };
+    net.send(x, a, &have);
+    net.run_for(Duration::from_millis(100));
+    net.load(a, seg, Duration::from_secs(6));
+    net.run_for(Duration::from_millis(100));
+    let asked = net.messages().find_map(|(from, to, m)| match m {
+        Message::Request { key, offset, .. } if (from, to) == (a, x) && *key == seg => {
+            Some(*offset)
+        }
+        _ => None,
+    });
+    let offset = asked.expect("a asks the only holder");
+
+    // One flipped bit in the first chunk group of an otherwise honest piece.
+    let content = net.cdn[&seg].clone();
+    let end = offset + 4 * GROUP_BYTES;
+    let tree = Outboard::from_data(&content);
+    let range = content.slice(offset as usize..end as usize);
+    let mut data = tree.encode(offset, &range).expect("aligned").to_vec();
+    data[200] ^= 1;
+    let piece = Message::Piece {
+        key: seg,
+        offset,
+        end,
+        total: content.len() as u64,
+        data: Bytes::from(data),
+    };
+    net.send(x, a, &piece);
+    net.run_for(Duration::from_secs(3));
+
+    let banned = net.nodes[a].events.iter().any(
+        |e| matches!(e, Event::PeerBanned { peer, key, .. } if *peer == net.id(x) && *key == seg),
+    );
+    assert!(banned, "{:?}", net.nodes[a].events);
+    assert!(!net.is_connected(a, x));
+    let [d] = net.nodes[a].delivered.as_slice() else {
+        panic!("the segment was not delivered")
+    };
+    assert_eq!(d.data, content, "only verified bytes reach the player");
+    assert_eq!(d.sources.p2p, 0);
+    assert_eq!(net.engine(a).stats().corrupt_pieces, 1);
+
+    // The banned peer cannot come back this session.
+    net.connect(x, a);
+    net.run_for(Duration::from_millis(300));
+    assert!(!net.is_connected(a, x), "a banned peer was let back in");
 }

@@ -1,10 +1,12 @@
 //! A request for a byte range is served exactly: the bytes from its offset up to its end, no
-//! more (the requester fetches the rest elsewhere, so every extra byte is wasted uplink).
+//! more (the requester fetches the rest elsewhere, so every extra byte is wasted uplink), as
+//! pieces the requester can verify one by one against the segment's hash.
 
 mod common;
 
 use common::Net;
 use f2f_core::config::Config;
+use f2f_core::integrity::{GROUP_BYTES, Outboard, SegmentHash};
 use f2f_core::time::Duration;
 use f2f_core::wire::Message;
 
@@ -22,25 +24,36 @@ fn a_ranged_request_gets_exactly_its_range() {
         a,
         &Message::Request {
             key: seg,
-            offset: 100_000,
-            end: Some(200_000),
+            offset: 6 * GROUP_BYTES,
+            end: Some(12 * GROUP_BYTES),
         },
     );
     net.run_for(Duration::from_secs(3));
-    let mut pieces: Vec<(u64, u64)> = net
-        .messages()
-        .filter_map(|(_, to, m)| match m {
-            Message::Piece {
-                key, offset, data, ..
-            } if to == x && *key == seg => Some((*offset, offset + data.len() as u64)),
-            _ => None,
-        })
-        .collect();
-    pieces.sort_unstable();
-    assert_eq!(pieces.first().map(|p| p.0), Some(100_000));
-    assert_eq!(pieces.last().map(|p| p.1), Some(200_000));
+    let content = net.cdn[&seg].clone();
+    let mut tree = Outboard::expecting(SegmentHash::of(&content), content.len() as u64);
+    let mut pieces: Vec<(u64, u64)> = Vec::new();
+    for (_, to, m) in net.messages() {
+        if let Message::Piece {
+            key,
+            offset,
+            end,
+            data,
+            ..
+        } = m
+            && to == x
+            && *key == seg
+        {
+            let got = tree
+                .decode(*offset, *end, data)
+                .expect("every piece verifies");
+            assert_eq!(got, content.slice(*offset as usize..*end as usize));
+            pieces.push((*offset, *end));
+        }
+    }
+    assert_eq!(pieces.first().map(|p| p.0), Some(6 * GROUP_BYTES));
+    assert_eq!(pieces.last().map(|p| p.1), Some(12 * GROUP_BYTES));
     assert!(
         pieces.windows(2).all(|w| w[0].1 == w[1].0),
-        "contiguous, no overlap: {pieces:?}"
+        "in order, contiguous, no overlap: {pieces:?}"
     );
 }

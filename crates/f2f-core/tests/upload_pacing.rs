@@ -39,7 +39,7 @@ fn served_after_small_talk(requests: u64) -> u64 {
     net.run_for(Duration::from_secs(3));
     net.messages()
         .filter_map(|(_, to, m)| match m {
-            Message::Piece { data, .. } if to == x => Some(data.len() as u64),
+            Message::Piece { offset, end, .. } if to == x => Some(end - offset),
             _ => None,
         })
         .sum()
@@ -95,9 +95,9 @@ fn a_cancelled_transfer_on_a_slow_uplink_wastes_at_most_two_pieces() {
     let pieces = |msgs: &[(usize, usize, &Message)]| -> u64 {
         msgs.iter()
             .filter_map(|(from, to, m)| match m {
-                Message::Piece { key, data, .. } if *from == a && *to == x && *key == seg => {
-                    Some(data.len() as u64)
-                }
+                Message::Piece {
+                    key, offset, end, ..
+                } if *from == a && *to == x && *key == seg => Some(end - offset),
                 _ => None,
             })
             .sum()

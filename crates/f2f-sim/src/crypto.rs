@@ -1,4 +1,4 @@
-//! A cost model of the signature scheme for large honest swarms.
+//! Cost models of the signature scheme and of segment verification, for large honest swarms.
 //!
 //! A real BLS verify costs about a millisecond; 10,000 nodes making and checking a few
 //! handshakes each would spend most of a run's wall-clock time on pairings that always succeed.
@@ -8,7 +8,9 @@
 //! make its signatures, so it models *honest* swarms only: scenarios with attackers use the real
 //! scheme ([`f2f_core::identity::Bls`]), as does every scenario by default.
 
+use bytes::Bytes;
 use f2f_core::identity::{Crypto, Domain, Keypair, PublicKey, Signature, SignatureError};
+use f2f_core::integrity::{Hashing, IntegrityError, Outboard, Parents, SegmentHash};
 
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Modelled;
@@ -89,5 +91,43 @@ impl Crypto for Modelled {
         items
             .iter()
             .try_for_each(|(k, m, s)| self.verify(k, domain, m, s))
+    }
+}
+
+/// Verification without hashing, for large honest swarms: pieces carry the bare range bytes (no
+/// parent hashes), and are taken as they come.
+///
+/// Real verification copies every piece out of its encoding, which at a thousand nodes is
+/// gigabytes of copies of the same segments (the simulator otherwise shares one buffer per
+/// segment across the swarm), and hashes each segment once per node. The model keeps the
+/// protocol's steps (hashes learned, trees kept, pieces bounded by chunk groups) but not the
+/// cost; what it leaves out is the proof bytes on the wire, about 64 bytes per tree level per
+/// piece (a few hundred bytes per 64 KiB piece), which shifts the figures slightly (measured in
+/// docs/BENCHMARKS.md). It cannot detect corrupt bytes: scenarios with attackers use
+/// [`f2f_core::integrity::Blake3`], the default.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ModelledHashing;
+
+impl Hashing for ModelledHashing {
+    fn outboard(&self, data: &Bytes) -> Outboard {
+        Outboard::expecting(SegmentHash([0; 32]), data.len() as u64)
+    }
+
+    fn encode(&self, _: &Outboard, _: u64, data: &Bytes) -> Result<Bytes, IntegrityError> {
+        Ok(data.clone())
+    }
+
+    fn verify(
+        &self,
+        _: &Outboard,
+        start: u64,
+        end: u64,
+        encoded: &Bytes,
+    ) -> Result<(Bytes, Parents), IntegrityError> {
+        if encoded.len() as u64 == end.saturating_sub(start) {
+            Ok((encoded.clone(), Parents::default()))
+        } else {
+            Err(IntegrityError::Length)
+        }
     }
 }

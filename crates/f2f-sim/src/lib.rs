@@ -23,8 +23,8 @@ use f2f_core::config::SourcePreference;
 
 pub use report::{Report, RunReport, Summary, seed_table};
 pub use scenario::{
-    AudienceSpec, CdnSpec, CryptoSpec, Dist, EngineSpec, MassLeave, MixPart, NetworkSpec,
-    PlayerSpec, RenditionSpec, Scenario, ScenarioError, SecuritySpec, SourceSpec,
+    AudienceSpec, CdnSpec, CryptoSpec, Dist, EngineSpec, HashingSpec, MassLeave, MixPart,
+    NetworkSpec, PlayerSpec, RenditionSpec, Scenario, ScenarioError, SecuritySpec, SourceSpec,
 };
 
 /// Runs `scenario` with P2P and, when `baseline` is set, again CDN-only.

@@ -317,6 +317,18 @@ pub enum CryptoSpec {
     Modelled,
 }
 
+/// How segment bytes from peers are verified.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HashingSpec {
+    /// Real BLAKE3/bao verification of every piece, as every node runs it.
+    #[default]
+    Blake3,
+    /// Pieces taken as they come, without proof bytes, for large honest swarms (see
+    /// `crypto.rs`).
+    Modelled,
+}
+
 /// Identity and security settings.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -324,6 +336,9 @@ pub struct SecuritySpec {
     /// Signature implementation. Default `bls`.
     #[serde(default)]
     pub crypto: CryptoSpec,
+    /// Piece verification. Default `blake3`.
+    #[serde(default)]
+    pub hashing: HashingSpec,
 }
 
 /// A complete scenario.

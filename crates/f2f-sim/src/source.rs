@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use f2f_core::id::{RenditionId, SegmentKey, SegmentPosition, SwarmId, VariantTag};
+use f2f_core::integrity::SegmentHash;
 
 use crate::scenario::SourceSpec;
 
@@ -25,7 +26,8 @@ pub(crate) struct Source {
     jitter: f64,
     swarm: SwarmId,
     ladder: Vec<Rendition>,
-    segments: BTreeMap<(u64, Rung), Bytes>,
+    /// Each segment with the hash the origin publishes for it.
+    segments: BTreeMap<(u64, Rung), (Bytes, SegmentHash)>,
     newest: Option<u64>,
     keep: u64,
 }
@@ -101,7 +103,8 @@ impl Source {
         for seq in from..=newest {
             for rung in 0..self.ladder.len() {
                 let bytes = self.make(rung, seq);
-                self.segments.insert((seq, rung), bytes);
+                let hash = SegmentHash::of(&bytes);
+                self.segments.insert((seq, rung), (bytes, hash));
             }
         }
         self.newest = Some(newest);
@@ -110,7 +113,13 @@ impl Source {
 
     /// The bytes of segment `seq` of `rung`, if still held.
     pub(crate) fn get(&self, rung: Rung, seq: u64) -> Option<&Bytes> {
-        self.segments.get(&(seq, rung))
+        self.segments.get(&(seq, rung)).map(|(b, _)| b)
+    }
+
+    /// The origin's hash and size of segment `seq` of `rung`, if still held.
+    pub(crate) fn hash(&self, rung: Rung, seq: u64) -> Option<(SegmentHash, u64)> {
+        let (bytes, hash) = self.segments.get(&(seq, rung))?;
+        Some((*hash, bytes.len() as u64))
     }
 
     /// Segment sizes vary like encoder output; the content names its rung and sequence number

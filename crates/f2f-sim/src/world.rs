@@ -28,11 +28,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::crypto::Modelled;
+use crate::crypto::{Modelled, ModelledHashing};
 use crate::player::Player;
 use crate::queue::EventQueue;
 use crate::report::{RunReport, Summary};
-use crate::scenario::{CryptoSpec, Scenario};
+use crate::scenario::{CryptoSpec, HashingSpec, Scenario};
 use crate::source::{Rung, Source};
 
 const EGRESS_BUCKET_S: f64 = 10.0;
@@ -480,7 +480,7 @@ impl World {
     fn join(&mut self, i: NodeIx) {
         let identity = self.nodes[i as usize].identity.take().expect("joins once");
         let unix = UnixTime(UNIX_EPOCH_OF_RUN + self.now / 1_000_000);
-        let engine = Engine::new(
+        let mut engine = Engine::new(
             identity,
             self.source.swarm(),
             self.config.clone(),
@@ -488,6 +488,9 @@ impl World {
             unix,
         )
         .expect("scenario config and certificate are valid");
+        if self.scenario.security.hashing == HashingSpec::Modelled {
+            engine.set_hashing(Box::new(ModelledHashing));
+        }
         self.nodes[i as usize].engine = Some(engine);
         self.bootstrap(i);
         self.alive.push(i);
@@ -524,7 +527,13 @@ impl World {
                 .player
                 .on_playlist(newest, live_offset, self.now);
             for (seq, deadline) in loads {
-                let key = self.source.key(self.nodes[i as usize].rung, seq);
+                let rung = self.nodes[i as usize].rung;
+                let key = self.source.key(rung, seq);
+                // The origin's signed hashes come with the playlist (their signature is the
+                // driver's to check; the engine trusts what it is fed).
+                if let Some((hash, size)) = self.source.hash(rung, seq) {
+                    self.input(i, Input::SegmentHash { key, hash, size });
+                }
                 self.input(
                     i,
                     Input::Listed(SegmentInfo {

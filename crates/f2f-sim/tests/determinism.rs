@@ -4,7 +4,7 @@
 //! Everything the simulator reports must follow from the scenario file alone: no wall clock,
 //! no process-global randomness, no hash-map iteration order leaking into behaviour.
 
-use f2f_sim::{CryptoSpec, Scenario};
+use f2f_sim::{CryptoSpec, HashingSpec, Scenario};
 
 const SMALL: &str = r#"
 name = "determinism"
@@ -60,4 +60,21 @@ fn modelled_signatures_report_exactly_what_real_ones_do() {
     // Large scenarios run with keyed hashes instead of pairings; that is only sound if the
     // protocol cannot tell the difference in an honest swarm.
     assert_eq!(run(7), run_with(7, CryptoSpec::Modelled));
+}
+
+#[test]
+fn modelled_verification_moves_the_figures_only_by_the_missing_proof_bytes() {
+    let run = |hashing| {
+        let mut scenario = Scenario::parse(SMALL).expect("valid scenario");
+        scenario.security.hashing = hashing;
+        f2f_sim::run(&scenario, false, &mut |_, _| {})
+    };
+    let (real, modelled) = (run(HashingSpec::Blake3), run(HashingSpec::Modelled));
+    let (a, b) = (real.p2p.offload, modelled.p2p.offload);
+    assert!(a > 0.5, "the swarm carried the stream: {a}");
+    assert!(
+        (a - b).abs() < 0.02,
+        "offload {a} with real hashing, {b} modelled"
+    );
+    assert_eq!(real.p2p.rebuffer_ratio, modelled.p2p.rebuffer_ratio);
 }

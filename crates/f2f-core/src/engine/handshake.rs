@@ -26,7 +26,7 @@ impl Engine {
     }
 
     pub(super) fn on_connected(&mut self, peer: PeerId, binding: ChannelBinding, now: Instant) {
-        if peer == self.me {
+        if peer == self.me || self.banned.contains(&peer) {
             self.out.push_back(Output::Disconnect(peer));
             return;
         }

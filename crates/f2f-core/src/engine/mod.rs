@@ -56,6 +56,7 @@ use crate::identity::{
     Certificate, CertificateError, CertificateVerifier, ChannelBinding, Identity, RevocationList,
     Revocations, UnixTime,
 };
+use crate::integrity::{Blake3, GROUP_BYTES, Hashing, IntegrityError, SegmentHash};
 use crate::membership::{Membership, MembershipOutput};
 use crate::scheduler::{
     Action, BaselineRanker, ByteSources, Candidate, CdnWhy, FetchId, GivenUp, Progress, RangeStats,
@@ -75,6 +76,9 @@ use watch::Watch;
 
 /// Personal keys remembered (a few live windows' worth of ad segments).
 const PERSONAL_MEMORY: usize = 256;
+
+/// Trusted segment hashes remembered (a few live windows' worth per rendition).
+const HASH_MEMORY: usize = 512;
 
 /// A segment the playlist lists, as the engine needs to know it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,15 +146,24 @@ pub enum Input {
     CdnResponse {
         /// Which fetch.
         fetch: FetchId,
-        /// The body from the requested offset on, or why it failed. A range that starts past
-        /// the segment's end (HTTP 416) is an empty body, not an error: the engine planned it
-        /// on a size estimate and learns from it where the segment ends.
+        /// The body from the requested offset on (to the requested end), or why it failed.
         result: Result<Bytes, CdnError>,
     },
     /// New configuration (remote config); invalid configs are refused.
     UpdateConfig(Arc<Config>),
     /// A renewed certificate for our key (after [`Output::RenewCertificate`]).
     Certificate(Certificate),
+    /// A segment's BLAKE3 hash and size, from a source the driver trusts (the origin's signed
+    /// hashes). Peers are only asked for segments whose hash is known, and every byte they send
+    /// is checked against it.
+    SegmentHash {
+        /// The segment.
+        key: SegmentKey,
+        /// Its BLAKE3 hash.
+        hash: SegmentHash,
+        /// Its length in bytes.
+        size: u64,
+    },
     /// The authority's revocation list (from the remote config); applied if newer, and passed
     /// on to neighbours.
     Revocations(RevocationList),
@@ -235,6 +248,11 @@ pub struct Engine {
     wall: (Instant, UnixTime),
     /// We asked the driver to renew the current certificate.
     renewal_asked: bool,
+    hashing: Box<dyn Hashing>,
+    /// Trusted hashes and sizes fed by the driver, newest last (a few live windows' worth).
+    hashes: VecDeque<(SegmentKey, SegmentHash, u64)>,
+    /// Peers that sent bytes failing verification: never again this session.
+    banned: BTreeSet<PeerId>,
     config: Arc<Config>,
     ranker: Box<dyn SourceRanker>,
     membership: Membership,
@@ -309,6 +327,9 @@ impl Engine {
             revocations: Revocations::default(),
             wall: (now, unix),
             renewal_asked: false,
+            hashing: Box::new(Blake3),
+            hashes: VecDeque::new(),
+            banned: BTreeSet::new(),
             membership: Membership::new(me, config.membership.clone(), seed),
             ranker: Box::new(BaselineRanker::default()),
             peers: FxHashMap::default(),
@@ -337,6 +358,11 @@ impl Engine {
             left: false,
             config,
         })
+    }
+
+    /// Replaces the hashing behind verification (the simulator memoises it per shared buffer).
+    pub fn set_hashing(&mut self, hashing: Box<dyn Hashing>) {
+        self.hashing = hashing;
     }
 
     /// Replaces the source ranker (the learned peer model plugs in here).
@@ -437,6 +463,15 @@ impl Engine {
                 self.config = config;
             }
             Input::Certificate(cert) => self.on_certificate(cert)?,
+            Input::SegmentHash { key, hash, size } => {
+                self.hashes.retain(|(k, _, _)| *k != key);
+                self.hashes.push_back((key, hash, size));
+                while self.hashes.len() > HASH_MEMORY {
+                    self.hashes.pop_front();
+                }
+                self.scheduler.set_hash(&key, hash, size);
+                self.decide(&key, now);
+            }
             Input::Revocations(list) => self.on_revocations(None, &list, now),
             Input::Leave => self.leave(),
         }
@@ -603,23 +638,20 @@ impl Engine {
             Message::Piece {
                 key,
                 offset,
+                end,
                 total,
                 data,
-            } => self.on_piece(from, key, offset, total, data, now),
+            } => self.on_piece(from, key, (offset, end, total), &data, now),
             Message::Cancel { key } => {
                 if self.uploads.cancel(&from, &key) {
                     self.pump_uploads(now);
                 }
             }
             Message::Absent { key, reason } => {
-                // A range planned on a size estimate may start past the real end: the peer
-                // refuses it but holds the segment.
-                let past_end = reason == AbsentReason::NotHeld
-                    && self.scheduler.refusal_may_be_past_end(&from, &key);
-                if reason == AbsentReason::NotHeld && !past_end {
+                if reason == AbsentReason::NotHeld {
                     self.availability.forget(&from, &key);
                 }
-                let busy_until = (reason == AbsentReason::Busy || past_end)
+                let busy_until = (reason == AbsentReason::Busy)
                     .then(|| now + self.config.scheduler.busy_backoff);
                 if self.scheduler.on_refused(from, &key, busy_until) {
                     self.stats.p2p_refused += 1;
@@ -662,6 +694,7 @@ impl Engine {
                 // swarm's copy now. Our later listing confirms the key (or, for a personalised
                 // variant, never matches and the prefetch is forgotten).
                 self.scheduler.list(*key, None, None, true, None, now);
+                self.apply_known_hash(key);
             }
             self.availability.announce(from, *key, complete);
             // A peer that has the whole segment needs no more of it from us.
@@ -701,6 +734,10 @@ impl Engine {
         end: Option<u64>,
         now: Instant,
     ) {
+        let aligned = |at: u64| at % GROUP_BYTES == 0;
+        if !aligned(offset) || end.is_some_and(|e| !aligned(e) && self.servable(&key) != Some(e)) {
+            return self.misbehaved(from, "request not aligned to chunk groups".into(), now);
+        }
         let held = self.servable(&key).is_some_and(|total| offset < total);
         if !held {
             self.send(
@@ -750,13 +787,13 @@ impl Engine {
         );
     }
 
+    /// A piece of `key`: bytes `offset..end` of a `total`-byte segment, bao-encoded.
     fn on_piece(
         &mut self,
         from: PeerId,
         key: SegmentKey,
-        offset: u64,
-        total: u64,
-        data: Bytes,
+        (offset, end, total): (u64, u64, u64),
+        encoded: &Bytes,
         now: Instant,
     ) {
         if total > self.config.max_segment_bytes {
@@ -766,13 +803,21 @@ impl Engine {
                 now,
             );
         }
-        let len = data.len() as u64;
-        match self
-            .scheduler
-            .on_piece(from, &key, offset, total, data, now)
-        {
+        let len = end - offset;
+        let progress = self.scheduler.on_piece(
+            from,
+            &key,
+            offset,
+            end,
+            total,
+            encoded,
+            self.hashing.as_ref(),
+            now,
+        );
+        match progress {
             Progress::Unexpected => {}
             Progress::Violation(why) => self.misbehaved(from, why.into(), now),
+            Progress::Corrupt(e) => self.ban(from, key, e, now),
             Progress::Partial => {
                 self.note_p2p_byte(len, now);
                 if offset == 0 && self.scheduler.arriving(&key).is_some() {
@@ -795,6 +840,20 @@ impl Engine {
                 self.complete(key, complete);
             }
         }
+    }
+
+    /// `peer` sent bytes of `key` that fail verification: disconnected, never accepted again
+    /// this session, and the range is fetched elsewhere.
+    fn ban(&mut self, peer: PeerId, key: SegmentKey, error: IntegrityError, now: Instant) {
+        self.stats.corrupt_pieces += 1;
+        self.banned.insert(peer);
+        self.out.push_back(Output::Event(Event::PeerBanned {
+            peer,
+            key,
+            error: error.to_string(),
+        }));
+        self.misbehaved(peer, error.to_string(), now);
+        self.decide(&key, now);
     }
 
     /// Folds a range a peer delivered into its throughput estimate.
@@ -838,7 +897,15 @@ impl Engine {
             first_fetch_at,
             now,
         );
+        self.apply_known_hash(&info.key);
         self.decide(&info.key, now);
+    }
+
+    /// Hands the scheduler a segment's trusted hash if the driver gave it before the listing.
+    fn apply_known_hash(&mut self, key: &SegmentKey) {
+        if let Some(&(_, hash, size)) = self.hashes.iter().find(|(k, _, _)| k == key) {
+            self.scheduler.set_hash(key, hash, size);
+        }
     }
 
     /// When this node fetches a not-yet-announced segment from the CDN: at once if its rank is
@@ -949,6 +1016,7 @@ impl Engine {
             last,
             shareable,
             duration,
+            tree,
         } = progress
         else {
             return;
@@ -979,7 +1047,7 @@ impl Engine {
         if !shareable {
             return;
         }
-        self.store.insert(key, data, sources);
+        self.store.insert(key, data, sources, tree);
         // The source hears it too: a complete `Have` ends its upload.
         self.announce(key, false, last.map(|r| r.peer));
     }
@@ -1022,12 +1090,14 @@ impl Engine {
         }
     }
 
-    /// Up to `max` bytes of `key` from `offset`, within one held chunk (a slice, never a copy);
-    /// `None` while we do not hold the byte at `offset` yet.
-    fn piece_at(&self, key: &SegmentKey, offset: u64, max: u64) -> Option<Bytes> {
-        match self.store.get(key) {
-            Some(data) => data.slice(offset, max).chunks().first().cloned(),
-            None => self.scheduler.held_at(key, offset, max),
+    /// The encoded piece of up to `max` bytes of `key` from `offset` (whole chunk groups, or to
+    /// the end) and where it ends; `None` while we do not hold verified bytes there yet.
+    fn piece_at(&mut self, key: &SegmentKey, offset: u64, max: u64) -> Option<(Bytes, u64)> {
+        let hashing = self.hashing.as_ref();
+        match self.store.piece_at(key, offset, max, hashing) {
+            Some(piece) => Some(piece),
+            None if self.store.contains(key) => None,
+            None => self.scheduler.piece_at(key, offset, max, hashing),
         }
     }
 
@@ -1158,21 +1228,21 @@ impl Engine {
                     }
                     // Cut-through: a segment still arriving is relayed as its bytes come in.
                     let max = (cfg.chunk as u64).min(stop - next);
-                    let Some(piece) = self.piece_at(&job.key, next, max) else {
+                    let Some((piece, end)) = self.piece_at(&job.key, next, max) else {
                         break;
                     };
-                    let len = piece.len() as u64;
                     self.send(
                         job.peer,
                         Message::Piece {
                             key: job.key,
                             offset: next,
+                            end,
                             total,
                             data: piece,
                         },
                     );
-                    self.stats.uploaded_bytes += len;
-                    next += len;
+                    self.stats.uploaded_bytes += end - next;
+                    next = end;
                 }
                 self.uploads.advance(&job.peer, &job.key, next);
                 if source.is_none() {
@@ -1294,7 +1364,7 @@ impl Engine {
 
     /// Sends a message, connecting first if needed.
     fn send(&mut self, to: PeerId, msg: Message) {
-        if to == self.me {
+        if to == self.me || self.banned.contains(&to) {
             return;
         }
         let now = self.now;

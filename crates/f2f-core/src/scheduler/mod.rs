@@ -25,6 +25,7 @@ pub use ranking::{BaselineRanker, PeerMeasurements, SourceRanker};
 
 use crate::config::{SchedulerConfig, SourcePreference};
 use crate::id::{PeerId, SegmentKey};
+use crate::integrity::{GROUP_BYTES, Hashing, IntegrityError, Outboard, SegmentHash};
 use crate::segment::SegmentData;
 use crate::telemetry::FallbackReason;
 use crate::time::{Duration, Instant};
@@ -94,6 +95,9 @@ struct Part {
     end: Option<u64>,
     /// Bytes received from `start` on, contiguous.
     data: SegmentData,
+    /// Bytes up to here came from peers, verified, with the parent hashes that let us relay
+    /// them (bytes from the CDN after them are relayed once the segment is whole).
+    relayable_to: u64,
     fetch: Fetch,
 }
 
@@ -103,6 +107,7 @@ impl Part {
             start,
             end,
             data: SegmentData::new(),
+            relayable_to: start,
             fetch: Fetch::Idle,
         }
     }
@@ -137,6 +142,9 @@ struct Wanted {
     /// Contiguous, in order, from byte 0; the last one runs to the end.
     parts: Vec<Part>,
     total: Option<u64>,
+    /// The segment's tree, from its trusted hash: peer bytes are verified against it. Without
+    /// it no peer is asked (their bytes could not be checked).
+    tree: Option<Outboard>,
     sources: ByteSources,
     /// Peers that failed this segment or do not hold it.
     tried: Vec<PeerId>,
@@ -253,6 +261,9 @@ pub(crate) enum Progress {
     Unexpected,
     /// Bytes that contradict the transfer (offset, total, size limit); the sender misbehaved.
     Violation(&'static str),
+    /// Bytes that fail verification: the sender is to be banned; the range goes back to
+    /// source selection.
+    Corrupt(IntegrityError),
     /// Accepted, more to come.
     Partial,
     /// A peer delivered its whole range; other parts of the segment are still on their way.
@@ -267,6 +278,9 @@ pub(crate) enum Progress {
         shareable: bool,
         /// Media duration, if known.
         duration: Option<Duration>,
+        /// The whole tree, when every byte came verified from peers (otherwise the store
+        /// hashes the segment when it first serves it).
+        tree: Option<Outboard>,
     },
 }
 
@@ -348,6 +362,7 @@ impl Scheduler {
             first_fetch_at,
             parts: vec![Part::new(0, None)],
             total: None,
+            tree: None,
             sources: ByteSources::default(),
             tried: Vec::new(),
             busy: Vec::new(),
@@ -356,26 +371,51 @@ impl Scheduler {
         });
     }
 
-    /// The length of a shareable segment still arriving of which we hold some bytes: we relay
-    /// what we have.
+    /// The segment's trusted hash and size are known (the origin's signed hashes): peers may
+    /// now be asked for it, and their bytes are checked against it.
+    pub(crate) fn set_hash(&mut self, key: &SegmentKey, hash: SegmentHash, size: u64) {
+        let Some(w) = self.wanted.get_mut(key) else {
+            return;
+        };
+        if w.tree.is_some() || w.parts.iter().any(|p| p.pos() > size) {
+            return;
+        }
+        w.tree = Some(Outboard::expecting(hash, size));
+        w.learn_total(size, &mut self.cdn_fetches);
+    }
+
+    /// The length of a shareable segment still arriving of which we hold verified bytes: we
+    /// relay what we have.
     pub(crate) fn arriving(&self, key: &SegmentKey) -> Option<u64> {
-        let w = self.wanted.get(key).filter(|w| w.shareable)?;
-        let any = w.parts.iter().any(|p| !p.data.is_empty());
+        let w = self
+            .wanted
+            .get(key)
+            .filter(|w| w.shareable && w.tree.is_some())?;
+        let any = w.parts.iter().any(|p| p.relayable_to > p.start);
         w.total.filter(|_| any)
     }
 
-    /// Up to `max` received bytes of `key` from `offset`, within one received chunk.
-    pub(crate) fn held_at(&self, key: &SegmentKey, offset: u64, max: u64) -> Option<Bytes> {
+    /// The encoded piece of up to `max` verified bytes of `key` from `offset` (whole chunk
+    /// groups, or up to the end), and where it ends; `None` while we do not hold them yet.
+    pub(crate) fn piece_at(
+        &self,
+        key: &SegmentKey,
+        offset: u64,
+        max: u64,
+        hashing: &dyn Hashing,
+    ) -> Option<(Bytes, u64)> {
         let w = self.wanted.get(key).filter(|w| w.shareable)?;
-        let p = w
-            .parts
-            .iter()
-            .find(|p| p.start <= offset && offset < p.pos())?;
-        p.data
-            .slice(offset - p.start, max)
-            .chunks()
-            .first()
-            .cloned()
+        let tree = w.tree.as_ref()?;
+        let p = (w.parts.iter()).find(|p| p.start <= offset && offset < p.relayable_to)?;
+        let mut end = (offset + max).min(p.relayable_to);
+        if end < tree.size() {
+            end -= end % GROUP_BYTES;
+        }
+        if end <= offset {
+            return None;
+        }
+        let bytes = p.data.slice(offset - p.start, end - offset).to_bytes();
+        hashing.encode(tree, offset, &bytes).ok().map(|e| (e, end))
     }
 
     /// The player needs `key` by `deadline`.
@@ -513,6 +553,8 @@ impl Scheduler {
             }
             return vec![self.start_cdn(key, i, CdnWhy::Direct)];
         }
+        // Bytes from a peer can only be taken once they can be checked.
+        let holders: &[Candidate] = if w.tree.is_some() { holders } else { &[] };
         let owed = self.owed(w, p, cfg);
         let cdn_by = self.cdn_by(w, p, cfg);
         let late_why = if p.start > 0 {
@@ -895,13 +937,17 @@ impl Scheduler {
     }
 
     /// A `Piece` arrived from `peer`.
+    /// A piece from `peer`: the bao encoding of `offset..end` of a `total`-byte segment.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_piece(
         &mut self,
         peer: PeerId,
         key: &SegmentKey,
         offset: u64,
+        end: u64,
         total: u64,
-        data: Bytes,
+        encoded: &Bytes,
+        hashing: &dyn Hashing,
         now: Instant,
     ) -> Progress {
         let Some(w) = self.wanted.get_mut(key) else {
@@ -921,29 +967,37 @@ impl Scheduler {
         else {
             return Progress::Unexpected;
         };
-        let piece_end = offset.saturating_add(data.len() as u64);
-        if p.end.is_some_and(|end| piece_end > end) {
+        let Some(tree) = w.tree.as_mut() else {
+            // A peer is only asked once the hash is known.
+            return Progress::Unexpected;
+        };
+        if p.end.is_some_and(|e| end > e) {
             return Progress::Violation("piece beyond the requested range");
         }
-        if w.total.is_some_and(|t| t != total) {
-            return Progress::Violation("segment length changed mid-transfer");
+        if total != tree.size() {
+            return Progress::Violation("segment length differs from its signed length");
         }
         if offset != p.pos() {
             return Progress::Violation("piece out of order");
         }
-        if piece_end > total {
-            return Progress::Violation("piece beyond the segment's end");
-        }
-        if w.parts
-            .iter()
-            .any(|q| !q.data.is_empty() && q.pos() > total)
-        {
-            return Progress::Violation("segment length below bytes already received");
-        }
-        w.learn_total(total, &mut self.cdn_fetches);
+        let data = match hashing.verify(tree, offset, end, encoded) {
+            Ok((data, parents)) => {
+                tree.absorb(&parents);
+                data
+            }
+            Err(e) => {
+                // Nothing of this piece is kept; the part goes back to source selection.
+                w.parts[i].fetch = Fetch::Idle;
+                w.tried.push(peer);
+                return Progress::Corrupt(e);
+            }
+        };
         w.sources.p2p += data.len() as u64;
         let p = &mut w.parts[i];
         p.data.push(data);
+        if p.relayable_to == offset {
+            p.relayable_to = end;
+        }
         // Throughput counts from the first byte (queueing at the uploader is not its rate); a
         // range delivered in one piece counts from the request.
         let stats = RangeStats {
@@ -990,12 +1044,14 @@ impl Scheduler {
             }
         }
         self.observe_size(data.len());
+        let tree = w.tree.filter(|_| w.sources.cdn == 0);
         Progress::Complete {
             data,
             sources: w.sources,
             last,
             shareable: w.shareable,
             duration: w.duration,
+            tree,
         }
     }
 
@@ -1018,14 +1074,6 @@ impl Scheduler {
             None => w.tried.push(peer),
         }
         true
-    }
-
-    /// Whether `peer`'s refusal of `key` may only mean that the range we asked for starts past
-    /// the segment's real end (its length still unknown): the peer may well hold the segment.
-    pub(crate) fn refusal_may_be_past_end(&self, peer: &PeerId, key: &SegmentKey) -> bool {
-        self.wanted.get(key).is_some_and(|w| {
-            w.total.is_none() && w.part_of(peer).is_some_and(|i| w.parts[i].start > 0)
-        })
     }
 
     /// `peer` is gone: transfers from it restart elsewhere. Returns the affected segments.
@@ -1075,24 +1123,6 @@ impl Scheduler {
         };
         let body = match result {
             Ok(body) if fits(&body) => body,
-            Ok(body) if body.is_empty() && p.pos() > 0 && w.total.is_none() => {
-                // Nothing from here on (HTTP 416): the segment is shorter than the estimate the
-                // parts were planned on.
-                let at = p.pos();
-                let ends_here = p.pos() > p.start || w.parts[i - 1].pos() == at;
-                w.parts[i].fetch = Fetch::Idle;
-                if ends_here {
-                    w.learn_total(at, &mut self.cdn_fetches);
-                } else {
-                    // It ends somewhere in the part before, which now runs to the end.
-                    w.parts[i - 1].end = None;
-                    w.drop_parts(i, &mut self.cdn_fetches);
-                }
-                if !w.is_done() {
-                    return Ok(None);
-                }
-                return Ok(Some((key, self.finish(&key, None))));
-            }
             _ => {
                 w.cdn_failures += 1;
                 if w.cdn_failures < cfg.cdn_attempts {
@@ -1153,23 +1183,24 @@ fn load_wait(c: &Candidate, cfg: &SchedulerConfig) -> Duration {
 /// Ranges that add up slow holders: `ranked` (fastest first, each with its expected time for
 /// all `owed` bytes) each get what they deliver within `window`, with a tenth to spare, until
 /// `owed` is covered or `max` holders are in. Shares are scaled so that, when covered, all
-/// finish together. Holders whose share would be too small to be worth a request are left out.
+/// finish together, and are whole chunk groups (the unit a receiver verifies). Holders whose
+/// share would be less than a group are left out.
 fn plan_ranges<'c>(
     owed: u64,
     ranked: &[(Duration, &'c Candidate)],
     window: Duration,
     max: usize,
 ) -> Vec<(u64, &'c Candidate)> {
-    const MIN_PART: u64 = 16 * 1024;
     let window = window.as_secs_f64();
+    let groups = |bytes: u64| bytes - bytes % GROUP_BYTES;
     let mut plan = Vec::new();
     let mut covered = 0u64;
     for &(eta, c) in ranked {
         if plan.len() >= max || covered >= owed {
             break;
         }
-        let can = (owed as f64 * 0.9 * window / eta.as_secs_f64().max(1e-3)) as u64;
-        if can < MIN_PART {
+        let can = groups((owed as f64 * 0.9 * window / eta.as_secs_f64().max(1e-3)) as u64);
+        if can == 0 {
             continue;
         }
         plan.push((can.min(owed), c));
@@ -1178,12 +1209,16 @@ fn plan_ranges<'c>(
     if covered > owed {
         let scale = owed as f64 / covered as f64;
         for share in plan.iter_mut() {
-            share.0 = ((share.0 as f64 * scale) as u64).max(1);
+            share.0 = groups((share.0 as f64 * scale) as u64).max(GROUP_BYTES);
+        }
+        // Whole groups may add up to more than a short remainder: fewer holders then.
+        while plan.len() > 1 && plan.iter().map(|s| s.0).sum::<u64>() > owed {
+            plan.pop();
         }
         // Rounding leftovers go to the last range, so the plan covers exactly what is owed.
         let planned: u64 = plan.iter().map(|s| s.0).sum();
         if let Some(last) = plan.last_mut() {
-            last.0 += owed.saturating_sub(planned);
+            last.0 = (last.0 + owed.saturating_sub(planned)).min(owed);
         }
     }
     plan

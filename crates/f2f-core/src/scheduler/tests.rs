@@ -1,8 +1,11 @@
 //! Scheduler rules that whole-engine tests reach only by chance: timer bookkeeping across
 //! segments and the last safe moment for the CDN.
 
+use std::sync::OnceLock;
+
 use super::*;
 use crate::id::{RenditionId, SegmentPosition, SwarmId, VariantTag};
+use crate::integrity::Blake3;
 
 fn key(seq: u64) -> SegmentKey {
     SegmentKey {
@@ -33,6 +36,37 @@ fn holder(n: u8, upload_bps: f64) -> Candidate {
 }
 
 const SIZE: u64 = 1_000_000;
+const G: u64 = GROUP_BYTES;
+
+/// The test segment's bytes and its tree.
+fn content() -> &'static (Bytes, Outboard) {
+    static CONTENT: OnceLock<(Bytes, Outboard)> = OnceLock::new();
+    CONTENT.get_or_init(|| {
+        let data: Bytes = (0..SIZE).map(|i| (i * 7 + i / 1001) as u8).collect();
+        let tree = Outboard::from_data(&data);
+        (data, tree)
+    })
+}
+
+/// The segment's bytes `from..to`, as the CDN sends them.
+fn bytes(from: u64, to: u64) -> Bytes {
+    content().0.slice(from as usize..to as usize)
+}
+
+/// Lists segment `seq` as the engine does once its signed hash is known.
+fn list(s: &mut Scheduler, seq: u64, first_fetch_at: Option<Instant>, now: Instant) {
+    s.list(key(seq), None, None, true, first_fetch_at, now);
+    s.set_hash(&key(seq), content().1.hash(), SIZE);
+}
+
+/// `peer` delivers bytes `from..to` of segment 1, encoded as a peer sends them.
+fn piece(s: &mut Scheduler, n: u8, from: u64, to: u64, at: Instant) -> Progress {
+    let encoded = content()
+        .1
+        .encode(from, &bytes(from, to))
+        .expect("a group range");
+    s.on_piece(peer(n), &key(1), from, to, SIZE, &encoded, &Blake3, at)
+}
 
 #[test]
 fn a_passed_moment_of_one_segment_does_not_hide_the_cdn_deadline_of_another() {
@@ -41,7 +75,7 @@ fn a_passed_moment_of_one_segment_does_not_hide_the_cdn_deadline_of_another() {
     let mut s = Scheduler::new();
     // Prefetched on an announcement: its first-fetch moment passes while its only holder is
     // busy, so deciding it changes nothing and that moment stays in the past.
-    s.list(key(1), Some(SIZE), None, true, Some(t0), t0);
+    list(&mut s, 1, Some(t0), t0);
     let ranker = BaselineRanker::default();
     let busy = [holder(9, 20_000_000.0)];
     let asked = s.decide(&key(1), &busy, &ranker, &cfg, t0);
@@ -53,7 +87,7 @@ fn a_passed_moment_of_one_segment_does_not_hide_the_cdn_deadline_of_another() {
     assert!(s.decide(&key(1), &busy, &ranker, &cfg, t0).is_empty());
     // The player needs the next segment in three seconds; nobody announced it.
     let deadline = t0 + Duration::from_secs(3);
-    s.list(key(2), Some(SIZE), None, true, None, t0);
+    list(&mut s, 2, None, t0);
     s.set_deadline(&key(2), deadline);
     assert!(s.decide(&key(2), &[], &ranker, &cfg, t0).is_empty());
 
@@ -75,10 +109,10 @@ fn a_passed_moment_of_one_segment_does_not_hide_the_cdn_deadline_of_another() {
 }
 
 /// A segment needed four seconds after `t0`, asked at `t0` from a holder measured fast enough
-/// for all of it (20 Mb/s), whose first 10 kB arrived 100 ms later.
+/// for all of it (20 Mb/s), whose first chunk group arrived 100 ms later.
 fn fast_transfer_under_way(t0: Instant) -> Scheduler {
     let mut s = Scheduler::new();
-    s.list(key(1), Some(SIZE), None, true, None, t0);
+    list(&mut s, 1, None, t0);
     s.set_deadline(&key(1), t0 + Duration::from_secs(4));
     let cfg = SchedulerConfig::default();
     let fast = [holder(1, 20_000_000.0)];
@@ -88,10 +122,7 @@ fn fast_transfer_under_way(t0: Instant) -> Scheduler {
         "{actions:?}"
     );
     let first = t0 + Duration::from_millis(100);
-    assert_eq!(
-        s.on_piece(peer(1), &key(1), 0, SIZE, bytes(0, 10_000), first),
-        Progress::Partial
-    );
+    assert_eq!(piece(&mut s, 1, 0, G, first), Progress::Partial);
     s
 }
 
@@ -101,22 +132,19 @@ fn a_lagging_transfer_is_not_moved_to_a_new_peer_at_the_last_safe_moment() {
     let ranker = BaselineRanker::default();
     let t0 = Instant::now();
     let run = |upgrade_at: Duration| {
-        // A holder measured fast enough for the whole segment delivers 100 kB in the first
+        // A holder measured fast enough for the whole segment delivers 96 KiB in the first
         // second: on course to miss the deadline.
         let mut s = fast_transfer_under_way(t0);
         let first = holder(1, 20_000_000.0);
         let at = t0 + Duration::from_millis(1_000);
-        assert_eq!(
-            s.on_piece(peer(1), &key(1), 10_000, SIZE, bytes(10_000, 100_000), at),
-            Progress::Partial
-        );
+        assert_eq!(piece(&mut s, 1, G, 6 * G, at), Progress::Partial);
         let fast = holder(2, 50_000_000.0);
         s.upgrade(&key(1), &[first, fast], &ranker, &cfg, t0 + upgrade_at)
     };
     let early = run(Duration::from_millis(1_100));
     assert!(
         early.iter().any(
-            |a| matches!(a, Action::Request { peer: p, offset: 100_000, .. } if *p == peer(2))
+            |a| matches!(a, Action::Request { peer: p, offset, .. } if *p == peer(2) && *offset == 6 * G)
         ),
         "early on, a complete fast holder takes over: {early:?}"
     );
@@ -137,14 +165,7 @@ fn patient() -> SchedulerConfig {
 /// deliver by the deadline. Returns the scheduler and the split point.
 fn split_with_slow_holder(now: Instant, deadline: Instant) -> (Scheduler, u64) {
     let mut s = Scheduler::new();
-    s.list(
-        key(1),
-        Some(SIZE),
-        None,
-        true,
-        None,
-        now - Duration::from_secs(8),
-    );
+    list(&mut s, 1, None, now - Duration::from_secs(8));
     s.set_deadline(&key(1), deadline);
     let slow = holder(1, 500_000.0);
     let actions = s.decide(
@@ -164,28 +185,22 @@ fn split_with_slow_holder(now: Instant, deadline: Instant) -> (Scheduler, u64) {
     else {
         panic!("expected a ranged peer request: {actions:?}");
     };
-    assert!(*at > 16 * 1024 && *at < SIZE / 2, "split at {at}");
+    assert!(*at >= 10 * G && *at < SIZE / 2, "split at {at}");
+    assert_eq!(*at % G, 0, "ranges are whole chunk groups");
     (s, *at)
 }
 
-fn bytes(from: u64, to: u64) -> Bytes {
-    Bytes::from(vec![7u8; (to - from) as usize])
-}
-
-/// Feeds the peer's range up to 1000 bytes short of the split, with progress every couple of
-/// seconds, and returns the time of the last piece.
+/// Feeds the peer's range up to one chunk group short of the split, with progress every couple
+/// of seconds, and returns the time of the last piece.
 fn feed_most_of_the_range(s: &mut Scheduler, at: u64, t0: Instant) -> Instant {
     let steps = [
-        (0, 100_000, 100),
-        (100_000, 200_000, 3_000),
-        (200_000, at - 1000, 5_100),
+        (0, 4 * G, 100),
+        (4 * G, 8 * G, 3_000),
+        (8 * G, at - G, 5_100),
     ];
     for (from, to, ms) in steps {
         let t = t0 + Duration::from_millis(ms);
-        assert_eq!(
-            s.on_piece(peer(1), &key(1), from, SIZE, bytes(from, to), t),
-            Progress::Partial
-        );
+        assert_eq!(piece(s, 1, from, to, t), Progress::Partial);
     }
     t0 + Duration::from_millis(5_100)
 }
@@ -204,7 +219,7 @@ fn a_split_segment_completes_from_the_peer_range_and_the_cdn_tail() {
     let (mut s, at) = split_with_slow_holder(t0, deadline);
     // Bytes past the requested range are a protocol violation.
     assert_eq!(
-        s.on_piece(peer(1), &key(1), 0, SIZE, bytes(0, at + 1), t0),
+        piece(&mut s, 1, 0, at + G, t0),
         Progress::Violation("piece beyond the requested range")
     );
     let last = feed_most_of_the_range(&mut s, at, t0);
@@ -233,18 +248,11 @@ fn a_split_segment_completes_from_the_peer_range_and_the_cdn_tail() {
         when,
     );
     assert_eq!(answer, Ok(None));
-    let done = s.on_piece(
-        peer(1),
-        &key(1),
-        at - 1000,
-        SIZE,
-        bytes(at - 1000, at),
-        when,
-    );
+    let done = piece(&mut s, 1, at - G, at, when);
     let Progress::Complete { data, sources, .. } = done else {
         panic!("expected the whole segment: {done:?}");
     };
-    assert_eq!(data.len(), SIZE);
+    assert_eq!(data.to_bytes(), content().0);
     assert_eq!((sources.p2p, sources.cdn), (at, SIZE - at));
 }
 
@@ -263,14 +271,7 @@ fn a_failed_cdn_range_is_retried_after_the_backoff() {
     );
     // The peer finishes its range; the rest is asked again once the backoff has passed.
     assert_eq!(
-        s.on_piece(
-            peer(1),
-            &key(1),
-            at - 1000,
-            SIZE,
-            bytes(at - 1000, at),
-            when
-        ),
+        piece(&mut s, 1, at - G, at, when),
         Progress::RangeDone(RangeStats {
             peer: peer(1),
             bytes: at,
@@ -295,7 +296,7 @@ fn a_peer_ahead_of_its_estimate_keeps_the_rest_before_the_cdn_is_asked() {
     let t0 = Instant::now() + Duration::from_secs(10);
     let (mut s, at) = split_with_slow_holder(t0, t0 + Duration::from_secs(6));
     let early = t0 + Duration::from_millis(500);
-    let done = s.on_piece(peer(1), &key(1), 0, SIZE, bytes(0, at), early);
+    let done = piece(&mut s, 1, 0, at, early);
     assert!(
         matches!(done, Progress::RangeDone(r) if r.bytes == at),
         "{done:?}"
@@ -324,28 +325,15 @@ fn a_transfer_not_done_at_the_last_call_goes_to_the_cdn_even_if_it_was_moving() 
     let t0 = Instant::now();
     let mut s = fast_transfer_under_way(t0);
     let at = |ms| t0 + Duration::from_millis(ms);
-    // All but the last kilobyte, half a second before the deadline; then nothing more.
-    assert_eq!(
-        s.on_piece(
-            peer(1),
-            &key(1),
-            10_000,
-            SIZE,
-            bytes(10_000, 999_000),
-            at(3_500)
-        ),
-        Progress::Partial
-    );
+    // All but the last chunk groups, half a second before the deadline; then nothing more.
+    assert_eq!(piece(&mut s, 1, G, 60 * G, at(3_500)), Progress::Partial);
     // 310 ms later the transfer has not been quiet for long, and at its pace it would finish at
     // once; but only the CDN can still make the deadline with some margin.
     let actions = s.check_transfer(&key(1), &cfg, at(3_810));
     assert!(
         actions.iter().any(|a| matches!(
             a,
-            Action::FetchCdn {
-                offset: 999_000,
-                ..
-            }
+            Action::FetchCdn { offset, .. } if *offset == 60 * G
         )),
         "{actions:?}"
     );
@@ -364,7 +352,7 @@ fn needed_in_four_seconds(t0: Instant) -> Scheduler {
     let mut s = Scheduler::new();
     s.cdn_rtt = Some(Duration::from_millis(20));
     s.cdn_bps = Some(50e6);
-    s.list(key(1), None, None, true, None, t0 - Duration::from_secs(4));
+    list(&mut s, 1, None, t0 - Duration::from_secs(4));
     s.set_deadline(&key(1), t0 + Duration::from_secs(4));
     s
 }
@@ -392,7 +380,7 @@ fn slow_holders_each_send_a_range_and_together_deliver_what_none_could_alone() {
     let ranker = BaselineRanker::default();
     // Early in the wait a faster holder may still turn up: no ranges yet.
     let mut early = Scheduler::new();
-    early.list(key(1), None, None, true, None, t0);
+    list(&mut early, 1, None, t0);
     early.set_deadline(&key(1), t0 + Duration::from_secs(4));
     assert!(
         early
@@ -406,6 +394,7 @@ fn slow_holders_each_send_a_range_and_together_deliver_what_none_could_alone() {
     };
     assert_eq!((*p1, *p2, *second), (peer(1), peer(2), *split));
     assert!((SIZE / 3..SIZE * 2 / 3).contains(split), "split at {split}");
+    assert_eq!(split % G, 0, "ranges are whole chunk groups");
     assert!(
         !actions.iter().any(|a| matches!(a, Action::FetchCdn { .. })),
         "{actions:?}"
@@ -415,27 +404,24 @@ fn slow_holders_each_send_a_range_and_together_deliver_what_none_could_alone() {
     // bytes can already be relayed.
     let at = |ms| t0 + Duration::from_millis(ms);
     assert_eq!(s.arriving(&key(1)), None, "nothing received yet");
-    let done = s.on_piece(
-        peer(2),
-        &key(1),
-        *split,
-        SIZE,
-        bytes(*split, SIZE),
-        at(2_000),
-    );
+    let done = piece(&mut s, 2, *split, SIZE, at(2_000));
     assert!(
         matches!(done, Progress::RangeDone(r) if r.peer == peer(2)),
         "{done:?}"
     );
     assert_eq!(s.arriving(&key(1)), Some(SIZE));
     assert_eq!(
-        s.held_at(&key(1), 0, 100),
+        s.piece_at(&key(1), 0, G, &Blake3),
         None,
         "the first range has not come"
     );
-    let relayed = s.held_at(&key(1), *split + 10, 100);
-    assert_eq!(relayed.map(|b| b.len()), Some(100));
-    let done = s.on_piece(peer(1), &key(1), 0, SIZE, bytes(0, *split), at(2_500));
+    // What arrived is relayed as verifiable pieces: the parents came with it.
+    let (relayed, end) = s.piece_at(&key(1), *split, 4 * G, &Blake3).expect("held");
+    assert_eq!(end, *split + 4 * G);
+    let mut next_hop = Outboard::expecting(content().1.hash(), SIZE);
+    let got = next_hop.decode(*split, end, &relayed).expect("verifies");
+    assert_eq!(got, bytes(*split, end));
+    let done = piece(&mut s, 1, 0, *split, at(2_500));
     let Progress::Complete {
         data,
         sources,
@@ -445,98 +431,9 @@ fn slow_holders_each_send_a_range_and_together_deliver_what_none_could_alone() {
     else {
         panic!("expected the whole segment: {done:?}");
     };
-    assert_eq!(data.len(), SIZE);
+    assert_eq!(data.to_bytes(), content().0);
     assert_eq!((sources.p2p, sources.cdn), (SIZE, 0));
     assert_eq!(last.map(|r| (r.peer, r.bytes)), Some((peer(1), *split)));
-}
-
-#[test]
-fn a_segment_shorter_than_its_estimate_drops_the_ranges_planned_past_its_end() {
-    let cfg = SchedulerConfig::default();
-    let t0 = Instant::now();
-    let mut s = needed_in_four_seconds(t0);
-    let holders = [
-        holder(1, 1_000_000.0),
-        holder(2, 1_000_000.0),
-        holder(3, 1_000_000.0),
-    ];
-    let actions = s.decide(&key(1), &holders, &BaselineRanker::default(), &cfg, t0);
-    let asked = requests(&actions);
-    let [(_, 0, Some(a)), (_, _, Some(b)), (_, c, None)] = asked.as_slice() else {
-        panic!("expected three ranges: {actions:?}");
-    };
-    assert_eq!(b, c);
-    // The real segment ends inside the second range.
-    let total = (a + b) / 2;
-    let at = |ms| t0 + Duration::from_millis(ms);
-    assert_eq!(
-        s.on_piece(peer(2), &key(1), *a, total, bytes(*a, total), at(1_000)),
-        Progress::RangeDone(RangeStats {
-            peer: peer(2),
-            bytes: total - a,
-            // One piece: measured from the request.
-            elapsed: Duration::from_secs(1),
-        })
-    );
-    // Whatever the third holder sends now is not ours any more.
-    assert_eq!(
-        s.on_piece(peer(3), &key(1), *b, total, bytes(*b, *b + 10), at(1_100)),
-        Progress::Unexpected
-    );
-    let done = s.on_piece(peer(1), &key(1), 0, total, bytes(0, *a), at(1_500));
-    assert!(
-        matches!(&done, Progress::Complete { data, .. } if data.len() == total),
-        "{done:?}"
-    );
-}
-
-#[test]
-fn a_cdn_range_past_the_end_hands_the_end_back_to_the_range_before_it() {
-    let cfg = SchedulerConfig::default();
-    let ranker = BaselineRanker::default();
-    let t0 = Instant::now();
-    let mut s = needed_in_four_seconds(t0);
-    // One holder too slow for the whole segment gets a range; it turns out not to hold the
-    // segment, so both parts go to the CDN, each at its own last safe moment.
-    let slow = holder(1, 1_000_000.0);
-    let actions = s.decide(&key(1), &[slow], &ranker, &cfg, t0);
-    let asked = requests(&actions);
-    let [(_, 0, Some(split))] = asked.as_slice() else {
-        panic!("expected one range: {actions:?}");
-    };
-    let split = *split;
-    assert!(s.on_refused(peer(1), &key(1), None));
-    let mut fetches = BTreeMap::new();
-    let mut now = t0;
-    while fetches.len() < 2 {
-        now = s.poll_timeout(&cfg, now).expect("a CDN moment");
-        for a in s.decide(&key(1), &[], &ranker, &cfg, now) {
-            if let Action::FetchCdn { id, offset, .. } = a {
-                fetches.insert(offset, id);
-            }
-        }
-    }
-    assert_eq!(fetches.keys().copied().collect::<Vec<_>>(), vec![0, split]);
-    // The segment is shorter than the split: nothing there (HTTP 416)...
-    let past = fetches[&split];
-    assert_eq!(
-        s.on_cdn(past, Ok(Bytes::new()), Duration::from_millis(30), &cfg, now),
-        Ok(None)
-    );
-    // ...and the first range, clipped at the real end, completes the segment.
-    let total = split - 1000;
-    let first = fetches[&0];
-    let done = s.on_cdn(
-        first,
-        Ok(bytes(0, total)),
-        Duration::from_millis(30),
-        &cfg,
-        now,
-    );
-    assert!(
-        matches!(&done, Ok(Some((_, Progress::Complete { data, .. }))) if data.len() == total),
-        "{done:?}"
-    );
 }
 
 #[test]
@@ -572,55 +469,45 @@ fn a_holder_that_never_started_is_asked_again_once_its_queue_may_have_moved() {
 }
 
 #[test]
-fn a_length_below_bytes_already_received_is_a_violation() {
+fn no_peer_is_asked_before_the_segment_hash_is_known() {
     let cfg = SchedulerConfig::default();
+    let ranker = BaselineRanker::default();
     let t0 = Instant::now();
-    let mut s = needed_in_four_seconds(t0);
-    let holders = [holder(1, 1_600_000.0), holder(2, 1_600_000.0)];
-    let asked = requests(&s.decide(&key(1), &holders, &BaselineRanker::default(), &cfg, t0));
-    let [_, (_, second, None)] = asked.as_slice() else {
-        panic!("expected two ranges: {asked:?}");
-    };
-    let (second, t) = (*second, t0 + Duration::from_millis(500));
+    let mut s = Scheduler::new();
+    s.list(key(1), None, None, true, None, t0);
+    s.set_deadline(&key(1), t0 + Duration::from_secs(10));
+    let fast = [holder(1, 20_000_000.0)];
+    assert!(requests(&s.decide(&key(1), &fast, &ranker, &cfg, t0)).is_empty());
+    s.set_hash(&key(1), content().1.hash(), SIZE);
     assert_eq!(
-        s.on_piece(
-            peer(2),
-            &key(1),
-            second,
-            SIZE,
-            bytes(second, second + 1000),
-            t
-        ),
-        Progress::Partial
-    );
-    // Bytes can arrive while the length is still unknown (a CDN range that ended where it was
-    // asked to end says nothing about the rest): the first holder then names a length shorter
-    // than what is already here.
-    s.wanted.get_mut(&key(1)).expect("wanted").total = None;
-    assert_eq!(
-        s.on_piece(peer(1), &key(1), 0, second, bytes(0, 10), t),
-        Progress::Violation("segment length below bytes already received")
+        requests(&s.decide(&key(1), &fast, &ranker, &cfg, t0)),
+        vec![(peer(1), 0, None)]
     );
 }
 
 #[test]
-fn a_refused_range_past_an_unknown_end_does_not_mean_the_holder_lacks_the_segment() {
+fn a_corrupt_piece_is_refused_and_its_range_goes_to_another_holder() {
     let cfg = SchedulerConfig::default();
+    let ranker = BaselineRanker::default();
     let t0 = Instant::now();
-    let mut s = needed_in_four_seconds(t0);
-    let holders = [holder(1, 1_600_000.0), holder(2, 1_600_000.0)];
-    let asked = requests(&s.decide(&key(1), &holders, &BaselineRanker::default(), &cfg, t0));
-    assert_eq!(asked.len(), 2);
-    assert!(
-        !s.refusal_may_be_past_end(&peer(1), &key(1)),
-        "its range starts at 0"
-    );
-    assert!(s.refusal_may_be_past_end(&peer(2), &key(1)));
-    // Once the length is known, a refusal means what it says.
-    let t = t0 + Duration::from_millis(200);
+    let mut s = fast_transfer_under_way(t0);
+    let at = t0 + Duration::from_millis(300);
+    let mut bad = content()
+        .1
+        .encode(G, &bytes(G, 5 * G))
+        .expect("range")
+        .to_vec();
+    bad[3000] ^= 1;
+    let bad = Bytes::from(bad);
     assert_eq!(
-        s.on_piece(peer(1), &key(1), 0, SIZE, bytes(0, 1000), t),
-        Progress::Partial
+        s.on_piece(peer(1), &key(1), G, 5 * G, SIZE, &bad, &Blake3, at),
+        Progress::Corrupt(IntegrityError::Mismatch)
     );
-    assert!(!s.refusal_may_be_past_end(&peer(2), &key(1)));
+    // Nothing of it was kept; another holder is asked from where the good bytes end.
+    let both = [holder(1, 20_000_000.0), holder(2, 20_000_000.0)];
+    assert_eq!(
+        requests(&s.decide(&key(1), &both, &ranker, &cfg, at)),
+        vec![(peer(2), G, None)]
+    );
+    assert_eq!(piece(&mut s, 2, G, 5 * G, at), Progress::Partial);
 }

@@ -42,9 +42,9 @@ pub struct Limits {
     /// Largest whole frame, header included, in bytes.
     ///
     /// Default: 1 MiB + 64 bytes, well above a full [`max_piece_len`](Self::max_piece_len) piece
-    /// (payload + 83 bytes of header and fields) and the largest list messages (a full `Have` is
+    /// (payload + 91 bytes of header and fields) and the largest list messages (a full `Have` is
     /// 29 KiB). A byte-stream transport buffers at most this much per connection. Keep it at least
-    /// `max_piece_len + 83`.
+    /// `max_piece_len + 91`.
     pub max_frame_len: usize,
     /// Largest [`Message::Piece`] payload, in bytes. Default: 256 KiB.
     pub max_piece_len: usize,
@@ -182,13 +182,13 @@ pub enum DecodeError {
         /// The tag received.
         tag: u8,
     },
-    /// A piece's bytes run past the segment's declared total length.
-    #[error("piece at offset {offset} with {len} bytes runs past the segment's {total} bytes")]
+    /// A piece's range is empty or runs past the segment's declared total length.
+    #[error("piece range {offset}..{end} is empty or runs past the segment's {total} bytes")]
     PieceOutOfRange {
         /// `Piece.offset`.
         offset: u64,
-        /// Payload length.
-        len: usize,
+        /// `Piece.end`.
+        end: u64,
         /// `Piece.total`.
         total: u64,
     },
@@ -320,11 +320,13 @@ pub fn encode(msg: &Message) -> Frame {
         Message::Piece {
             key,
             offset,
+            end,
             total,
             data,
         } => {
             put_key(&mut w, key);
             w.put_u64(*offset);
+            w.put_u64(*end);
             w.put_u64(*total);
             put_len(&mut w, data.len());
             payload = data.clone();
@@ -592,6 +594,7 @@ fn decode_request(r: &mut Reader) -> Result<Message, DecodeError> {
 fn decode_piece(r: &mut Reader, limits: &Limits) -> Result<Message, DecodeError> {
     let key = r.key("Piece.key")?;
     let offset = r.u64("Piece.offset")?;
+    let end = r.u64("Piece.end")?;
     let total = r.u64("Piece.total")?;
     let len = r.len("Piece.data")?;
     if len > limits.max_piece_len {
@@ -601,13 +604,13 @@ fn decode_piece(r: &mut Reader, limits: &Limits) -> Result<Message, DecodeError>
         });
     }
     let data = r.bytes(len, "Piece.data")?;
-    let end = u64::try_from(len).ok().and_then(|l| offset.checked_add(l));
-    if end.is_none_or(|end| end > total) {
-        return Err(DecodeError::PieceOutOfRange { offset, len, total });
+    if offset >= end || end > total {
+        return Err(DecodeError::PieceOutOfRange { offset, end, total });
     }
     Ok(Message::Piece {
         key,
         offset,
+        end,
         total,
         data,
     })

@@ -134,15 +134,19 @@ pub enum Message {
         /// `end` not above `offset`.
         end: Option<u64>,
     },
-    /// A chunk of a segment.
+    /// A verifiable range of a segment.
     Piece {
         /// The segment.
         key: SegmentKey,
-        /// Byte offset of `data` in the segment.
+        /// First byte of the range (a multiple of the 16 KiB chunk group).
         offset: u64,
-        /// Total segment length (decoding rejects `offset + data.len() > total`).
+        /// One past its last byte (a multiple of the chunk group, or `total`); decoding rejects
+        /// `offset >= end` and `end > total`.
+        end: u64,
+        /// Total segment length.
         total: u64,
-        /// The bytes.
+        /// The range's bao encoding: the parent hashes from the segment's root down to the
+        /// range, interleaved with its bytes (see [`crate::integrity`]).
         data: Bytes,
     },
     /// The requester no longer wants the segment.

@@ -25,6 +25,7 @@ use f2f_core::identity::{
     Authority, Bls, Certificate, Fingerprint, Identity, Keypair, Scope, SessionId, UnixTime,
     prove_possession,
 };
+use f2f_core::integrity::SegmentHash;
 use f2f_core::scheduler::ByteSources;
 use f2f_core::telemetry::Event;
 use f2f_core::time::{Duration, Instant};
@@ -276,11 +277,22 @@ impl Net {
         self.input(ix, Input::Bootstrap(peers));
     }
 
-    /// Lists a shareable segment and asks for it by `now + within`.
+    /// Lists a shareable segment (after its signed hash, when the CDN has it: a driver fetches
+    /// the signed hashes with the playlist) and asks for it by `now + within`.
     pub(crate) fn load(&mut self, ix: Ix, key: SegmentKey, within: Duration) {
+        self.give_hash(ix, key);
         self.input(ix, Input::Listed(listed(key, true)));
         let deadline = self.at() + within;
         self.input(ix, Input::Load { key, deadline });
+    }
+
+    /// Feeds `ix` the segment's hash and size, as its driver would from the origin's signed
+    /// hashes.
+    pub(crate) fn give_hash(&mut self, ix: Ix, key: SegmentKey) {
+        if let Some(data) = self.cdn.get(&key) {
+            let (hash, size) = (SegmentHash::of(data), data.len() as u64);
+            self.input(ix, Input::SegmentHash { key, hash, size });
+        }
     }
 
     /// Every delivered message, as `(from, to, message)`.

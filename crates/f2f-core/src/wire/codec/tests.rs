@@ -97,6 +97,7 @@ fn piece_has_known_bytes() {
     let msg = Message::Piece {
         key: key(),
         offset: 5,
+        end: 6,
         total: 8,
         data: Bytes::from_static(b"abc"),
     };
@@ -106,6 +107,7 @@ fn piece_has_known_bytes() {
     body.extend_from_slice(&3u64.to_be_bytes());
     body.extend_from_slice(&4u64.to_be_bytes()); // variant
     body.extend_from_slice(&5u64.to_be_bytes()); // offset
+    body.extend_from_slice(&6u64.to_be_bytes()); // end
     body.extend_from_slice(&8u64.to_be_bytes()); // total
     body.extend_from_slice(&3u32.to_be_bytes()); // data length
     let head = framed(0x33, &body);
@@ -277,10 +279,11 @@ fn frame_too_long() {
     assert_eq!(frame_len(&bytes, &limits()), Err(expected));
 }
 
-fn piece_body(offset: u64, total: u64, len: u32) -> Vec<u8> {
+fn piece_body(offset: u64, end: u64, total: u64, len: u32) -> Vec<u8> {
     let mut w = BytesMut::new();
     put_key(&mut w, &key());
     w.put_u64(offset);
+    w.put_u64(end);
     w.put_u64(total);
     w.put_u32(len);
     w.to_vec()
@@ -291,24 +294,24 @@ fn piece_limits() {
     let max = limits().max_piece_len;
     let bytes = framed(
         0x33,
-        &piece_body(0, u64::MAX, u32::try_from(max + 1).unwrap()),
+        &piece_body(0, 1, u64::MAX, u32::try_from(max + 1).unwrap()),
     );
     assert_eq!(
         decode(&contiguous(&bytes), &limits()),
         Err(DecodeError::PieceTooLong { len: max + 1, max })
     );
 
-    let mut body = piece_body(6, 8, 3);
+    let mut body = piece_body(6, 9, 8, 3);
     body.extend_from_slice(b"abc");
     assert_eq!(
         decode(&contiguous(&framed(0x33, &body)), &limits()),
         Err(DecodeError::PieceOutOfRange {
             offset: 6,
-            len: 3,
+            end: 9,
             total: 8,
         })
     );
-    let mut body = piece_body(u64::MAX, u64::MAX, 1);
+    let mut body = piece_body(7, 7, 8, 1);
     body.push(0);
     assert!(matches!(
         decode(&contiguous(&framed(0x33, &body)), &limits()),
@@ -405,6 +408,7 @@ fn piece_data_is_not_copied() {
     let msg = Message::Piece {
         key: key(),
         offset: 0,
+        end: 1000,
         total: 1000,
         data: data.clone(),
     };
@@ -547,20 +551,26 @@ fn bitmap() -> impl Strategy<Value = Message> {
 }
 
 fn piece() -> impl Strategy<Value = Message> {
-    (segment_key(), any::<u64>(), any::<u64>(), bytes(2048)).prop_map(
-        |(key, offset, total, data)| {
-            // offset + len <= total, anywhere in the u64 range.
-            let len = data.len() as u64;
-            let total = total.max(len);
-            let offset = offset.checked_rem(total - len + 1).unwrap_or(offset);
+    (
+        segment_key(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<u64>(),
+        bytes(2048),
+    )
+        .prop_map(|(key, a, b, total, data)| {
+            // offset < end <= total, anywhere in the u64 range.
+            let total = total.max(1);
+            let (lo, hi) = (a % total, b % total + 1);
+            let (offset, end) = if lo < hi { (lo, hi) } else { (hi - 1, lo + 1) };
             Message::Piece {
                 key,
                 offset,
+                end,
                 total,
                 data,
             }
-        },
-    )
+        })
 }
 
 /// Adding a message variant breaks this match: give it a strategy in [`message`] too.
@@ -774,6 +784,7 @@ fn default_limits_fit_the_largest_messages() {
         Message::Piece {
             key: key(),
             offset: 0,
+            end: l.max_piece_len as u64,
             total: l.max_piece_len as u64,
             data: Bytes::from(vec![0; l.max_piece_len]),
         },
