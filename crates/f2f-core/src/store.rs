@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use bytes::Bytes;
 
 use crate::id::SegmentKey;
-use crate::integrity::{GROUP_BYTES, Hashing, Outboard};
+use crate::integrity::{Hashing, Outboard, piece_bytes};
 use crate::scheduler::ByteSources;
 use crate::segment::SegmentData;
 
@@ -54,17 +54,10 @@ impl Store {
     ) -> Option<(Bytes, u64)> {
         let h = self.held.get_mut(key)?;
         let size = h.data.len();
-        let mut end = offset.saturating_add(max).min(size);
-        if end < size {
-            end -= end % GROUP_BYTES;
-        }
-        if end <= offset {
-            return None;
-        }
+        let (bytes, end) = piece_bytes(&h.data, 0, offset, max, size, size)?;
         let tree = h
             .tree
             .get_or_insert_with(|| hashing.outboard(&h.data.to_bytes()));
-        let bytes = h.data.slice(offset, end - offset).to_bytes();
         hashing.encode(tree, offset, &bytes).ok().map(|e| (e, end))
     }
 

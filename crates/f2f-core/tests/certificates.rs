@@ -28,7 +28,7 @@ fn a_revoked_peer_is_dropped_and_the_list_spreads() {
         [net.certs[b].session],
         [],
     );
-    net.input(a, Input::Revocations(list.clone()));
+    net.input(a, Input::Revocations(Box::new(list.clone())));
     net.run_for(Duration::from_secs(5));
 
     let revoked = |ix: usize| {
@@ -38,7 +38,7 @@ fn a_revoked_peer_is_dropped_and_the_list_spreads() {
     assert!(revoked(a), "a dropped b when the list came in");
     assert!(
         net.messages()
-            .any(|(f, t, m)| (f, t) == (a, c) && *m == Message::Revocations(list.clone())),
+            .any(|(f, t, m)| (f, t) == (a, c) && *m == Message::Revocations(Box::new(list.clone()))),
         "a passed the list on to c"
     );
     assert!(
@@ -62,7 +62,7 @@ fn a_list_not_signed_by_the_authority_is_refused() {
 
     let rogue = Authority::new(Keypair::from_entropy(&[0x77; 32]));
     let list = RevocationList::issue(&rogue, crypto().as_ref(), 9, [net.certs[b].session], []);
-    net.input(a, Input::Revocations(list));
+    net.input(a, Input::Revocations(Box::new(list)));
     net.run_for(Duration::from_secs(2));
 
     let refused = (net.nodes[a].events.iter())
@@ -84,7 +84,7 @@ fn an_engine_renews_its_certificate_before_it_expires() {
     let other_key = Keypair::from_entropy(&[0x55; 32]);
     let foreign = certify(&other_key, Scope::Swarm(swarm()), UNIX_BASE + CERT_LIFETIME);
     assert_eq!(
-        net.try_input(a, Input::Certificate(foreign)),
+        net.try_input(a, Input::Certificate(Box::new(foreign))),
         Err(EngineError::Identity(CertificateError::WrongKey))
     );
     let renewed = certify(
@@ -92,7 +92,7 @@ fn an_engine_renews_its_certificate_before_it_expires() {
         Scope::Swarm(swarm()),
         UNIX_BASE + CERT_LIFETIME,
     );
-    net.input(a, Input::Certificate(renewed.clone()));
+    net.input(a, Input::Certificate(Box::new(renewed.clone())));
 
     // New connections see the renewed certificate.
     let x = net.add_scripted();

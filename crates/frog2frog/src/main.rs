@@ -7,6 +7,8 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+mod sign;
+
 /// mimalloc: the simulator allocates and frees millions of small buffers (frames, messages,
 /// timers) across 10,000 engines; with the system allocator a 10,000-viewer run is ~20 % slower.
 #[global_allocator]
@@ -23,6 +25,8 @@ struct Cli {
 enum Command {
     /// Simulate a swarm in virtual time and report offload, rebuffering and latency.
     Sim(SimArgs),
+    /// Sign the hashes of an HLS playlist's segments (the origin side of segment integrity).
+    Sign(sign::SignArgs),
 }
 
 #[derive(clap::Args)]
@@ -56,6 +60,7 @@ struct SimArgs {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Sim(args) => sim(args),
+        Command::Sign(args) => sign::sign(args),
     }
 }
 

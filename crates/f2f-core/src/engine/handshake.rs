@@ -82,11 +82,11 @@ impl Engine {
             their_nonce: h.nonce,
         };
         p.upload_bps = f64::from(h.upload_kbps) * 1000.0;
-        p.certificate = Some(h.certificate);
+        p.certificate = Some(Box::new(h.certificate));
         let queued = std::mem::take(&mut p.queued);
         self.transmit(from, &Message::Proof { signature });
         if let Some(list) = self.revocations.current().cloned() {
-            self.transmit(from, &Message::Revocations(list));
+            self.transmit(from, &Message::Revocations(Box::new(list)));
         }
         for msg in queued {
             self.transmit(from, &msg);
@@ -182,7 +182,7 @@ impl Engine {
                     .map(|(id, _)| *id)
                     .collect();
                 for peer in ready {
-                    self.transmit(peer, &Message::Revocations(list.clone()));
+                    self.transmit(peer, &Message::Revocations(Box::new(list.clone())));
                 }
             }
             Err(e) => match from {

@@ -71,14 +71,14 @@ use crate::uplink::Uplink;
 use crate::upload::{Admit, UploadJob, Uploads};
 use crate::wire::{self, AbsentReason, Frame, Message};
 use availability::Availability;
-use peer::{Conn, Peer};
+use peer::{Conn, Peer, Phase};
 use watch::Watch;
 
 /// Personal keys remembered (a few live windows' worth of ad segments).
 const PERSONAL_MEMORY: usize = 256;
 
-/// Trusted segment hashes remembered (a few live windows' worth per rendition).
-const HASH_MEMORY: usize = 512;
+/// Trusted segment hashes remembered until their segment is listed (a few live windows).
+const HASH_MEMORY: usize = 64;
 
 /// A segment the playlist lists, as the engine needs to know it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,7 +152,7 @@ pub enum Input {
     /// New configuration (remote config); invalid configs are refused.
     UpdateConfig(Arc<Config>),
     /// A renewed certificate for our key (after [`Output::RenewCertificate`]).
-    Certificate(Certificate),
+    Certificate(Box<Certificate>),
     /// A segment's BLAKE3 hash and size, from a source the driver trusts (the origin's signed
     /// hashes). Peers are only asked for segments whose hash is known, and every byte they send
     /// is checked against it.
@@ -166,7 +166,7 @@ pub enum Input {
     },
     /// The authority's revocation list (from the remote config); applied if newer, and passed
     /// on to neighbours.
-    Revocations(RevocationList),
+    Revocations(Box<RevocationList>),
     /// Leave the swarm politely.
     Leave,
 }
@@ -462,7 +462,7 @@ impl Engine {
                 self.sketch.set_config(config.size.clone());
                 self.config = config;
             }
-            Input::Certificate(cert) => self.on_certificate(cert)?,
+            Input::Certificate(cert) => self.on_certificate(*cert)?,
             Input::SegmentHash { key, hash, size } => {
                 self.hashes.retain(|(k, _, _)| *k != key);
                 self.hashes.push_back((key, hash, size));
@@ -556,21 +556,21 @@ impl Engine {
             return;
         };
         peer.last_used = now;
-        let conn = peer.conn.clone();
+        let phase = peer.conn.phase();
         let msg = match wire::decode(frame, &self.config.limits) {
             Ok(msg) => msg,
             Err(e) => return self.misbehaved(from, e.to_string(), now),
         };
-        match (conn, msg) {
-            (Conn::Open { .. }, Message::Handshake(h)) => self.on_hello(from, *h, now),
-            (Conn::Proving { .. }, Message::Proof { signature }) => {
+        match (phase, msg) {
+            (Phase::Open, Message::Handshake(h)) => self.on_hello(from, *h, now),
+            (Phase::Proving, Message::Proof { signature }) => {
                 self.on_proof(from, signature, now);
             }
-            (Conn::Ready, Message::Handshake(_) | Message::Proof { .. }) => {
+            (Phase::Ready, Message::Handshake(_) | Message::Proof { .. }) => {
                 self.misbehaved(from, "second handshake".into(), now);
             }
-            (Conn::Ready, msg) => self.on_message(from, msg, now),
-            (Conn::Proving { .. }, _) => {
+            (Phase::Ready, msg) => self.on_message(from, msg, now),
+            (Phase::Proving, _) => {
                 self.misbehaved(from, "message before the handshake proof".into(), now);
             }
             (_, _) => self.misbehaved(from, "message before handshake".into(), now),

@@ -6,6 +6,15 @@ use crate::scheduler::PeerMeasurements;
 use crate::time::{Duration, Instant};
 use crate::wire::Message;
 
+/// Where a connection is in its handshake, without the handshake's data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Connecting,
+    Open,
+    Proving,
+    Ready,
+}
+
 /// Transport state of the connection to a peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Conn {
@@ -43,7 +52,7 @@ pub(crate) enum Link {
 pub(crate) struct Peer {
     pub(crate) conn: Conn,
     /// The certificate from the peer's handshake (checked again when revocations change).
-    pub(crate) certificate: Option<Certificate>,
+    pub(crate) certificate: Option<Box<Certificate>>,
     pub(crate) link: Link,
     /// Messages waiting for the connection (and our handshake) to go out.
     pub(crate) queued: Vec<Message>,
@@ -62,6 +71,17 @@ pub(crate) struct Peer {
     pub(crate) throughput_bps: Option<f64>,
     pub(crate) completed: u32,
     pub(crate) failed: u32,
+}
+
+impl Conn {
+    pub(crate) fn phase(&self) -> Phase {
+        match self {
+            Self::Connecting => Phase::Connecting,
+            Self::Open { .. } => Phase::Open,
+            Self::Proving { .. } => Phase::Proving,
+            Self::Ready => Phase::Ready,
+        }
+    }
 }
 
 impl Peer {

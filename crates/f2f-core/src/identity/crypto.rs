@@ -26,6 +26,8 @@ pub enum Domain {
     Revocation,
     /// A node's proof, in the handshake, that it holds its key on this transport session.
     Handshake,
+    /// An origin's signature on its segment hashes.
+    Manifest,
 }
 
 impl Domain {
@@ -36,6 +38,7 @@ impl Domain {
             Self::Certificate => b"frog2frog/1/certificate\0",
             Self::Revocation => b"frog2frog/1/revocation\0",
             Self::Handshake => b"frog2frog/1/handshake\0",
+            Self::Manifest => b"frog2frog/1/manifest\0",
         }
     }
 }

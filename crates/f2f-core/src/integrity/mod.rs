@@ -6,13 +6,23 @@
 //! the piece that carried it, one segment can come from several peers at once, and verified
 //! groups are relayed before the whole segment is in.
 
+mod manifest;
 mod outboard;
 
 use std::fmt;
 
 use bytes::Bytes;
 
+use crate::segment::SegmentData;
+
+pub use manifest::{HashEntry, ManifestError, SignedHashes};
 pub use outboard::{GROUP_BYTES, IntegrityError, Outboard, Parents};
+
+/// Where byte ranges of a segment start and end: every 64 KiB (four chunk groups). With one
+/// grid for the whole swarm, the pieces a relay receives are exactly the pieces it is asked for,
+/// so it passes each on as the buffer it holds (no copy, no short pieces); uploads send pieces
+/// of at most this size.
+pub const RANGE_ALIGN: u64 = 4 * GROUP_BYTES;
 
 /// The hashing behind verification, behind a trait like [`crate::identity::Crypto`]: the engine
 /// calls it, the driver chooses it. [`Blake3`] computes everything; the simulator wraps it to
@@ -67,6 +77,37 @@ impl Hashing for Blake3 {
     }
 }
 
+/// The bytes for a piece from `offset` (a chunk-group boundary) of `data`, which holds the
+/// segment's bytes from `data_start` on: up to `max` bytes and never past `stop`, ending on a
+/// group boundary unless at the segment's end (`size`). One held buffer when it can be (a
+/// slice, no copy: the piece then ends where that buffer does); a copy of the groups only when
+/// one straddles two buffers. `None` when not even one group is held.
+pub fn piece_bytes(
+    data: &SegmentData,
+    data_start: u64,
+    offset: u64,
+    max: u64,
+    stop: u64,
+    size: u64,
+) -> Option<(Bytes, u64)> {
+    let limit = offset.saturating_add(max).min(stop);
+    let whole = |end: u64| {
+        if end >= size {
+            size
+        } else {
+            end - end % GROUP_BYTES
+        }
+    };
+    let at = offset.checked_sub(data_start)?;
+    let first = data.slice(at, limit - offset).chunks().first().cloned()?;
+    let end = whole(offset + first.len() as u64);
+    if end > offset {
+        return Some((first.slice(..(end - offset) as usize), end));
+    }
+    let end = whole(limit.min(data_start + data.len()));
+    (end > offset).then(|| (data.slice(at, end - offset).to_bytes(), end))
+}
+
 /// A segment's BLAKE3 hash: the root of its bao tree.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SegmentHash(pub [u8; 32]);
@@ -85,5 +126,55 @@ impl fmt::Debug for SegmentHash {
             write!(f, "{b:02x}")?;
         }
         write!(f, "…)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const G: u64 = GROUP_BYTES;
+
+    fn rope(cuts: &[u64], size: u64) -> (Bytes, SegmentData) {
+        let all: Bytes = (0..size).map(|i| (i % 251) as u8).collect();
+        let mut data = SegmentData::new();
+        let mut at = 0;
+        for &cut in cuts.iter().chain([&size]) {
+            data.push(all.slice(at as usize..cut as usize));
+            at = cut;
+        }
+        (all, data)
+    }
+
+    #[test]
+    fn a_piece_is_a_slice_of_one_held_buffer_when_it_can_be() {
+        let (all, one) = rope(&[], 10 * G + 100);
+        let (piece, end) =
+            piece_bytes(&one, 0, 2 * G, 4 * G, 10 * G + 100, 10 * G + 100).expect("held");
+        assert_eq!(
+            (end, piece.as_ptr()),
+            (6 * G, all[2 * G as usize..].as_ptr())
+        );
+        // Received as pieces of two groups: a piece ends where the buffer does, no copy.
+        let (_, pieces) = rope(&[2 * G, 4 * G, 6 * G], 8 * G);
+        let (piece, end) = piece_bytes(&pieces, 0, 2 * G, 4 * G, 8 * G, 8 * G).expect("held");
+        assert_eq!((end, piece.as_ptr()), (4 * G, pieces.chunks()[1].as_ptr()));
+    }
+
+    #[test]
+    fn a_group_across_two_buffers_is_copied_and_the_end_may_be_short() {
+        let (all, data) = rope(&[G + 10], 3 * G + 5);
+        let (piece, end) = piece_bytes(&data, 0, G, 4 * G, 3 * G + 5, 3 * G + 5).expect("held");
+        assert_eq!(end, 3 * G + 5, "to the segment's end");
+        assert_eq!(piece, all.slice(G as usize..));
+        // Held from `G` on (a later part), up to `stop`: whole groups only.
+        let (_, part) = rope(&[], 2 * G + 7);
+        let got = piece_bytes(&part, G, G, 4 * G, G + G + 7, 10 * G);
+        assert_eq!(got.map(|(_, end)| end), Some(2 * G));
+        assert_eq!(
+            piece_bytes(&part, G, 0, 4 * G, 3 * G, 10 * G),
+            None,
+            "not held"
+        );
     }
 }

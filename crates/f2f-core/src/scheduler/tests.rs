@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use super::*;
 use crate::id::{RenditionId, SegmentPosition, SwarmId, VariantTag};
-use crate::integrity::Blake3;
+use crate::integrity::{Blake3, GROUP_BYTES};
 
 fn key(seq: u64) -> SegmentKey {
     SegmentKey {

@@ -498,12 +498,12 @@ fn decode_revocations(r: &mut Reader, limits: &Limits) -> Result<Message, Decode
         keys.push(PublicKey::from_bytes(r.array("Revocations.keys")?));
     }
     let signature = Signature::from_bytes(r.array("Revocations.signature")?);
-    Ok(Message::Revocations(RevocationList {
+    Ok(Message::Revocations(Box::new(RevocationList {
         serial,
         sessions,
         keys,
         signature,
-    }))
+    })))
 }
 
 /// Length of the complete frame at the start of `buf`, for transports that deliver a byte stream.

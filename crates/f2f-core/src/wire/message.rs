@@ -49,7 +49,7 @@ pub enum Message {
         signature: Signature,
     },
     /// The authority's newest revocation list, passed on between neighbours.
-    Revocations(RevocationList),
+    Revocations(Box<RevocationList>),
     /// A new node asks to enter the overlay through the receiver.
     Join,
     /// A random walk announcing `joiner`; `ttl` counts the remaining hops.

@@ -626,12 +626,12 @@ fn message() -> impl Strategy<Value = Message> {
             signature()
         )
             .prop_map(|(serial, sessions, keys, signature)| {
-                Message::Revocations(RevocationList {
+                Message::Revocations(Box::new(RevocationList {
                     serial,
                     sessions,
                     keys,
                     signature,
-                })
+                }))
             }),
         Just(Message::Join),
         (peer_id(), any::<u8>()).prop_map(|(joiner, ttl)| Message::ForwardJoin { joiner, ttl }),
