@@ -55,9 +55,7 @@ impl Store {
         let h = self.held.get_mut(key)?;
         let size = h.data.len();
         let (bytes, end) = piece_bytes(&h.data, 0, offset, max, size, size)?;
-        let tree = h
-            .tree
-            .get_or_insert_with(|| hashing.outboard(&h.data.to_bytes()));
+        let tree = h.tree.get_or_insert_with(|| hashing.outboard(&h.data));
         hashing.encode(tree, offset, &bytes).ok().map(|e| (e, end))
     }
 

@@ -38,10 +38,10 @@ fn a_prefetched_delivery_accounts_for_its_bytes() {
     net.run_for(Duration::from_millis(10));
     net.load(a, first, Duration::from_secs(6));
     net.run_for(Duration::from_secs(2));
-    // `a` announces segment 11 before `b`'s playlist lists it: `b` fetches it from `a` at once
-    // (its signed hash is in already: peer bytes are only taken once they can be checked).
+    // `a` announces segment 11 before `b`'s playlist lists it: `b` asks its driver for the
+    // segment's signed hash (peer bytes are only taken once they can be checked) and fetches it
+    // from `a` at once.
     let next = net.publish(11, 300_000);
-    net.give_hash(b, next);
     net.load(a, next, Duration::from_secs(6));
     net.run_for(Duration::from_secs(2));
     assert!(

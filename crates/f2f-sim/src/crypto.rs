@@ -11,6 +11,7 @@
 use bytes::Bytes;
 use f2f_core::identity::{Crypto, Domain, Keypair, PublicKey, Signature, SignatureError};
 use f2f_core::integrity::{Hashing, IntegrityError, Outboard, Parents, SegmentHash};
+use f2f_core::segment::SegmentData;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Modelled;
@@ -109,8 +110,8 @@ impl Crypto for Modelled {
 pub(crate) struct ModelledHashing;
 
 impl Hashing for ModelledHashing {
-    fn outboard(&self, data: &Bytes) -> Outboard {
-        Outboard::expecting(SegmentHash([0; 32]), data.len() as u64)
+    fn outboard(&self, data: &SegmentData) -> Outboard {
+        Outboard::expecting(SegmentHash([0; 32]), data.len())
     }
 
     fn encode(&self, _: &Outboard, _: u64, data: &Bytes) -> Result<Bytes, IntegrityError> {

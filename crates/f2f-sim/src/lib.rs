@@ -11,6 +11,7 @@
 //! What is *not* simulated: the WebRTC transport itself (connections open after two round trips
 //! and are ordered and reliable), and CPU time.
 
+mod attack;
 mod crypto;
 mod player;
 mod queue;
@@ -21,7 +22,7 @@ mod world;
 
 use f2f_core::config::SourcePreference;
 
-pub use report::{Report, RunReport, Summary, seed_table};
+pub use report::{AttackReport, Report, RunReport, Summary, seed_table};
 pub use scenario::{
     AudienceSpec, CdnSpec, CryptoSpec, Dist, EngineSpec, HashingSpec, MassLeave, MixPart,
     NetworkSpec, PlayerSpec, RenditionSpec, Scenario, ScenarioError, SecuritySpec, SourceSpec,
@@ -29,11 +30,17 @@ pub use scenario::{
 
 /// Runs `scenario` with P2P and, when `baseline` is set, again CDN-only.
 ///
-/// `progress(run, fraction)` is called as virtual time advances (run 0: P2P, run 1: baseline).
+/// `progress(run, fraction)` is called as virtual time advances (run 0: P2P, run 1: baseline,
+/// run 2: the honest run of a scenario with attackers).
 pub fn run(scenario: &Scenario, baseline: bool, progress: &mut dyn FnMut(usize, f64)) -> Report {
     let world = world::World::new(scenario, SourcePreference::Auto);
     let upload_bound = world.upload_bound();
     let p2p = world.run("p2p", &mut |f| progress(0, f));
+    let honest = scenario.security.has_attackers().then(|| {
+        let mut honest = scenario.clone();
+        honest.security = scenario.security.honest();
+        world::World::new(&honest, SourcePreference::Auto).run("honest", &mut |f| progress(2, f))
+    });
     let baseline = baseline.then(|| {
         world::World::new(scenario, SourcePreference::CdnOnly)
             .run("cdn-only", &mut |f| progress(1, f))
@@ -45,6 +52,7 @@ pub fn run(scenario: &Scenario, baseline: bool, progress: &mut dyn FnMut(usize, 
         bitrate_kbps: scenario.source.mean_bitrate_kbps(),
         upload_bound,
         p2p,
+        honest,
         baseline,
     }
 }

@@ -90,6 +90,33 @@ pub struct RunReport {
     pub stayers_rebuffer_after_event: Option<f64>,
     /// Simulator events processed.
     pub events: u64,
+    /// What attackers did and what it cost them (scenarios with attackers only).
+    pub attacks: Option<AttackReport>,
+}
+
+/// Attackers and the swarm's answer to them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct AttackReport {
+    /// Viewers that corrupt what they upload.
+    pub corrupt_peers: u64,
+    /// Viewers that lie in their announcements.
+    pub liar_peers: u64,
+    /// Viewers with forged certificates.
+    pub forged_peers: u64,
+    /// Pieces attackers corrupted on their way out.
+    pub corrupt_pieces_sent: u64,
+    /// Their bytes (wasted uplink and downlink).
+    pub corrupt_bytes_sent: u64,
+    /// Corrupt pieces receivers caught (each got its sender banned by that receiver).
+    pub corrupt_pieces_caught: u64,
+    /// Bans issued.
+    pub bans: u64,
+    /// Attackers that sent corrupted bytes at all.
+    pub bad_senders: u64,
+    /// ... of which banned by a receiver.
+    pub bad_senders_banned: u64,
+    /// Handshakes refused from forged identities.
+    pub forged_refused: u64,
 }
 
 /// Everything `frog2frog sim` reports.
@@ -107,6 +134,8 @@ pub struct Report {
     pub upload_bound: f64,
     /// The run with P2P.
     pub p2p: RunReport,
+    /// The same scenario without its attackers (scenarios with attackers only).
+    pub honest: Option<RunReport>,
     /// The same scenario, CDN only.
     pub baseline: Option<RunReport>,
 }
@@ -130,6 +159,7 @@ impl Report {
             self.upload_bound * 100.0
         );
         let runs: Vec<&RunReport> = std::iter::once(&self.p2p)
+            .chain(self.honest.as_ref())
             .chain(self.baseline.as_ref())
             .collect();
         let _ = write!(s, "{:<34}", "");
@@ -204,6 +234,30 @@ impl Report {
         });
         row("load failures", &|r| r.load_failures.to_string());
         row("corrupt deliveries", &|r| r.corrupt_deliveries.to_string());
+        if let Some(a) = &self.p2p.attacks {
+            let both = |x: u64, y: u64| format!("{x} / {y}");
+            row("attackers corrupt/liar/forged", &|r| {
+                r.attacks.as_ref().map_or("-".into(), |_| {
+                    format!("{}/{}/{}", a.corrupt_peers, a.liar_peers, a.forged_peers)
+                })
+            });
+            let attacked = |r: &RunReport, f: &dyn Fn(&AttackReport) -> String| {
+                r.attacks.as_ref().map_or("-".into(), f)
+            };
+            row("corrupt pieces sent / caught", &|r| {
+                attacked(r, &|a| both(a.corrupt_pieces_sent, a.corrupt_pieces_caught))
+            });
+            row("corrupt bytes sent (MB)", &|r| {
+                attacked(r, &|a| format!("{:.1}", a.corrupt_bytes_sent as f64 / 1e6))
+            });
+            row("bans issued", &|r| attacked(r, &|a| a.bans.to_string()));
+            row("bad senders / banned", &|r| {
+                attacked(r, &|a| both(a.bad_senders, a.bad_senders_banned))
+            });
+            row("forged handshakes refused", &|r| {
+                attacked(r, &|a| a.forged_refused.to_string())
+            });
+        }
         if runs
             .iter()
             .any(|r| r.stayers_rebuffer_after_event.is_some())

@@ -339,6 +339,33 @@ pub struct SecuritySpec {
     /// Piece verification. Default `blake3`.
     #[serde(default)]
     pub hashing: HashingSpec,
+    /// Share of viewers that corrupt every piece they upload. Default 0.
+    #[serde(default)]
+    pub corrupt_fraction: f64,
+    /// Share of viewers that claim every live segment and never answer for what they lack.
+    /// Default 0.
+    #[serde(default)]
+    pub liar_fraction: f64,
+    /// Share of viewers with a certificate from a key the swarm does not trust. Default 0.
+    #[serde(default)]
+    pub forged_fraction: f64,
+}
+
+impl SecuritySpec {
+    /// Whether the scenario has attackers (and so an honest run to compare with).
+    pub fn has_attackers(&self) -> bool {
+        self.corrupt_fraction + self.liar_fraction + self.forged_fraction > 0.0
+    }
+
+    /// The same settings without attackers.
+    pub fn honest(&self) -> Self {
+        Self {
+            corrupt_fraction: 0.0,
+            liar_fraction: 0.0,
+            forged_fraction: 0.0,
+            ..self.clone()
+        }
+    }
 }
 
 /// A complete scenario.
@@ -442,6 +469,16 @@ impl Scenario {
             if !(0.0..=1.0).contains(&m.fraction) {
                 return bad("audience.mass_leave.fraction must be in [0, 1]");
             }
+        }
+        let sec = &self.security;
+        let shares = [sec.corrupt_fraction, sec.liar_fraction, sec.forged_fraction];
+        if shares.iter().any(|f| !(0.0..=1.0).contains(f)) || shares.iter().sum::<f64>() > 0.5 {
+            return bad("security: attacker fractions must be in [0, 1] and add up to at most 0.5");
+        }
+        if sec.has_attackers()
+            && (sec.crypto != CryptoSpec::Bls || sec.hashing != HashingSpec::Blake3)
+        {
+            return bad("security: attackers need crypto = \"bls\" and hashing = \"blake3\"");
         }
         Ok(())
     }

@@ -28,9 +28,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::attack::{self, Role};
 use crate::crypto::{Modelled, ModelledHashing};
 use crate::player::Player;
 use crate::queue::EventQueue;
+use crate::report::AttackReport;
 use crate::report::{RunReport, Summary};
 use crate::scenario::{CryptoSpec, HashingSpec, Scenario};
 use crate::source::{Rung, Source};
@@ -75,6 +77,11 @@ enum Ev {
         node: NodeIx,
         fetch: FetchId,
         result: Result<bytes::Bytes, CdnError>,
+    },
+    /// The signed hashes a node asked for arrive from the CDN.
+    Hash {
+        node: NodeIx,
+        key: SegmentKey,
     },
 }
 
@@ -126,6 +133,7 @@ struct Pair {
 
 struct Node {
     id: PeerId,
+    role: Role,
     /// Key pair and certificate, until the node joins and its engine takes them.
     identity: Option<Identity>,
     /// The rendition this viewer watches.
@@ -153,6 +161,10 @@ struct Tally {
     fallbacks: std::collections::BTreeMap<String, u64>,
     corrupt: u64,
     events: u64,
+    attacks: AttackReport,
+    /// Attackers that sent corrupted bytes, and those some receiver banned.
+    bad_senders: FxHashSet<NodeIx>,
+    banned_senders: FxHashSet<NodeIx>,
 }
 
 /// One run of a scenario.
@@ -228,13 +240,22 @@ impl World {
             CryptoSpec::Modelled => Arc::new(Modelled),
         };
         let authority = Authority::new(Keypair::from_entropy(&secret(scenario.seed, u32::MAX)));
+        // What forged identities are signed with: a key nobody trusts.
+        let rogue = Authority::new(Keypair::from_entropy(&secret(!scenario.seed, u32::MAX)));
         // Certificates outlive the run (with the renewal margin): renewal is tested in f2f-core.
         let not_after = UnixTime(UNIX_EPOCH_OF_RUN + end / 1_000_000 + 4 * 3600);
         let mut by_id = FxHashMap::default();
         for i in 0..scenario.audience.viewers {
             let joined_at = start
                 + (rng.random_range(0.0..=1.0) * scenario.audience.join_window_s * 1e6) as u64;
-            let identity = certified(&authority, &crypto, &source, scenario.seed, i, not_after);
+            let role = attack::role(scenario.seed, i, &scenario.security);
+            let signer = if role == Role::Forged {
+                &rogue
+            } else {
+                &authority
+            };
+            let mut identity = certified(signer, &crypto, &source, scenario.seed, i, not_after);
+            identity.authority = authority.public();
             let id = identity.keypair.peer_id();
             by_id.insert(id, i);
             // One rung: no draw, so single-rendition runs keep their random sequence.
@@ -252,6 +273,7 @@ impl World {
             };
             nodes.push(Node {
                 id,
+                role,
                 identity: Some(identity),
                 rung,
                 engine: None,
@@ -357,6 +379,7 @@ impl World {
                 self.drain(i);
             }
             Ev::Poll(i) => self.poll(i),
+            Ev::Hash { node, key } => self.give_hash(node, key),
             Ev::ConnectDone { a, b, epoch } => self.connect_done(a, b, epoch),
             Ev::ConnectFailed { node, peer } => self.input(node, Input::ConnectFailed(peer)),
             Ev::Deliver {
@@ -440,9 +463,25 @@ impl World {
                 }
             }
             Output::Transmit { to, frame } => {
-                if let Some(j) = self.node_of(&to) {
-                    self.transmit(i, j, frame);
-                }
+                let Some(j) = self.node_of(&to) else {
+                    return;
+                };
+                let role = self.nodes[i as usize].role;
+                let frame = if role == Role::Honest {
+                    frame
+                } else {
+                    let window = self.live_window(i);
+                    let Some((frame, corrupted)) = attack::tamper(role, frame, &window) else {
+                        return;
+                    };
+                    if corrupted {
+                        self.tally.attacks.corrupt_pieces_sent += 1;
+                        self.tally.attacks.corrupt_bytes_sent += frame.body().len() as u64;
+                        self.tally.bad_senders.insert(i);
+                    }
+                    frame
+                };
+                self.transmit(i, j, frame);
             }
             Output::FetchCdn {
                 fetch,
@@ -453,6 +492,11 @@ impl World {
             Output::Deliver { key, data, .. } => self.deliver(i, key, &data),
             Output::LoadFailed(_) => {}
             Output::NeedBootstrap => self.bootstrap(i),
+            Output::NeedHash(key) => {
+                // A small file from the CDN: one round trip, no egress worth counting.
+                let at = self.now + (self.scenario.cdn.latency_ms * 2000.0) as u64;
+                self.push(at, Ev::Hash { node: i, key });
+            }
             Output::Event(Event::FirstP2pByte { .. }) => {
                 let node = &mut self.nodes[i as usize];
                 node.first_p2p_us.get_or_insert(self.now - node.joined_at);
@@ -464,9 +508,47 @@ impl World {
                     .entry(format!("{reason:?}"))
                     .or_default() += 1;
             }
+            Output::Event(Event::PeerBanned { peer, .. }) => {
+                self.tally.attacks.bans += 1;
+                if let Some(j) = self.node_of(&peer) {
+                    self.tally.banned_senders.insert(j);
+                }
+            }
+            Output::Event(Event::PeerMisbehaved { peer, .. })
+                if self
+                    .node_of(&peer)
+                    .is_some_and(|j| self.nodes[j as usize].role == Role::Forged) =>
+            {
+                self.tally.attacks.forged_refused += 1;
+            }
             Output::Event(_) => {}
             _ => {}
         }
+    }
+
+    /// Feeds node `i` the origin's hash of `key`, if the origin has published the segment.
+    fn give_hash(&mut self, i: NodeIx, key: SegmentKey) {
+        let SegmentPosition::Sequence(seq) = key.position else {
+            return;
+        };
+        let published = self
+            .source
+            .rung(&key)
+            .and_then(|r| self.source.hash(r, seq));
+        if let Some((hash, size)) = published {
+            self.input(i, Input::SegmentHash { key, hash, size });
+        }
+    }
+
+    /// The newest segments of node `i`'s rendition: what a liar claims to hold.
+    fn live_window(&self, i: NodeIx) -> Vec<SegmentKey> {
+        let Some(newest) = self.source.newest_at(self.now) else {
+            return Vec::new();
+        };
+        let rung = self.nodes[i as usize].rung;
+        (newest.saturating_sub(3)..=newest)
+            .map(|seq| self.source.key(rung, seq))
+            .collect()
     }
 
     fn node_of(&self, peer: &PeerId) -> Option<NodeIx> {
@@ -531,9 +613,7 @@ impl World {
                 let key = self.source.key(rung, seq);
                 // The origin's signed hashes come with the playlist (their signature is the
                 // driver's to check; the engine trusts what it is fed).
-                if let Some((hash, size)) = self.source.hash(rung, seq) {
-                    self.input(i, Input::SegmentHash { key, hash, size });
-                }
+                self.give_hash(i, key);
                 self.input(
                     i,
                     Input::Listed(SegmentInfo {
@@ -970,6 +1050,20 @@ impl World {
             corrupt_deliveries: self.tally.corrupt,
             stayers_rebuffer_after_event: stayers_rebuffer,
             events: self.tally.events,
+            attacks: self.scenario.security.has_attackers().then(|| {
+                let count = |role| self.nodes.iter().filter(|n| n.role == role).count() as u64;
+                AttackReport {
+                    corrupt_peers: count(Role::Corrupt),
+                    liar_peers: count(Role::Liar),
+                    forged_peers: count(Role::Forged),
+                    corrupt_pieces_caught: stats().map(|s| s.corrupt_pieces).sum(),
+                    bad_senders: self.tally.bad_senders.len() as u64,
+                    bad_senders_banned: (self.tally.bad_senders)
+                        .intersection(&self.tally.banned_senders)
+                        .count() as u64,
+                    ..self.tally.attacks.clone()
+                }
+            }),
         }
     }
 }

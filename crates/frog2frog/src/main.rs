@@ -79,7 +79,7 @@ fn sim(args: SimArgs) -> anyhow::Result<()> {
     let quiet = args.quiet;
     let mut progress = |run: usize, f: f64| {
         if !quiet {
-            let name = if run == 0 { "p2p" } else { "cdn-only" };
+            let name = ["p2p", "cdn-only", "honest"][run.min(2)];
             eprint!(
                 "\r{name:>8} run: {:5.1} % of virtual time, {:6.1} s wall",
                 f * 100.0,

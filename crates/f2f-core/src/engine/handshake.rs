@@ -5,7 +5,7 @@
 use rand::Rng;
 
 use super::Engine;
-use super::peer::{Conn, Peer};
+use super::peer::{Conn, Opening, Peer, Proving};
 use crate::id::PeerId;
 use crate::identity::{
     Applied, Certificate, CertificateError, ChannelBinding, Domain, HandshakeError, TranscriptSide,
@@ -36,7 +36,7 @@ impl Engine {
             .peers
             .entry(peer)
             .or_insert_with(|| Peer::new(Conn::Connecting, now));
-        p.conn = Conn::Open { binding, nonce };
+        p.conn = Conn::Open(Box::new(Opening { binding, nonce }));
         p.last_used = now;
         let hello = Message::Handshake(Box::new(Handshake {
             version: PROTOCOL_VERSION,
@@ -57,9 +57,10 @@ impl Engine {
         let Some(p) = self.peers.get_mut(&from) else {
             return;
         };
-        let Conn::Open { binding, nonce } = p.conn else {
+        let Conn::Open(opening) = &p.conn else {
             return;
         };
+        let Opening { binding, nonce } = **opening;
         let msg = transcript(
             &self.swarm,
             TranscriptSide {
@@ -75,12 +76,12 @@ impl Engine {
         );
         let signature =
             (self.identity.crypto).sign(&self.identity.keypair, Domain::Handshake, &msg);
-        p.conn = Conn::Proving {
+        p.conn = Conn::Proving(Box::new(Proving {
             binding,
             nonce,
             key: h.certificate.public_key,
             their_nonce: h.nonce,
-        };
+        }));
         p.upload_bps = f64::from(h.upload_kbps) * 1000.0;
         p.certificate = Some(Box::new(h.certificate));
         let queued = std::mem::take(&mut p.queued);
@@ -119,15 +120,15 @@ impl Engine {
         let Some(p) = self.peers.get_mut(&from) else {
             return;
         };
-        let Conn::Proving {
+        let Conn::Proving(proving) = &p.conn else {
+            return;
+        };
+        let Proving {
             binding,
             nonce,
             key,
             their_nonce,
-        } = p.conn
-        else {
-            return;
-        };
+        } = **proving;
         let msg = transcript(
             &self.swarm,
             TranscriptSide {

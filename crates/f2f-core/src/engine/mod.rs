@@ -211,6 +211,10 @@ pub enum Output {
     LoadFailed(SegmentKey),
     /// The overlay is empty: the driver should ask the bootstrap for entry peers.
     NeedBootstrap,
+    /// No trusted hash is known for a segment the engine wants (a neighbour announced it before
+    /// our playlist listed it, or the listing came first): the driver should fetch the origin's
+    /// signed hashes and feed this one as [`Input::SegmentHash`].
+    NeedHash(SegmentKey),
     /// Our certificate expires at `expires`: the driver should get a new one from the control
     /// plane and feed it as [`Input::Certificate`]. Until it expires, peers still accept us.
     RenewCertificate {
@@ -251,6 +255,8 @@ pub struct Engine {
     hashing: Box<dyn Hashing>,
     /// Trusted hashes and sizes fed by the driver, newest last (a few live windows' worth).
     hashes: VecDeque<(SegmentKey, SegmentHash, u64)>,
+    /// Segments whose hash we asked the driver for, newest last.
+    hash_asked: VecDeque<SegmentKey>,
     /// Peers that sent bytes failing verification: never again this session.
     banned: BTreeSet<PeerId>,
     config: Arc<Config>,
@@ -329,6 +335,7 @@ impl Engine {
             renewal_asked: false,
             hashing: Box::new(Blake3),
             hashes: VecDeque::new(),
+            hash_asked: VecDeque::new(),
             banned: BTreeSet::new(),
             membership: Membership::new(me, config.membership.clone(), seed),
             ranker: Box::new(BaselineRanker::default()),
@@ -901,10 +908,17 @@ impl Engine {
         self.decide(&info.key, now);
     }
 
-    /// Hands the scheduler a segment's trusted hash if the driver gave it before the listing.
+    /// Hands the scheduler a segment's trusted hash if the driver gave it already; otherwise
+    /// asks the driver for it (once): until then no peer can be asked for the segment.
     fn apply_known_hash(&mut self, key: &SegmentKey) {
         if let Some(&(_, hash, size)) = self.hashes.iter().find(|(k, _, _)| k == key) {
             self.scheduler.set_hash(key, hash, size);
+        } else if !self.hash_asked.contains(key) {
+            self.hash_asked.push_back(*key);
+            while self.hash_asked.len() > HASH_MEMORY {
+                self.hash_asked.pop_front();
+            }
+            self.out.push_back(Output::NeedHash(*key));
         }
     }
 
@@ -1380,8 +1394,8 @@ impl Engine {
                 p.queued.push(msg);
             }
             // Only our proof may open what we say on a connection.
-            Conn::Open { .. } => p.queued.push(msg),
-            Conn::Proving { .. } | Conn::Ready => self.transmit(to, &msg),
+            Conn::Open(_) => p.queued.push(msg),
+            Conn::Proving(_) | Conn::Ready => self.transmit(to, &msg),
         }
     }
 

@@ -6,6 +6,23 @@ use crate::scheduler::PeerMeasurements;
 use crate::time::{Duration, Instant};
 use crate::wire::Message;
 
+/// Our side of a handshake under way (boxed: a connection spends a round trip in it and the
+/// rest of its life `Ready`, and peers are looked up on every frame).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Opening {
+    pub(crate) binding: ChannelBinding,
+    pub(crate) nonce: [u8; 32],
+}
+
+/// A handshake waiting for the peer's proof.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Proving {
+    pub(crate) binding: ChannelBinding,
+    pub(crate) nonce: [u8; 32],
+    pub(crate) key: PublicKey,
+    pub(crate) their_nonce: [u8; 32],
+}
+
 /// Where a connection is in its handshake, without the handshake's data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -20,19 +37,11 @@ pub(crate) enum Phase {
 pub(crate) enum Conn {
     /// We asked the driver to connect; messages wait in `queued`.
     Connecting,
-    /// Open and our handshake sent (with `nonce`); the peer's has not arrived yet. Messages
-    /// still wait: they may only follow our proof.
-    Open {
-        binding: ChannelBinding,
-        nonce: [u8; 32],
-    },
+    /// Open and our handshake sent; the peer's has not arrived yet. Messages still wait: they
+    /// may only follow our proof.
+    Open(Box<Opening>),
     /// The peer's certificate checked out and our proof is sent; its proof has not arrived.
-    Proving {
-        binding: ChannelBinding,
-        nonce: [u8; 32],
-        key: PublicKey,
-        their_nonce: [u8; 32],
-    },
+    Proving(Box<Proving>),
     /// The peer proved its certified key on this connection.
     Ready,
 }
@@ -77,8 +86,8 @@ impl Conn {
     pub(crate) fn phase(&self) -> Phase {
         match self {
             Self::Connecting => Phase::Connecting,
-            Self::Open { .. } => Phase::Open,
-            Self::Proving { .. } => Phase::Proving,
+            Self::Open(_) => Phase::Open,
+            Self::Proving(_) => Phase::Proving,
             Self::Ready => Phase::Ready,
         }
     }

@@ -30,7 +30,7 @@ pub const RANGE_ALIGN: u64 = 4 * GROUP_BYTES;
 /// which DESIGN.md allows: hashing is memoised per segment, never skipped.
 pub trait Hashing: fmt::Debug + Send + Sync {
     /// The tree of a whole segment (a CDN download, or one assembled from mixed sources).
-    fn outboard(&self, data: &Bytes) -> Outboard;
+    fn outboard(&self, data: &SegmentData) -> Outboard;
 
     /// The bao encoding of `data`, the segment's bytes from `start`, as [`Outboard::encode`].
     ///
@@ -58,8 +58,8 @@ pub trait Hashing: fmt::Debug + Send + Sync {
 pub struct Blake3;
 
 impl Hashing for Blake3 {
-    fn outboard(&self, data: &Bytes) -> Outboard {
-        Outboard::from_data(data)
+    fn outboard(&self, data: &SegmentData) -> Outboard {
+        Outboard::from_data(&data.to_bytes())
     }
 
     fn encode(&self, tree: &Outboard, start: u64, data: &Bytes) -> Result<Bytes, IntegrityError> {

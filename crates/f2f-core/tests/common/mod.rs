@@ -396,6 +396,7 @@ impl Net {
             }
             Output::LoadFailed(key) => self.nodes[ix].failed.push(key),
             Output::NeedBootstrap => self.nodes[ix].need_bootstrap += 1,
+            Output::NeedHash(key) => self.give_hash(ix, key),
             Output::RenewCertificate { expires } => self.nodes[ix].renewals.push(expires),
             Output::Event(e) => self.nodes[ix].events.push(e),
             other => panic!("the harness does not know {other:?}"),
