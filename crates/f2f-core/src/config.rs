@@ -3,7 +3,7 @@
 //! Drivers share it as `Arc<Config>`; remote config replaces it live through
 //! [`crate::engine::Input::UpdateConfig`].
 
-use crate::integrity::{GROUP_BYTES, RANGE_ALIGN};
+use crate::integrity::GROUP_BYTES;
 use crate::membership::MembershipConfig;
 use crate::swarm_size::SizeConfig;
 use crate::time::Duration;
@@ -105,8 +105,8 @@ pub struct UploadConfig {
     /// Requests queued behind the slots; beyond, requesters hear `Busy` and look elsewhere
     /// rather than wait. Default 2.
     pub queue: usize,
-    /// Bytes per `Piece` message: 16, 32 or 64 KiB, so that pieces fall on the swarm's range
-    /// grid ([`crate::integrity::RANGE_ALIGN`]) and are whole chunk groups. Default 64 KiB.
+    /// Bytes per `Piece` message, at most: whole 16 KiB chunk groups (the unit a receiver
+    /// verifies). Default 64 KiB.
     pub chunk: usize,
     /// Bytes handed to the driver for one connection and not yet sent, at most. Default 256 KiB.
     pub high_water: u64,
@@ -287,9 +287,9 @@ impl Config {
         )?;
         let chunk = self.upload.chunk as u64;
         check(
-            chunk % GROUP_BYTES == 0 && RANGE_ALIGN % chunk.max(1) == 0,
+            chunk > 0 && chunk % GROUP_BYTES == 0,
             "upload.chunk",
-            "must be 16, 32 or 64 KiB (whole chunk groups on the swarm's 64 KiB range grid)",
+            "must be whole 16 KiB chunk groups",
         )?;
         check(
             self.upload.chunk + 1024 <= self.limits.max_piece_len,

@@ -18,12 +18,6 @@ use crate::segment::SegmentData;
 pub use manifest::{HashEntry, ManifestError, SignedHashes};
 pub use outboard::{GROUP_BYTES, IntegrityError, Outboard, Parents};
 
-/// Where byte ranges of a segment start and end: every 64 KiB (four chunk groups). With one
-/// grid for the whole swarm, the pieces a relay receives are exactly the pieces it is asked for,
-/// so it passes each on as the buffer it holds (no copy, no short pieces); uploads send pieces
-/// of at most this size.
-pub const RANGE_ALIGN: u64 = 4 * GROUP_BYTES;
-
 /// The hashing behind verification, behind a trait like [`crate::identity::Crypto`]: the engine
 /// calls it, the driver chooses it. [`Blake3`] computes everything; the simulator wraps it to
 /// remember results per shared buffer (a piece relayed to a thousand nodes is one buffer there),

@@ -25,7 +25,7 @@ pub use ranking::{BaselineRanker, PeerMeasurements, SourceRanker};
 
 use crate::config::{SchedulerConfig, SourcePreference};
 use crate::id::{PeerId, SegmentKey};
-use crate::integrity::{Hashing, IntegrityError, Outboard, RANGE_ALIGN, SegmentHash, piece_bytes};
+use crate::integrity::{GROUP_BYTES, Hashing, IntegrityError, Outboard, SegmentHash, piece_bytes};
 use crate::segment::SegmentData;
 use crate::telemetry::FallbackReason;
 use crate::time::{Duration, Instant};
@@ -1176,8 +1176,8 @@ fn load_wait(c: &Candidate, cfg: &SchedulerConfig) -> Duration {
 /// Ranges that add up slow holders: `ranked` (fastest first, each with its expected time for
 /// all `owed` bytes) each get what they deliver within `window`, with a tenth to spare, until
 /// `owed` is covered or `max` holders are in. Shares are scaled so that, when covered, all
-/// finish together, and are multiples of [`RANGE_ALIGN`]. Holders whose share would be less
-/// than that are left out.
+/// finish together, and are whole chunk groups (the unit a receiver verifies). Holders whose
+/// share would be less than a group are left out.
 fn plan_ranges<'c>(
     owed: u64,
     ranked: &[(Duration, &'c Candidate)],
@@ -1185,14 +1185,14 @@ fn plan_ranges<'c>(
     max: usize,
 ) -> Vec<(u64, &'c Candidate)> {
     let window = window.as_secs_f64();
-    let aligned = |bytes: u64| bytes - bytes % RANGE_ALIGN;
+    let groups = |bytes: u64| bytes - bytes % GROUP_BYTES;
     let mut plan = Vec::new();
     let mut covered = 0u64;
     for &(eta, c) in ranked {
         if plan.len() >= max || covered >= owed {
             break;
         }
-        let can = aligned((owed as f64 * 0.9 * window / eta.as_secs_f64().max(1e-3)) as u64);
+        let can = groups((owed as f64 * 0.9 * window / eta.as_secs_f64().max(1e-3)) as u64);
         if can == 0 {
             continue;
         }
@@ -1202,7 +1202,7 @@ fn plan_ranges<'c>(
     if covered > owed {
         let scale = owed as f64 / covered as f64;
         for share in plan.iter_mut() {
-            share.0 = aligned((share.0 as f64 * scale) as u64).max(RANGE_ALIGN);
+            share.0 = groups((share.0 as f64 * scale) as u64).max(GROUP_BYTES);
         }
         // Whole groups may add up to more than a short remainder: fewer holders then.
         while plan.len() > 1 && plan.iter().map(|s| s.0).sum::<u64>() > owed {
