@@ -339,6 +339,17 @@ mod tests {
     }
 
     #[test]
+    fn pieces_must_be_whole_chunk_groups() {
+        let mut c = Config::default();
+        c.upload.chunk = 40 * 1024;
+        let err = c.validate().expect_err("not whole groups");
+        assert!(err.to_string().contains("upload.chunk"), "{err}");
+        c.upload.chunk = 32 * 1024;
+        c.upload.low_water = 16 * 1024;
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
     fn a_low_water_mark_above_one_piece_is_refused() {
         // A connection carrying one piece at a time would never report its buffer drained.
         let mut c = Config::default();

@@ -801,8 +801,33 @@ fn default_limits_fit_the_largest_messages() {
             bits: Bytes::from(vec![0xff; l.max_bitmap_bytes]),
             variants: vec![VariantTag::from_u64(0); 8 * l.max_bitmap_bytes],
         },
+        Message::Revocations(Box::new(RevocationList {
+            serial: u64::MAX,
+            sessions: vec![SessionId([7; 16]); l.max_revocations],
+            keys: vec![PublicKey::from_bytes([9; 48]); l.max_revocations],
+            signature: Signature::from_bytes([1; 96]),
+        })),
     ];
     for msg in largest {
         assert_eq!(decode(&encode(&msg), &l), Ok(msg));
     }
+}
+
+#[test]
+fn a_revocation_list_over_the_limit_is_refused_before_allocation() {
+    let l = limits();
+    let list = Message::Revocations(Box::new(RevocationList {
+        serial: 1,
+        sessions: vec![SessionId([7; 16]); l.max_revocations + 1],
+        keys: Vec::new(),
+        signature: Signature::from_bytes([1; 96]),
+    }));
+    assert_eq!(
+        decode(&encode(&list), &l),
+        Err(DecodeError::ListTooLong {
+            field: "Revocations.sessions",
+            count: l.max_revocations + 1,
+            max: l.max_revocations,
+        })
+    );
 }
