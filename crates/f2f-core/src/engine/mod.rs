@@ -53,8 +53,8 @@ use rustc_hash::FxHashMap;
 use crate::config::{Config, ConfigError, SourcePreference};
 use crate::id::{PeerId, SegmentKey, SegmentPosition, SwarmId};
 use crate::identity::{
-    Certificate, CertificateError, CertificateVerifier, ChannelBinding, Identity, RevocationList,
-    Revocations, UnixTime,
+    Certificate, CertificateError, CertificateVerifier, ChannelBinding, HandshakeError, Identity,
+    RevocationList, Revocations, UnixTime,
 };
 use crate::integrity::{Blake3, GROUP_BYTES, Hashing, IntegrityError, SegmentHash};
 use crate::membership::{Membership, MembershipOutput};
@@ -574,13 +574,13 @@ impl Engine {
                 self.on_proof(from, signature, now);
             }
             (Phase::Ready, Message::Handshake(_) | Message::Proof { .. }) => {
-                self.misbehaved(from, "second handshake".into(), now);
+                self.out_of_turn(from, "second handshake", now);
             }
             (Phase::Ready, msg) => self.on_message(from, msg, now),
             (Phase::Proving, _) => {
-                self.misbehaved(from, "message before the handshake proof".into(), now);
+                self.out_of_turn(from, "message before the handshake proof", now)
             }
-            (_, _) => self.misbehaved(from, "message before handshake".into(), now),
+            (_, _) => self.out_of_turn(from, "message before handshake", now),
         }
     }
 
@@ -1353,6 +1353,10 @@ impl Engine {
         let ratio = self.config.scheduler.seed_uplink_ratio;
         self.media_bps
             .is_some_and(|m| self.uplink.estimate_bps(self.now) >= ratio * m)
+    }
+
+    fn out_of_turn(&mut self, peer: PeerId, what: &'static str, now: Instant) {
+        self.misbehaved(peer, HandshakeError::OutOfTurn(what).to_string(), now);
     }
 
     fn misbehaved(&mut self, peer: PeerId, error: String, now: Instant) {
