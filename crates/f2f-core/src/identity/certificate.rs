@@ -122,16 +122,9 @@ impl Certificate {
         b
     }
 
-    fn digest(&self) -> [u8; 32] {
-        let mut h = blake3::Hasher::new();
-        h.update(&Self::signed_bytes(
-            &self.public_key,
-            &self.scope,
-            &self.session,
-            self.not_after,
-        ));
-        h.update(self.signature.as_bytes());
-        *h.finalize().as_bytes()
+    /// This certificate's statement: the bytes its signature covers.
+    pub fn statement(&self) -> Vec<u8> {
+        Self::signed_bytes(&self.public_key, &self.scope, &self.session, self.not_after)
     }
 }
 
@@ -237,12 +230,14 @@ impl CertificateVerifier {
         if revoked.revokes(cert) {
             return Err(CertificateError::Revoked);
         }
-        let digest = cert.digest();
+        let msg = cert.statement();
+        let mut h = blake3::Hasher::new();
+        h.update(&msg);
+        h.update(cert.signature.as_bytes());
+        let digest = *h.finalize().as_bytes();
         if self.verified.contains(&digest) {
             return Ok(());
         }
-        let msg =
-            Certificate::signed_bytes(&cert.public_key, &cert.scope, &cert.session, cert.not_after);
         crypto.verify(&self.authority, Domain::Certificate, &msg, &cert.signature)?;
         if self.capacity > 0 {
             if self.order.len() >= self.capacity

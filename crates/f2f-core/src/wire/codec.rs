@@ -235,14 +235,8 @@ pub fn encode(msg: &Message) -> Frame {
         Message::Handshake(h) => {
             w.put_u8(h.version);
             w.put_slice(h.swarm.as_bytes());
-            let c = &h.certificate;
-            w.put_slice(&Certificate::signed_bytes(
-                &c.public_key,
-                &c.scope,
-                &c.session,
-                c.not_after,
-            ));
-            w.put_slice(c.signature.as_bytes());
+            w.put_slice(&h.certificate.statement());
+            w.put_slice(h.certificate.signature.as_bytes());
             w.put_slice(&h.nonce);
             w.put_u32(h.upload_kbps);
         }
