@@ -48,23 +48,11 @@ fn origin_key(path: &Path, create: bool) -> anyhow::Result<Keypair> {
         let mut file = options
             .open(path)
             .with_context(|| format!("creating {}", path.display()))?;
-        let hex: String = key
-            .secret_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        writeln!(file, "{hex}")?;
+        writeln!(file, "{}", hex::encode(key.secret_bytes()))?;
     }
     let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let hex = text.trim();
-    let mut secret = [0u8; 32];
-    if hex.len() != 64 {
-        bail!("{}: expected 64 hex digits", path.display());
-    }
-    for (i, b) in secret.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-            .with_context(|| format!("{}: not hex", path.display()))?;
-    }
+    let secret: [u8; 32] = hex::FromHex::from_hex(text.trim())
+        .map_err(|e| anyhow::anyhow!("{}: expected 64 hex digits: {e}", path.display()))?;
     Keypair::from_secret_bytes(&secret).with_context(|| format!("{}", path.display()))
 }
 
@@ -140,13 +128,7 @@ pub(crate) fn sign(args: SignArgs) -> anyhow::Result<()> {
         name.push(".f2f-hashes");
         PathBuf::from(name)
     });
-    let public: String = key
-        .public()
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    eprintln!("origin key {public}");
+    eprintln!("origin key {}", hex::encode(key.public().as_bytes()));
     let bls = Bls::new();
     let mut seen = Seen::new();
     let mut last = None;

@@ -16,12 +16,6 @@ seg7.ts
 seg8.ts
 ";
 
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len() / 2)
-        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect()
-}
-
 #[test]
 fn signs_every_segment_and_every_variant() {
     let dir = std::env::temp_dir().join(format!("f2f-sign-{}", std::process::id()));
@@ -52,7 +46,7 @@ fn signs_every_segment_and_every_variant() {
         .lines()
         .find_map(|l| l.strip_prefix("origin key "))
         .expect("prints the public key");
-    let public = PublicKey::from_bytes(unhex(public).try_into().expect("48 bytes"));
+    let public = PublicKey::from_bytes(hex::FromHex::from_hex(public).expect("48 bytes in hex"));
 
     let text = std::fs::read_to_string(dir.join("index.m3u8.f2f-hashes")).expect("written");
     let signed = SignedHashes::parse(&text, 1 << 20).expect("well formed");

@@ -77,24 +77,12 @@ pub enum ManifestError {
     Signature(#[from] crate::identity::SignatureError),
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(2 * bytes.len()), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != 2 * N || !text.is_ascii() {
-        return None;
-    }
-    let mut out = [0; N];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
+/// `N` bytes from exactly `2 N` hex digits.
+fn unhex<const N: usize>(text: &str) -> Option<[u8; N]>
+where
+    [u8; N]: hex::FromHex,
+{
+    hex::FromHex::from_hex(text).ok()
 }
 
 impl SignedHashes {
@@ -104,7 +92,10 @@ impl SignedHashes {
     ///
     /// If a URI or variant contains whitespace: the caller lists what a playlist names.
     pub fn sign(crypto: &dyn Crypto, origin: &Keypair, entries: &[HashEntry]) -> String {
-        let mut text = format!("{MAGIC}\norigin {}\n", hex(origin.public().as_bytes()));
+        let mut text = format!(
+            "{MAGIC}\norigin {}\n",
+            hex::encode(origin.public().as_bytes())
+        );
         for e in entries {
             let variant = e.variant.as_deref().unwrap_or("-");
             assert!(
@@ -116,11 +107,11 @@ impl SignedHashes {
                 "seg {} {variant} {} {}",
                 e.uri,
                 e.size,
-                hex(&e.hash.0)
+                hex::encode(e.hash.0)
             );
         }
         let signature = crypto.sign(origin, Domain::Manifest, text.as_bytes());
-        let _ = writeln!(text, "sig {}", hex(signature.as_bytes()));
+        let _ = writeln!(text, "sig {}", hex::encode(signature.as_bytes()));
         text
     }
 
