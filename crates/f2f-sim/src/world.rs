@@ -693,7 +693,6 @@ impl World {
         p.open = true;
         self.nodes[a as usize].conns.insert(b);
         self.nodes[b as usize].conns.insert(a);
-        let (ida, idb) = (self.nodes[a as usize].id, self.nodes[b as usize].id);
         // Each end's transport fingerprint is fresh per connection, as a DTLS certificate is.
         let fingerprint = |from: &PeerId, to: &PeerId| {
             let mut h = blake3::Hasher::new();
@@ -702,24 +701,14 @@ impl World {
             h.update(&epoch.to_le_bytes());
             Fingerprint(*h.finalize().as_bytes())
         };
-        let (fa, fb) = (fingerprint(&ida, &idb), fingerprint(&idb, &ida));
-        let binding = |local, remote| ChannelBinding { local, remote };
-        let (peer, binding_a) = (idb, binding(fa, fb));
-        self.input(
-            a,
-            Input::Connected {
-                peer,
-                binding: binding_a,
-            },
-        );
-        let (peer, binding_b) = (ida, binding(fb, fa));
-        self.input(
-            b,
-            Input::Connected {
-                peer,
-                binding: binding_b,
-            },
-        );
+        for (me, other) in [(a, b), (b, a)] {
+            let (local, peer) = (self.nodes[me as usize].id, self.nodes[other as usize].id);
+            let binding = ChannelBinding {
+                local: fingerprint(&local, &peer),
+                remote: fingerprint(&peer, &local),
+            };
+            self.input(me, Input::Connected { peer, binding });
+        }
     }
 
     /// Closes the connection; the other side notices after `notice_us`.

@@ -137,23 +137,14 @@ impl Net {
     fn opened(&mut self, a: Ix, b: Ix, id: u64) {
         let Some(c) = self.conn(a, b, id) else { return };
         c.open = true;
-        let (fa, fb) = (fingerprint(a, b, id), fingerprint(b, a, id));
-        let (peer, binding) = (
-            self.id(b),
-            ChannelBinding {
-                local: fa,
-                remote: fb,
-            },
-        );
-        self.input(a, Input::Connected { peer, binding });
-        let (peer, binding) = (
-            self.id(a),
-            ChannelBinding {
-                local: fb,
-                remote: fa,
-            },
-        );
-        self.input(b, Input::Connected { peer, binding });
+        for (me, other) in [(a, b), (b, a)] {
+            let binding = ChannelBinding {
+                local: fingerprint(me, other, id),
+                remote: fingerprint(other, me, id),
+            };
+            let peer = self.id(other);
+            self.input(me, Input::Connected { peer, binding });
+        }
     }
 
     fn arrived(&mut self, from: Ix, to: Ix, id: u64, frame: Frame) {
