@@ -741,11 +741,12 @@ impl Engine {
         end: Option<u64>,
         now: Instant,
     ) {
+        let total = self.servable(&key);
         let aligned = |at: u64| at % GROUP_BYTES == 0;
-        if !aligned(offset) || end.is_some_and(|e| !aligned(e) && self.servable(&key) != Some(e)) {
+        if !aligned(offset) || end.is_some_and(|e| !aligned(e) && total != Some(e)) {
             return self.misbehaved(from, "request not aligned to chunk groups".into(), now);
         }
-        let held = self.servable(&key).is_some_and(|total| offset < total);
+        let held = total.is_some_and(|total| offset < total);
         if !held {
             self.send(
                 from,
