@@ -187,27 +187,6 @@ impl Wanted {
         part.end = Some(at);
         self.parts.insert(i + 1, rest);
     }
-
-    /// The segment's length is known: parts planned past it on a size estimate go (a peer
-    /// asked for such a range has refused it or sends nothing, since it starts past the end),
-    /// and the last one runs to the end.
-    fn learn_total(&mut self, total: u64, fetches: &mut BTreeMap<FetchId, SegmentKey>) {
-        self.total = Some(total);
-        let past_end = self.parts.iter().position(|p| p.start >= total);
-        self.drop_parts(past_end.unwrap_or(self.parts.len()).max(1), fetches);
-        if let Some(last) = self.parts.last_mut() {
-            last.end = last.end.filter(|&e| e < total);
-        }
-    }
-
-    /// Drops the parts from index `from` on, with their CDN fetches.
-    fn drop_parts(&mut self, from: usize, fetches: &mut BTreeMap<FetchId, SegmentKey>) {
-        for p in self.parts.drain(from..) {
-            if let Fetch::Cdn { id } = p.fetch {
-                fetches.remove(&id);
-            }
-        }
-    }
 }
 
 /// A peer that announced the segment, as seen when deciding.
@@ -381,7 +360,7 @@ impl Scheduler {
             return;
         }
         w.tree = Some(Outboard::expecting(hash, size));
-        w.learn_total(size, &mut self.cdn_fetches);
+        w.total = Some(size);
     }
 
     /// The length of a shareable segment still arriving of which we hold verified bytes: we
@@ -1130,9 +1109,10 @@ impl Scheduler {
         };
         let bytes = body.len() as u64;
         let end = ends_at(&body);
-        if p.end.is_none_or(|e| end < e) {
-            // The segment ends here.
-            w.learn_total(end, &mut self.cdn_fetches);
+        if p.end.is_none() {
+            // The rest of the segment: it ends here. (A part with an end is only ever planned
+            // once the signed length is known.)
+            w.total = Some(end);
         }
         w.sources.cdn += bytes;
         let p = &mut w.parts[i];
