@@ -187,6 +187,40 @@ impl Default for IdentityConfig {
     }
 }
 
+/// Where a node learns the hashes it checks peers' bytes against.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum HashSource {
+    /// The origin's signed hashes, fed by the driver (`Input::SegmentHash`, asked for with
+    /// `Output::NeedHash`). The default.
+    #[default]
+    Signed,
+    /// For origins that sign nothing: peers that download a whole segment from the CDN attest
+    /// its hash, and a hash is trusted once `quorum` distinct certified peers attest it.
+    Attested {
+        /// Distinct attesters needed; `quorum − 1` colluders cannot forge a hash.
+        quorum: usize,
+        /// Fraction of segments taken from peers that are checked afterwards against one
+        /// chunk group fetched from the CDN (a false quorum bans its attesters).
+        spot_check: f64,
+    },
+}
+
+/// Delivery receipts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReceiptConfig {
+    /// Receivers sign one receipt per uploader per window of this length (wall clock, whole
+    /// seconds), so the cost does not grow with the number of transfers. Default 60 s.
+    pub window: Duration,
+}
+
+impl Default for ReceiptConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Everything an [`crate::engine::Engine`] is configured with.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -204,6 +238,10 @@ pub struct Config {
     pub size: SizeConfig,
     /// Certificates.
     pub identity: IdentityConfig,
+    /// Where trusted segment hashes come from.
+    pub hashes: HashSource,
+    /// Delivery receipts.
+    pub receipts: ReceiptConfig,
     /// Decoder bounds for peer input.
     pub limits: Limits,
     /// Segments kept for serving after playback. Default 12.
@@ -222,6 +260,8 @@ impl Default for Config {
             upload: UploadConfig::default(),
             size: SizeConfig::default(),
             identity: IdentityConfig::default(),
+            hashes: HashSource::default(),
+            receipts: ReceiptConfig::default(),
             limits: Limits::default(),
             cache_segments: 12,
             max_segment_bytes: 32 * 1024 * 1024,
@@ -312,6 +352,19 @@ impl Config {
             "must be positive",
         )?;
         check(self.size.k >= 2, "size.k", "must be at least 2")?;
+        check(
+            self.receipts.window.as_secs() >= 1,
+            "receipts.window",
+            "must be at least 1 s",
+        )?;
+        if let HashSource::Attested { quorum, spot_check } = self.hashes {
+            check(quorum >= 1, "hashes.quorum", "must be at least 1")?;
+            check(
+                (0.0..=1.0).contains(&spot_check),
+                "hashes.spot_check",
+                "must be a fraction in 0..=1",
+            )?;
+        }
         check(
             self.cache_segments >= 1,
             "cache_segments",

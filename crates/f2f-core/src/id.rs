@@ -193,6 +193,26 @@ pub struct SegmentKey {
     pub swarm: SwarmId,
 }
 
+impl SegmentKey {
+    /// Length of [`Self::to_bytes`].
+    pub const ENCODED_LEN: usize = 32 + 8 + 1 + 8 + 8;
+
+    /// The canonical encoding: on the wire, and in what peers sign about a segment.
+    pub fn to_bytes(&self) -> [u8; Self::ENCODED_LEN] {
+        let (tag, value) = match self.position {
+            SegmentPosition::Sequence(n) => (0, n),
+            SegmentPosition::Time(t) => (1, t),
+        };
+        let mut b = [0; Self::ENCODED_LEN];
+        b[..32].copy_from_slice(self.swarm.as_bytes());
+        b[32..40].copy_from_slice(&self.rendition.as_u64().to_be_bytes());
+        b[40] = tag;
+        b[41..49].copy_from_slice(&value.to_be_bytes());
+        b[49..].copy_from_slice(&self.variant.as_u64().to_be_bytes());
+        b
+    }
+}
+
 impl fmt::Display for SegmentKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}/{}", self.swarm, self.rendition, self.position)

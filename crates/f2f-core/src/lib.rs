@@ -39,6 +39,7 @@ pub mod id;
 pub mod identity;
 pub mod integrity;
 pub mod membership;
+pub mod receipt;
 pub mod scheduler;
 pub mod segment;
 pub mod swarm_size;

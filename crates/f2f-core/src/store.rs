@@ -64,7 +64,7 @@ impl Store {
     }
 
     /// Keys held, oldest first.
-    pub(crate) fn keys(&self) -> impl Iterator<Item = &SegmentKey> {
+    pub(crate) fn keys(&self) -> impl DoubleEndedIterator<Item = &SegmentKey> {
         self.order.iter()
     }
 
@@ -88,6 +88,13 @@ impl Store {
             if let Some(old) = self.order.pop_front() {
                 self.held.remove(&old);
             }
+        }
+    }
+
+    /// Drops `key` (its bytes turned out false).
+    pub(crate) fn remove(&mut self, key: &SegmentKey) {
+        if self.held.remove(key).is_some() {
+            self.order.retain(|k| k != key);
         }
     }
 

@@ -39,6 +39,12 @@ pub struct Stats {
     pub corrupt_pieces: u64,
     /// Connections opened (either direction).
     pub connections: u64,
+    /// Hash attestations from peers whose signatures were checked.
+    pub attestations_checked: u64,
+    /// CDN spot checks of segments whose hash a quorum of peers attested.
+    pub spot_checks: u64,
+    /// Attesters caught signing a hash the CDN's bytes do not have.
+    pub false_attesters: u64,
 }
 
 impl Stats {
@@ -106,6 +112,14 @@ pub enum Event {
     PeerRevoked {
         /// The peer.
         peer: PeerId,
+    },
+    /// Peers signed a hash for `key` that its bytes from the CDN do not have: they are
+    /// disconnected and banned for the session.
+    FalseAttestation {
+        /// The segment.
+        key: SegmentKey,
+        /// Who signed the false hash.
+        signers: Vec<PeerId>,
     },
     /// The driver fed a revocation list the authority did not sign; the one in force stays.
     RevocationsRefused {

@@ -81,6 +81,18 @@ impl Crypto for Modelled {
         matches(xor_all(keys.iter().map(|k| tag(k, domain, msg))), sig)
     }
 
+    fn verify_aggregate_distinct(
+        &self,
+        domain: Domain,
+        items: &[(PublicKey, &[u8])],
+        sig: &Signature,
+    ) -> Result<(), SignatureError> {
+        if items.is_empty() {
+            return Err(SignatureError::Empty);
+        }
+        matches(xor_all(items.iter().map(|(k, m)| tag(k, domain, m))), sig)
+    }
+
     fn verify_batch(
         &self,
         domain: Domain,

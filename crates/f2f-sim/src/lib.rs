@@ -22,7 +22,7 @@ mod world;
 
 use f2f_core::config::SourcePreference;
 
-pub use report::{AttackReport, Report, RunReport, Summary, seed_table};
+pub use report::{AttackReport, ReceiptReport, Report, RunReport, Summary, seed_table};
 pub use scenario::{
     AudienceSpec, CdnSpec, CryptoSpec, Dist, EngineSpec, HashingSpec, MassLeave, MixPart,
     NetworkSpec, PlayerSpec, RenditionSpec, Scenario, ScenarioError, SecuritySpec, SourceSpec,

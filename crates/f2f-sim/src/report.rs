@@ -92,6 +92,20 @@ pub struct RunReport {
     pub events: u64,
     /// What attackers did and what it cost them (scenarios with attackers only).
     pub attacks: Option<AttackReport>,
+    /// Delivery receipts uploaders reported, as the control plane checks them.
+    pub receipts: ReceiptReport,
+}
+
+/// Delivery receipts reported during a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ReceiptReport {
+    /// Bundles reported (one per uploader per window).
+    pub bundles: u64,
+    /// Bundles whose verification failed.
+    pub refused: u64,
+    /// Bytes receivers vouched for in verified bundles (windows still open at the end of the
+    /// run are not reported yet).
+    pub vouched_bytes: u64,
 }
 
 /// Attackers and the swarm's answer to them.
@@ -117,6 +131,12 @@ pub struct AttackReport {
     pub bad_senders_banned: u64,
     /// Handshakes refused from forged identities.
     pub forged_refused: u64,
+    /// Viewers in colluding attester groups.
+    pub colluder_peers: u64,
+    /// Attesters receivers caught vouching for a hash the CDN's bytes do not have.
+    pub false_attesters_caught: u64,
+    /// CDN spot checks of segments taken on attested hashes.
+    pub spot_checks: u64,
 }
 
 /// Everything `frog2frog sim` reports.
@@ -234,11 +254,20 @@ impl Report {
         });
         row("load failures", &|r| r.load_failures.to_string());
         row("corrupt deliveries", &|r| r.corrupt_deliveries.to_string());
+        row("receipt bundles / refused", &|r| {
+            format!("{} / {}", r.receipts.bundles, r.receipts.refused)
+        });
+        row("bytes vouched by receipts (MB)", &|r| {
+            format!("{:.1}", r.receipts.vouched_bytes as f64 / 1e6)
+        });
         if let Some(a) = &self.p2p.attacks {
             let both = |x: u64, y: u64| format!("{x} / {y}");
-            row("attackers corrupt/liar/forged", &|r| {
+            row("attackers corrupt/liar/forged/colluding", &|r| {
                 r.attacks.as_ref().map_or("-".into(), |_| {
-                    format!("{}/{}/{}", a.corrupt_peers, a.liar_peers, a.forged_peers)
+                    format!(
+                        "{}/{}/{}/{}",
+                        a.corrupt_peers, a.liar_peers, a.forged_peers, a.colluder_peers
+                    )
                 })
             });
             let attacked = |r: &RunReport, f: &dyn Fn(&AttackReport) -> String| {
@@ -256,6 +285,9 @@ impl Report {
             });
             row("forged handshakes refused", &|r| {
                 attacked(r, &|a| a.forged_refused.to_string())
+            });
+            row("spot checks / false attesters caught", &|r| {
+                attacked(r, &|a| both(a.spot_checks, a.false_attesters_caught))
             });
         }
         if runs

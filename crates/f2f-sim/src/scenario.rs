@@ -329,8 +329,19 @@ pub enum HashingSpec {
     Modelled,
 }
 
+/// Where viewers learn the hashes they check peers' bytes against.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HashesSpec {
+    /// The origin's signed hashes, fetched with the playlist.
+    #[default]
+    Signed,
+    /// Attestations of `quorum` distinct certified peers that downloaded the segment.
+    Attested,
+}
+
 /// Identity and security settings.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SecuritySpec {
     /// Signature implementation. Default `bls`.
@@ -349,12 +360,56 @@ pub struct SecuritySpec {
     /// Share of viewers with a certificate from a key the swarm does not trust. Default 0.
     #[serde(default)]
     pub forged_fraction: f64,
+    /// Where segment hashes come from. Default `signed`.
+    #[serde(default)]
+    pub hashes: HashesSpec,
+    /// Distinct attesters a hash needs, with `hashes = "attested"`. Default 3.
+    #[serde(default = "default_quorum")]
+    pub quorum: usize,
+    /// Share of segments from peers spot-checked against the CDN, with `hashes = "attested"`.
+    /// Default 0.02.
+    #[serde(default = "default_spot_check")]
+    pub spot_check: f64,
+    /// Groups of `quorum − 1` viewers that attest a false hash of every segment they announce,
+    /// together, and corrupt what they upload. Default 0.
+    #[serde(default)]
+    pub colluder_groups: u32,
+}
+
+fn default_quorum() -> usize {
+    3
+}
+
+fn default_spot_check() -> f64 {
+    0.02
+}
+
+impl Default for SecuritySpec {
+    fn default() -> Self {
+        Self {
+            crypto: CryptoSpec::default(),
+            hashing: HashingSpec::default(),
+            corrupt_fraction: 0.0,
+            liar_fraction: 0.0,
+            forged_fraction: 0.0,
+            hashes: HashesSpec::default(),
+            quorum: default_quorum(),
+            spot_check: default_spot_check(),
+            colluder_groups: 0,
+        }
+    }
 }
 
 impl SecuritySpec {
     /// Whether the scenario has attackers (and so an honest run to compare with).
     pub fn has_attackers(&self) -> bool {
         self.corrupt_fraction + self.liar_fraction + self.forged_fraction > 0.0
+            || self.colluder_groups > 0
+    }
+
+    /// How many viewers collude.
+    pub fn colluders(&self) -> u32 {
+        self.colluder_groups * (self.quorum.saturating_sub(1) as u32)
     }
 
     /// The same settings without attackers.
@@ -363,6 +418,7 @@ impl SecuritySpec {
             corrupt_fraction: 0.0,
             liar_fraction: 0.0,
             forged_fraction: 0.0,
+            colluder_groups: 0,
             ..self.clone()
         }
     }
@@ -479,6 +535,15 @@ impl Scenario {
             && (sec.crypto != CryptoSpec::Bls || sec.hashing != HashingSpec::Blake3)
         {
             return bad("security: attackers need crypto = \"bls\" and hashing = \"blake3\"");
+        }
+        if sec.quorum == 0 || !(0.0..=1.0).contains(&sec.spot_check) {
+            return bad("security: quorum must be at least 1 and spot_check in [0, 1]");
+        }
+        if sec.colluder_groups > 0 && (sec.hashes != HashesSpec::Attested || sec.quorum < 2) {
+            return bad("security: colluders need hashes = \"attested\" and a quorum of 2 or more");
+        }
+        if sec.colluders() > self.audience.viewers / 2 {
+            return bad("security: colluders may be at most half the audience");
         }
         Ok(())
     }

@@ -11,13 +11,14 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use f2f_core::config::{Config, SourcePreference};
+use f2f_core::config::{Config, HashSource, SourcePreference};
 use f2f_core::engine::{CdnError, Engine, Input, Output, SegmentInfo};
 use f2f_core::id::{PeerId, SegmentKey, SegmentPosition};
 use f2f_core::identity::{
-    Authority, Bls, ChannelBinding, Crypto, Fingerprint, Identity, Keypair, Scope, SessionId,
-    UnixTime, prove_possession,
+    Authority, Bls, CertificateVerifier, ChannelBinding, Crypto, Fingerprint, Identity, Keypair,
+    Scope, SessionId, UnixTime, prove_possession,
 };
+use f2f_core::integrity::SegmentHash;
 use f2f_core::scheduler::FetchId;
 use f2f_core::segment::SegmentData;
 use f2f_core::telemetry::Event;
@@ -28,13 +29,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::attack::{self, Role};
+use crate::attack::{self, Collusion, Role};
 use crate::crypto::{Modelled, ModelledHashing};
 use crate::player::Player;
 use crate::queue::EventQueue;
-use crate::report::AttackReport;
-use crate::report::{RunReport, Summary};
-use crate::scenario::{CryptoSpec, HashingSpec, Scenario};
+use crate::report::{AttackReport, ReceiptReport, RunReport, Summary};
+use crate::scenario::{CryptoSpec, HashesSpec, HashingSpec, Scenario};
 use crate::source::{Rung, Source};
 
 const EGRESS_BUCKET_S: f64 = 10.0;
@@ -162,6 +162,7 @@ struct Tally {
     corrupt: u64,
     events: u64,
     attacks: AttackReport,
+    receipts: ReceiptReport,
     /// Attackers that sent corrupted bytes, and those some receiver banned.
     bad_senders: FxHashSet<NodeIx>,
     banned_senders: FxHashSet<NodeIx>,
@@ -188,6 +189,10 @@ pub(crate) struct World {
     outputs: Vec<Output>,
     /// Peer ids to nodes (an id is a key hash: it carries no index).
     by_id: FxHashMap<PeerId, NodeIx>,
+    collusion: Collusion,
+    /// The control plane's check of delivery receipts.
+    receipt_verifier: CertificateVerifier,
+    crypto: Arc<dyn Crypto>,
 }
 
 /// Wall-clock time at virtual time zero (certificates expire in wall-clock time).
@@ -223,6 +228,13 @@ impl World {
         if let Some(v) = e.stall_timeout_ms {
             config.scheduler.stall_timeout = Duration::from_millis(v);
         }
+        let sec = &scenario.security;
+        if sec.hashes == HashesSpec::Attested {
+            config.hashes = HashSource::Attested {
+                quorum: sec.quorum,
+                spot_check: sec.spot_check,
+            };
+        }
         config.scheduler.cdn_rtt_prior = Duration::from_secs_f64(scenario.cdn.latency_ms / 1000.0);
         config.scheduler.segment_size_prior =
             (scenario.source.mean_bitrate_kbps() * 125.0 * scenario.source.segment_s) as u64;
@@ -245,10 +257,18 @@ impl World {
         // Certificates outlive the run (with the renewal margin): renewal is tested in f2f-core.
         let not_after = UnixTime(UNIX_EPOCH_OF_RUN + end / 1_000_000 + 4 * 3600);
         let mut by_id = FxHashMap::default();
+        let mut collusion = Collusion::new(crypto.clone());
+        let mut colluders = 0;
         for i in 0..scenario.audience.viewers {
             let joined_at = start
                 + (rng.random_range(0.0..=1.0) * scenario.audience.join_window_s * 1e6) as u64;
-            let role = attack::role(scenario.seed, i, &scenario.security);
+            let mut role = attack::role(scenario.seed, i, &scenario.security);
+            // The first honest viewers (joining at random times) form the colluding groups.
+            if role == Role::Honest && colluders < scenario.security.colluders() {
+                let group = colluders / (scenario.security.quorum as u32 - 1);
+                role = Role::Colluder { group };
+                colluders += 1;
+            }
             let signer = if role == Role::Forged {
                 &rogue
             } else {
@@ -258,6 +278,10 @@ impl World {
             identity.authority = authority.public();
             let id = identity.keypair.peer_id();
             by_id.insert(id, i);
+            if let Role::Colluder { group } = role {
+                let (kp, cert) = (identity.keypair.clone(), identity.certificate.clone());
+                collusion.enlist(group, kp, cert);
+            }
             // One rung: no draw, so single-rendition runs keep their random sequence.
             let rung = if ladder.len() < 2 {
                 0
@@ -311,6 +335,9 @@ impl World {
             tally: Tally::default(),
             outputs: Vec::new(),
             by_id,
+            collusion,
+            receipt_verifier: CertificateVerifier::new(authority.public(), 1 << 16),
+            crypto,
         }
     }
 
@@ -467,21 +494,22 @@ impl World {
                     return;
                 };
                 let role = self.nodes[i as usize].role;
-                let frame = if role == Role::Honest {
-                    frame
-                } else {
-                    let window = self.live_window(i);
-                    let Some((frame, corrupted)) = attack::tamper(role, frame, &window) else {
-                        return;
-                    };
+                if role == Role::Honest {
+                    return self.transmit(i, j, frame);
+                }
+                let window = self.live_window(i);
+                let source = &self.source;
+                let size = |k: &SegmentKey| published(source, k).map_or(0, |(_, size)| size);
+                for (frame, corrupted) in
+                    attack::tamper(role, frame, &window, &mut self.collusion, size)
+                {
                     if corrupted {
                         self.tally.attacks.corrupt_pieces_sent += 1;
                         self.tally.attacks.corrupt_bytes_sent += frame.body().len() as u64;
                         self.tally.bad_senders.insert(i);
                     }
-                    frame
-                };
-                self.transmit(i, j, frame);
+                    self.transmit(i, j, frame);
+                }
             }
             Output::FetchCdn {
                 fetch,
@@ -496,6 +524,16 @@ impl World {
                 // A small file from the CDN: one round trip, no egress worth counting.
                 let at = self.now + (self.scenario.cdn.latency_ms * 2000.0) as u64;
                 self.push(at, Ev::Hash { node: i, key });
+            }
+            Output::Receipts(bundle) => {
+                let unix = self.unix();
+                let r = &mut self.tally.receipts;
+                r.bundles += 1;
+                let crypto = self.crypto.as_ref();
+                match bundle.verify(crypto, &mut self.receipt_verifier, unix) {
+                    Ok(()) => r.vouched_bytes += bundle.bytes(),
+                    Err(_) => r.refused += 1,
+                }
             }
             Output::Event(Event::FirstP2pByte { .. }) => {
                 let node = &mut self.nodes[i as usize];
@@ -528,14 +566,7 @@ impl World {
 
     /// Feeds node `i` the origin's hash of `key`, if the origin has published the segment.
     fn give_hash(&mut self, i: NodeIx, key: SegmentKey) {
-        let SegmentPosition::Sequence(seq) = key.position else {
-            return;
-        };
-        let published = self
-            .source
-            .rung(&key)
-            .and_then(|r| self.source.hash(r, seq));
-        if let Some((hash, size)) = published {
+        if let Some((hash, size)) = published(&self.source, &key) {
             self.input(i, Input::SegmentHash { key, hash, size });
         }
     }
@@ -555,13 +586,18 @@ impl World {
         self.by_id.get(peer).copied()
     }
 
+    /// Wall-clock time now.
+    fn unix(&self) -> UnixTime {
+        UnixTime(UNIX_EPOCH_OF_RUN + self.now / 1_000_000)
+    }
+
     fn lat(&self, a: NodeIx, b: NodeIx) -> u64 {
         self.nodes[a as usize].lat_us + self.nodes[b as usize].lat_us
     }
 
     fn join(&mut self, i: NodeIx) {
         let identity = self.nodes[i as usize].identity.take().expect("joins once");
-        let unix = UnixTime(UNIX_EPOCH_OF_RUN + self.now / 1_000_000);
+        let unix = self.unix();
         let mut engine = Engine::new(
             identity,
             self.source.swarm(),
@@ -613,7 +649,9 @@ impl World {
                 let key = self.source.key(rung, seq);
                 // The origin's signed hashes come with the playlist (their signature is the
                 // driver's to check; the engine trusts what it is fed).
-                self.give_hash(i, key);
+                if self.scenario.security.hashes == HashesSpec::Signed {
+                    self.give_hash(i, key);
+                }
                 self.input(
                     i,
                     Input::Listed(SegmentInfo {
@@ -1037,6 +1075,7 @@ impl World {
             load_failures: stats().map(|s| s.load_failures).sum(),
             delivered: stats().map(|s| s.delivered).sum(),
             corrupt_deliveries: self.tally.corrupt,
+            receipts: std::mem::take(&mut self.tally.receipts),
             stayers_rebuffer_after_event: stayers_rebuffer,
             events: self.tally.events,
             attacks: self.scenario.security.has_attackers().then(|| {
@@ -1045,6 +1084,9 @@ impl World {
                     corrupt_peers: count(Role::Corrupt),
                     liar_peers: count(Role::Liar),
                     forged_peers: count(Role::Forged),
+                    colluder_peers: self.scenario.security.colluders().into(),
+                    false_attesters_caught: stats().map(|s| s.false_attesters).sum(),
+                    spot_checks: stats().map(|s| s.spot_checks).sum(),
                     corrupt_pieces_caught: stats().map(|s| s.corrupt_pieces).sum(),
                     bad_senders: self.tally.bad_senders.len() as u64,
                     bad_senders_banned: (self.tally.bad_senders)
@@ -1055,6 +1097,14 @@ impl World {
             }),
         }
     }
+}
+
+/// The hash and length of `key`, if the origin has published it.
+fn published(source: &Source, key: &SegmentKey) -> Option<(SegmentHash, u64)> {
+    let SegmentPosition::Sequence(seq) = key.position else {
+        return None;
+    };
+    source.rung(key).and_then(|r| source.hash(r, seq))
 }
 
 /// Key material for node `i` (or the authority, `u32::MAX`), derived from the seed without

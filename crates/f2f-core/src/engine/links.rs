@@ -63,6 +63,7 @@ impl Engine {
             p.link = Link::Linked;
             p.last_used = now;
         }
+        self.tell_recent_attestations(peer);
         for msg in self.availability_snapshot() {
             self.send(peer, msg);
         }

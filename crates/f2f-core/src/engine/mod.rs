@@ -35,11 +35,14 @@
 //! }
 //! ```
 
+mod attest;
 mod availability;
 mod deficit;
 mod handshake;
 mod links;
 mod peer;
+mod quorum;
+mod receipts;
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -58,6 +61,7 @@ use crate::identity::{
 };
 use crate::integrity::{Blake3, GROUP_BYTES, Hashing, IntegrityError, SegmentHash};
 use crate::membership::{Membership, MembershipOutput};
+use crate::receipt::{Delivery, ReceiptBundle};
 use crate::scheduler::{
     Action, BaselineRanker, ByteSources, Candidate, CdnWhy, FetchId, GivenUp, Progress, RangeStats,
     Scheduler, SourceRanker,
@@ -70,8 +74,11 @@ use crate::time::{Duration, Instant};
 use crate::uplink::Uplink;
 use crate::upload::{Admit, UploadJob, Uploads};
 use crate::wire::{self, AbsentReason, Frame, Message};
+use attest::SpotCheck;
 use availability::Availability;
 use peer::{Conn, Peer, Phase};
+use quorum::Quorum;
+use receipts::Ledger;
 use watch::Watch;
 
 /// Personal keys remembered (a few live windows' worth of ad segments).
@@ -215,6 +222,8 @@ pub enum Output {
     /// our playlist listed it, or the listing came first): the driver should fetch the origin's
     /// signed hashes and feed this one as [`Input::SegmentHash`].
     NeedHash(SegmentKey),
+    /// Receipts for what this node uploaded, for the driver to report to the control plane.
+    Receipts(Box<ReceiptBundle>),
     /// Our certificate expires at `expires`: the driver should get a new one from the control
     /// plane and feed it as [`Input::Certificate`]. Until it expires, peers still accept us.
     RenewCertificate {
@@ -257,6 +266,12 @@ pub struct Engine {
     hashes: VecDeque<(SegmentKey, SegmentHash, u64)>,
     /// Segments whose hash we asked the driver for, newest last.
     hash_asked: VecDeque<SegmentKey>,
+    /// Peers' hash attestations, when hashes come from them.
+    quorum: Quorum,
+    /// CDN spot checks under way.
+    spot_checks: BTreeMap<FetchId, SpotCheck>,
+    /// Delivery receipts, both ways.
+    ledger: Ledger,
     /// Peers that sent bytes failing verification: never again this session.
     banned: BTreeSet<PeerId>,
     config: Arc<Config>,
@@ -336,6 +351,9 @@ impl Engine {
             hashing: Box::new(Blake3),
             hashes: VecDeque::new(),
             hash_asked: VecDeque::new(),
+            quorum: Quorum::default(),
+            spot_checks: BTreeMap::new(),
+            ledger: Ledger::default(),
             banned: BTreeSet::new(),
             membership: Membership::new(me, config.membership.clone(), seed),
             ranker: Box::new(BaselineRanker::default()),
@@ -470,15 +488,7 @@ impl Engine {
                 self.config = config;
             }
             Input::Certificate(cert) => self.on_certificate(*cert)?,
-            Input::SegmentHash { key, hash, size } => {
-                self.hashes.retain(|(k, _, _)| *k != key);
-                self.hashes.push_back((key, hash, size));
-                while self.hashes.len() > HASH_MEMORY {
-                    self.hashes.pop_front();
-                }
-                self.scheduler.set_hash(&key, hash, size);
-                self.decide(&key, now);
-            }
+            Input::SegmentHash { key, hash, size } => self.trust_hash(key, hash, size, now),
             Input::Revocations(list) => self.on_revocations(None, &list, now),
             Input::Leave => self.leave(),
         }
@@ -495,6 +505,7 @@ impl Engine {
         self.drain_membership();
         if now >= self.next_maintain {
             self.check_renewal();
+            self.settle_receipts();
             self.maintain(now);
             self.next_maintain = now + self.config.links.maintain_interval;
         }
@@ -529,6 +540,7 @@ impl Engine {
     }
 
     fn leave(&mut self) {
+        self.flush_receipts();
         self.membership.leave();
         self.drain_membership();
         let linked: Vec<PeerId> = self.data_neighbours();
@@ -681,6 +693,20 @@ impl Engine {
                 }
             }
             Message::Revocations(list) => self.on_revocations(Some(from), &list, now),
+            Message::Attest(att) => self.on_attestation(from, *att, now),
+            Message::Receipt {
+                window,
+                bytes,
+                segments,
+                signature,
+            } => {
+                let delivery = Delivery {
+                    window,
+                    bytes,
+                    segments,
+                };
+                self.on_receipt(from, delivery, signature, now);
+            }
             // Handled before a connection is ready (see `on_frame`).
             Message::Handshake(_) | Message::Proof { .. } => {}
         }
@@ -701,7 +727,7 @@ impl Engine {
                 // swarm's copy now. Our later listing confirms the key (or, for a personalised
                 // variant, never matches and the prefetch is forgotten).
                 self.scheduler.list(*key, None, None, true, None, now);
-                self.apply_known_hash(key);
+                self.apply_known_hash(key, now);
             }
             self.availability.announce(from, *key, complete);
             // A peer that has the whole segment needs no more of it from us.
@@ -827,6 +853,7 @@ impl Engine {
             Progress::Violation(why) => self.misbehaved(from, why.into(), now),
             Progress::Corrupt(e) => self.ban(from, key, e, now),
             Progress::Partial => {
+                self.count_received(from, key, len);
                 self.note_p2p_byte(len, now);
                 if offset == 0 && self.scheduler.arriving(&key).is_some() {
                     self.announce(key, true, None);
@@ -838,12 +865,14 @@ impl Engine {
                 self.apply(actions, now);
             }
             Progress::RangeDone(range) => {
+                self.count_received(from, key, len);
                 self.note_p2p_byte(len, now);
                 self.measure_range(range);
                 self.pump_uploads(now);
                 self.decide(&key, now);
             }
             complete @ Progress::Complete { .. } => {
+                self.count_received(from, key, len);
                 self.note_p2p_byte(len, now);
                 self.complete(key, complete);
             }
@@ -905,15 +934,33 @@ impl Engine {
             first_fetch_at,
             now,
         );
-        self.apply_known_hash(&info.key);
+        self.apply_known_hash(&info.key, now);
         self.decide(&info.key, now);
     }
 
-    /// Hands the scheduler a segment's trusted hash if the driver gave it already; otherwise
-    /// asks the driver for it (once): until then no peer can be asked for the segment.
-    fn apply_known_hash(&mut self, key: &SegmentKey) {
+    /// A trusted hash for `key`: its peer transfers may start.
+    fn trust_hash(&mut self, key: SegmentKey, hash: SegmentHash, size: u64, now: Instant) {
+        self.remember_hash(key, hash, size);
+        self.decide(&key, now);
+    }
+
+    fn remember_hash(&mut self, key: SegmentKey, hash: SegmentHash, size: u64) {
+        self.hashes.retain(|(k, _, _)| *k != key);
+        self.hashes.push_back((key, hash, size));
+        while self.hashes.len() > HASH_MEMORY {
+            self.hashes.pop_front();
+        }
+        self.scheduler.set_hash(&key, hash, size);
+    }
+
+    /// Hands the scheduler a segment's trusted hash if it is known already; otherwise, with
+    /// signed hashes, asks the driver for it (once). Until then no peer is asked for the
+    /// segment.
+    fn apply_known_hash(&mut self, key: &SegmentKey, now: Instant) {
         if let Some(&(_, hash, size)) = self.hashes.iter().find(|(k, _, _)| k == key) {
             self.scheduler.set_hash(key, hash, size);
+        } else if self.attestation_quorum().is_some() {
+            self.check_deferred(key, now);
         } else if !self.hash_asked.contains(key) {
             self.hash_asked.push_back(*key);
             while self.hash_asked.len() > HASH_MEMORY {
@@ -996,6 +1043,7 @@ impl Engine {
             let first_fetch_at = self.first_fetch_at(&key, now);
             self.scheduler
                 .list(key, None, None, shareable, first_fetch_at, now);
+            self.apply_known_hash(&key, now);
         }
         self.loads.insert(key);
         self.scheduler.set_deadline(&key, deadline);
@@ -1003,6 +1051,9 @@ impl Engine {
     }
 
     fn on_cdn(&mut self, fetch: FetchId, result: Result<Bytes, CdnError>, now: Instant) {
+        if self.on_spot_check(fetch, result.as_ref().ok()) {
+            return;
+        }
         let started = self.cdn_started.remove(&fetch).unwrap_or(now);
         let elapsed = now.saturating_duration_since(started);
         match self.scheduler.on_cdn(
@@ -1062,6 +1113,14 @@ impl Engine {
         if !shareable {
             return;
         }
+        let tree = match self.attestation_quorum() {
+            Some(_) if sources.cdn > 0 => Some(self.witness(key, &data, sources.p2p == 0)),
+            Some(_) => {
+                self.maybe_spot_check(key, &data);
+                tree
+            }
+            None => tree,
+        };
         self.store.insert(key, data, sources, tree);
         // The source hears it too: a complete `Have` ends its upload.
         self.announce(key, false, last.map(|r| r.peer));
@@ -1083,6 +1142,8 @@ impl Engine {
             .map(|(id, _)| *id)
             .collect();
         for peer in targets {
+            // The hash first: without it, the neighbour cannot ask us for the segment.
+            self.tell_attestations(&key, peer);
             let keys = vec![key];
             self.send(
                 peer,

@@ -28,6 +28,10 @@ pub enum Domain {
     Handshake,
     /// An origin's signature on its segment hashes.
     Manifest,
+    /// A peer's signature that a segment it downloaded from the CDN has a given hash.
+    Attestation,
+    /// A receiver's signature on the bytes an uploader sent it in one window.
+    Receipt,
 }
 
 impl Domain {
@@ -39,6 +43,8 @@ impl Domain {
             Self::Revocation => b"frog2frog/1/revocation\0",
             Self::Handshake => b"frog2frog/1/handshake\0",
             Self::Manifest => b"frog2frog/1/manifest\0",
+            Self::Attestation => b"frog2frog/1/attestation\0",
+            Self::Receipt => b"frog2frog/1/receipt\0",
         }
     }
 }
@@ -95,6 +101,19 @@ pub trait Crypto: fmt::Debug + Send + Sync {
         keys: &[PublicKey],
         domain: Domain,
         msg: &[u8],
+        sig: &Signature,
+    ) -> Result<(), SignatureError>;
+
+    /// Checks one aggregate of signatures by `items`' keys, each on its own message (the
+    /// messages must differ: each names its signer). Fails as a whole if any one is bad.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::verify`].
+    fn verify_aggregate_distinct(
+        &self,
+        domain: Domain,
+        items: &[(PublicKey, &[u8])],
         sig: &Signature,
     ) -> Result<(), SignatureError>;
 
@@ -262,6 +281,28 @@ impl Crypto for Bls {
         let sig = signature(sig)?;
         let msg = [aug(domain), msg].concat();
         check(sig.fast_aggregate_verify(false, &msg, dst(domain), &refs))
+    }
+
+    fn verify_aggregate_distinct(
+        &self,
+        domain: Domain,
+        items: &[(PublicKey, &[u8])],
+        sig: &Signature,
+    ) -> Result<(), SignatureError> {
+        if items.is_empty() {
+            return Err(SignatureError::Empty);
+        }
+        let pks = (items.iter())
+            .map(|(k, _)| self.public(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let msgs: Vec<Vec<u8>> = items
+            .iter()
+            .map(|(_, m)| [aug(domain), m].concat())
+            .collect();
+        let pk_refs: Vec<&min_pk::PublicKey> = pks.iter().collect();
+        let msg_refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+        let sig = signature(sig)?;
+        check(sig.aggregate_verify(false, &msg_refs, dst(domain), &pk_refs, false))
     }
 
     fn verify_batch(

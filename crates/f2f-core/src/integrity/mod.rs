@@ -1,11 +1,13 @@
 //! Segment integrity: no byte from a peer reaches the player before it is checked against the
-//! segment's BLAKE3 hash, which the node learns from a source it trusts (the origin's signed
-//! hashes, fed by the driver as `Input::SegmentHash`).
+//! segment's BLAKE3 hash, which the node learns from a source it trusts: the origin's signed
+//! hashes, fed by the driver as `Input::SegmentHash`, or, when the origin signs nothing, a
+//! quorum of certified peers' [`Attestation`]s.
 //!
 //! Verification is per 16 KiB chunk group, as bytes arrive ([`Outboard`]): poison is caught in
 //! the piece that carried it, one segment can come from several peers at once, and verified
 //! groups are relayed before the whole segment is in.
 
+mod attestation;
 mod manifest;
 mod outboard;
 
@@ -15,6 +17,7 @@ use bytes::Bytes;
 
 use crate::segment::SegmentData;
 
+pub use attestation::{Attestation, AttestationError};
 pub use manifest::{HashEntry, ManifestError, SignedHashes};
 pub use outboard::{GROUP_BYTES, IntegrityError, Outboard, Parents};
 

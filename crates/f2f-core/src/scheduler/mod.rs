@@ -814,9 +814,15 @@ impl Scheduler {
 
     /// A new CDN fetch of `key`, tracked until its response.
     fn new_fetch(&mut self, key: &SegmentKey) -> FetchId {
+        let id = self.reserve_fetch();
+        self.cdn_fetches.insert(id, *key);
+        id
+    }
+
+    /// A fetch id for a CDN request the engine makes outside any download (a spot check).
+    pub(crate) fn reserve_fetch(&mut self) -> FetchId {
         let id = FetchId(self.next_fetch);
         self.next_fetch += 1;
-        self.cdn_fetches.insert(id, *key);
         id
     }
 

@@ -15,6 +15,7 @@
 //! | `PublicKey`, `Signature` | 48, 96 (compressed BLS12-381 points; checked when verified)   |
 //! | `Certificate`            | [`Certificate::signed_bytes`] (105), then the signature: 201  |
 //! | `SessionId`              | 16                                                            |
+//! | `SegmentHash`            | 32 (BLAKE3)                                                   |
 //!
 //! Each message's fields follow in declaration order; a [`Message::Piece`]'s payload is last, so
 //! [`encode`] can leave it in a separate buffer. The encoding is canonical: a frame that decodes
@@ -29,6 +30,7 @@ use crate::id::{PeerId, RenditionId, SegmentKey, SegmentPosition, SwarmId, Varia
 use crate::identity::{
     Certificate, PUBLIC_KEY_LEN, PublicKey, RevocationList, Scope, SessionId, Signature, UnixTime,
 };
+use crate::integrity::{Attestation, SegmentHash};
 
 /// Bounds on what [`decode`] and [`frame_len`] accept, so that a peer cannot make us buffer or
 /// allocate more than we chose to.
@@ -56,6 +58,8 @@ pub struct Limits {
     pub max_bitmap_bytes: usize,
     /// Most sessions, and most keys, in a [`Message::Revocations`] list. Default: 4,096.
     pub max_revocations: usize,
+    /// Most signers in a [`Message::Attest`] (each carries a 201-byte certificate). Default: 16.
+    pub max_attesters: usize,
 }
 
 impl Default for Limits {
@@ -66,6 +70,7 @@ impl Default for Limits {
             max_list_len: 512,
             max_bitmap_bytes: 256,
             max_revocations: 4096,
+            max_attesters: 16,
         }
     }
 }
@@ -212,8 +217,7 @@ pub enum DecodeError {
 
 /// Bytes before the body: version (u8), kind (u8), body length (u32).
 const HEADER_LEN: usize = 6;
-/// Encoded length of a [`SegmentKey`].
-const KEY_LEN: usize = 32 + 8 + 1 + 8 + 8;
+const KEY_LEN: usize = SegmentKey::ENCODED_LEN;
 
 /// Encodes `msg` into a frame.
 ///
@@ -235,8 +239,7 @@ pub fn encode(msg: &Message) -> Frame {
         Message::Handshake(h) => {
             w.put_u8(h.version);
             w.put_slice(h.swarm.as_bytes());
-            w.put_slice(&h.certificate.statement());
-            w.put_slice(h.certificate.signature.as_bytes());
+            put_certificate(&mut w, &h.certificate);
             w.put_slice(&h.nonce);
             w.put_u32(h.upload_kbps);
         }
@@ -299,6 +302,27 @@ pub fn encode(msg: &Message) -> Frame {
             for variant in variants {
                 w.put_u64(variant.as_u64());
             }
+        }
+        Message::Attest(att) => {
+            put_key(&mut w, &att.key);
+            w.put_slice(&att.hash.0);
+            w.put_u64(att.size);
+            put_count(&mut w, att.signers.len(), Certificate::ENCODED_LEN);
+            for cert in &att.signers {
+                put_certificate(&mut w, cert);
+            }
+            w.put_slice(att.signature.as_bytes());
+        }
+        Message::Receipt {
+            window,
+            bytes,
+            segments,
+            signature,
+        } => {
+            w.put_u64(*window);
+            w.put_u64(*bytes);
+            w.put_u32(*segments);
+            w.put_slice(signature.as_bytes());
         }
         Message::Request { key, offset, end } => {
             put_key(&mut w, key);
@@ -438,6 +462,13 @@ pub fn decode(frame: &Frame, limits: &Limits) -> Result<Message, DecodeError> {
             }
         }
         Kind::Bitmap => decode_bitmap(&mut r, limits)?,
+        Kind::Attest => decode_attest(&mut r, limits)?,
+        Kind::Receipt => Message::Receipt {
+            window: r.u64("Receipt.window")?,
+            bytes: r.u64("Receipt.bytes")?,
+            segments: r.u32("Receipt.segments")?,
+            signature: Signature::from_bytes(r.array("Receipt.signature")?),
+        },
         Kind::Request => decode_request(&mut r)?,
         Kind::Piece => decode_piece(&mut r, limits)?,
         Kind::Cancel => Message::Cancel {
@@ -561,6 +592,29 @@ fn check_version(version: u8) -> Result<(), DecodeError> {
         PROTOCOL_VERSION => Ok(()),
         found => Err(DecodeError::UnsupportedVersion { found }),
     }
+}
+
+fn decode_attest(r: &mut Reader, limits: &Limits) -> Result<Message, DecodeError> {
+    let key = r.key("Attest.key")?;
+    let hash = SegmentHash(r.array("Attest.hash")?);
+    let size = r.u64("Attest.size")?;
+    let count = r.count(
+        "Attest.signers",
+        limits.max_attesters,
+        Certificate::ENCODED_LEN,
+    )?;
+    let mut signers = Vec::with_capacity(count);
+    for _ in 0..count {
+        signers.push(r.certificate("Attest.signers")?);
+    }
+    let signature = Signature::from_bytes(r.array("Attest.signature")?);
+    Ok(Message::Attest(Box::new(Attestation {
+        key,
+        hash,
+        size,
+        signers,
+        signature,
+    })))
 }
 
 fn decode_request(r: &mut Reader) -> Result<Message, DecodeError> {
@@ -692,15 +746,17 @@ enum Kind {
     LinkDrop = 0x22,
     Have = 0x30,
     Bitmap = 0x31,
+    Attest = 0x36,
     Request = 0x32,
     Piece = 0x33,
     Cancel = 0x34,
     Absent = 0x35,
     SizeSketch = 0x40,
+    Receipt = 0x50,
 }
 
 impl Kind {
-    const ALL: [Self; 20] = [
+    const ALL: [Self; 22] = [
         Self::Handshake,
         Self::Proof,
         Self::Revocations,
@@ -716,11 +772,13 @@ impl Kind {
         Self::LinkDrop,
         Self::Have,
         Self::Bitmap,
+        Self::Attest,
         Self::Request,
         Self::Piece,
         Self::Cancel,
         Self::Absent,
         Self::SizeSketch,
+        Self::Receipt,
     ];
 
     fn from_u8(byte: u8) -> Option<Self> {
@@ -744,11 +802,13 @@ impl Kind {
             Message::LinkDrop => Self::LinkDrop,
             Message::Have { .. } => Self::Have,
             Message::Bitmap { .. } => Self::Bitmap,
+            Message::Attest(_) => Self::Attest,
             Message::Request { .. } => Self::Request,
             Message::Piece { .. } => Self::Piece,
             Message::Cancel { .. } => Self::Cancel,
             Message::Absent { .. } => Self::Absent,
             Message::SizeSketch { .. } => Self::SizeSketch,
+            Message::Receipt { .. } => Self::Receipt,
         }
     }
 
@@ -769,11 +829,13 @@ impl Kind {
             Self::LinkDrop => "LinkDrop",
             Self::Have => "Have",
             Self::Bitmap => "Bitmap",
+            Self::Attest => "Attest",
             Self::Request => "Request",
             Self::Piece => "Piece",
             Self::Cancel => "Cancel",
             Self::Absent => "Absent",
             Self::SizeSketch => "SizeSketch",
+            Self::Receipt => "Receipt",
         }
     }
 }
@@ -796,16 +858,13 @@ fn put_peers(w: &mut BytesMut, peers: &[PeerId]) {
     }
 }
 
+fn put_certificate(w: &mut BytesMut, cert: &Certificate) {
+    w.put_slice(&cert.statement());
+    w.put_slice(cert.signature.as_bytes());
+}
+
 fn put_key(w: &mut BytesMut, key: &SegmentKey) {
-    w.put_slice(key.swarm.as_bytes());
-    w.put_u64(key.rendition.as_u64());
-    let (tag, value) = match key.position {
-        SegmentPosition::Sequence(n) => (0, n),
-        SegmentPosition::Time(t) => (1, t),
-    };
-    w.put_u8(tag);
-    w.put_u64(value);
-    w.put_u64(key.variant.as_u64());
+    w.put_slice(&key.to_bytes());
 }
 
 /// Reads a frame's two parts as one sequence of bytes.

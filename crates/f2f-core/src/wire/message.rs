@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use crate::id::{PeerId, RenditionId, SegmentKey, SwarmId, VariantTag};
 use crate::identity::{Certificate, RevocationList, Signature};
+use crate::integrity::Attestation;
 
 /// The protocol version this build speaks; carried in every frame header.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -122,6 +123,21 @@ pub enum Message {
         bits: Bytes,
         /// The variant tag of each set bit, in bit order.
         variants: Vec<VariantTag>,
+    },
+    /// Certified peers attest a segment's hash (streams without signed hashes); sent before the
+    /// `Have` that announces the segment, and passed on as the set of signers grows.
+    Attest(Box<Attestation>),
+    /// The sender's receipt for the verified bytes the receiver sent it in one window (see
+    /// [`crate::receipt`]).
+    Receipt {
+        /// Window number.
+        window: u64,
+        /// Verified bytes received from the receiver in the window.
+        bytes: u64,
+        /// Segments they belong to.
+        segments: u32,
+        /// The sender's signature over the statement.
+        signature: Signature,
     },
     /// Asks for bytes `offset..end` of a segment (`offset` non-zero to resume a transfer begun
     /// elsewhere; `end` set when another source, such as a CDN range, fetches the rest).

@@ -26,6 +26,7 @@ use f2f_core::identity::{
     prove_possession,
 };
 use f2f_core::integrity::SegmentHash;
+use f2f_core::receipt::ReceiptBundle;
 use f2f_core::scheduler::ByteSources;
 use f2f_core::telemetry::Event;
 use f2f_core::time::{Duration, Instant};
@@ -146,6 +147,8 @@ pub(crate) struct Node {
     pub(crate) need_bootstrap: usize,
     /// `Output::RenewCertificate`s: when the certificate in use expires.
     pub(crate) renewals: Vec<UnixTime>,
+    /// `Output::Receipts`: what the node's receivers vouched for.
+    pub(crate) receipts: Vec<ReceiptBundle>,
 }
 
 /// Something that happens at a virtual time.
@@ -281,6 +284,11 @@ impl Net {
     /// the signed hashes with the playlist) and asks for it by `now + within`.
     pub(crate) fn load(&mut self, ix: Ix, key: SegmentKey, within: Duration) {
         self.give_hash(ix, key);
+        self.load_unhashed(ix, key, within);
+    }
+
+    /// Lists and loads a segment without feeding its hash (a stream without signed hashes).
+    pub(crate) fn load_unhashed(&mut self, ix: Ix, key: SegmentKey, within: Duration) {
         self.input(ix, Input::Listed(listed(key, true)));
         let deadline = self.at() + within;
         self.input(ix, Input::Load { key, deadline });
@@ -398,6 +406,7 @@ impl Net {
             Output::NeedBootstrap => self.nodes[ix].need_bootstrap += 1,
             Output::NeedHash(key) => self.give_hash(ix, key),
             Output::RenewCertificate { expires } => self.nodes[ix].renewals.push(expires),
+            Output::Receipts(bundle) => self.nodes[ix].receipts.push(*bundle),
             Output::Event(e) => self.nodes[ix].events.push(e),
             other => panic!("the harness does not know {other:?}"),
         }

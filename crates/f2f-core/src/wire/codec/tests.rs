@@ -591,11 +591,13 @@ fn _every_variant_has_a_strategy(msg: &Message) {
         | Message::LinkDrop
         | Message::Have { .. }
         | Message::Bitmap { .. }
+        | Message::Attest(_)
         | Message::Request { .. }
         | Message::Piece { .. }
         | Message::Cancel { .. }
         | Message::Absent { .. }
-        | Message::SizeSketch { .. } => {}
+        | Message::SizeSketch { .. }
+        | Message::Receipt { .. } => {}
     }
 }
 
@@ -660,6 +662,22 @@ fn message() -> impl Strategy<Value = Message> {
                 keys
             }),
         bitmap(),
+        (
+            segment_key(),
+            any::<[u8; 32]>(),
+            any::<u64>(),
+            prop::collection::vec(certificate(), 0..4),
+            signature()
+        )
+            .prop_map(|(key, hash, size, signers, signature)| {
+                Message::Attest(Box::new(Attestation {
+                    key,
+                    hash: SegmentHash(hash),
+                    size,
+                    signers,
+                    signature,
+                }))
+            }),
         (segment_key(), any::<u64>(), any::<Option<u64>>()).prop_map(|(key, offset, end)| {
             // A range is never empty: an end at or below the offset moves just above it.
             let end = end
@@ -668,6 +686,14 @@ fn message() -> impl Strategy<Value = Message> {
             Message::Request { key, offset, end }
         }),
         piece(),
+        (any::<u64>(), any::<u64>(), any::<u32>(), signature()).prop_map(
+            |(window, bytes, segments, signature)| Message::Receipt {
+                window,
+                bytes,
+                segments,
+                signature
+            }
+        ),
         segment_key().prop_map(|key| Message::Cancel { key }),
         (segment_key(), reason).prop_map(|(key, reason)| Message::Absent { key, reason }),
         (
@@ -807,6 +833,7 @@ fn default_limits_fit_the_largest_messages() {
             keys: vec![PublicKey::from_bytes([9; 48]); l.max_revocations],
             signature: Signature::from_bytes([1; 96]),
         })),
+        attest(l.max_attesters),
     ];
     for msg in largest {
         assert_eq!(decode(&encode(&msg), &l), Ok(msg));
@@ -828,6 +855,36 @@ fn a_revocation_list_over_the_limit_is_refused_before_allocation() {
             field: "Revocations.sessions",
             count: l.max_revocations + 1,
             max: l.max_revocations,
+        })
+    );
+}
+
+fn attest(signers: usize) -> Message {
+    let cert = Certificate {
+        public_key: PublicKey::from_bytes([9; 48]),
+        scope: Scope::AnySwarm,
+        session: SessionId([7; 16]),
+        not_after: UnixTime(u64::MAX),
+        signature: Signature::from_bytes([1; 96]),
+    };
+    Message::Attest(Box::new(Attestation {
+        key: key(),
+        hash: SegmentHash([3; 32]),
+        size: 2 << 20,
+        signers: vec![cert; signers],
+        signature: Signature::from_bytes([1; 96]),
+    }))
+}
+
+#[test]
+fn an_attestation_with_too_many_signers_is_refused_before_allocation() {
+    let l = limits();
+    assert_eq!(
+        decode(&encode(&attest(l.max_attesters + 1)), &l),
+        Err(DecodeError::ListTooLong {
+            field: "Attest.signers",
+            count: l.max_attesters + 1,
+            max: l.max_attesters,
         })
     );
 }
