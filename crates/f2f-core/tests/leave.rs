@@ -8,6 +8,7 @@ use common::{Ix, Net, fingerprint, key};
 use f2f_core::config::Config;
 use f2f_core::engine::{EngineError, Input};
 use f2f_core::identity::ChannelBinding;
+use f2f_core::membership::NetGroup;
 use f2f_core::time::Duration;
 use f2f_core::wire::Message;
 
@@ -60,6 +61,7 @@ fn leave_closes_every_connection_and_refuses_further_input() {
                     local: fingerprint(a, others[0], 0),
                     remote: fingerprint(others[0], a, 0),
                 },
+                group: NetGroup::of(net.addrs[others[0]]),
             },
         ),
         net.try_input(a, Input::Leave),

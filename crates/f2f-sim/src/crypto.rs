@@ -8,10 +8,13 @@
 //! make its signatures, so it models *honest* swarms only: scenarios with attackers use the real
 //! scheme ([`f2f_core::identity::Bls`]), as does every scenario by default.
 
+use std::sync::{Mutex, PoisonError};
+
 use bytes::Bytes;
-use f2f_core::identity::{Crypto, Domain, Keypair, PublicKey, Signature, SignatureError};
+use f2f_core::identity::{Bls, Crypto, Domain, Keypair, PublicKey, Signature, SignatureError};
 use f2f_core::integrity::{Hashing, IntegrityError, Outboard, Parents, SegmentHash};
 use f2f_core::segment::SegmentData;
+use rustc_hash::FxHashMap;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Modelled;
@@ -104,6 +107,125 @@ impl Crypto for Modelled {
         items
             .iter()
             .try_for_each(|(k, m, s)| self.verify(k, domain, m, s))
+    }
+}
+
+/// The real scheme ([`Bls`]), with each verification's result remembered for the whole
+/// simulated swarm. An attestation or certificate that a thousand nodes check costs the run
+/// one pairing instead of a thousand; every node still calls the check and acts on its true
+/// result, so forged and tampered signatures still fail (memoised per message, never
+/// skipped, as hashing is). What one node's checks cost is measured by the crypto benches.
+#[derive(Debug, Default)]
+pub(crate) struct Memoised {
+    inner: Bls,
+    seen: Mutex<FxHashMap<[u8; 32], Result<(), SignatureError>>>,
+}
+
+/// Results remembered before the memo starts over (32 bytes and a result each).
+const MEMO_CAPACITY: usize = 1 << 20;
+
+impl Memoised {
+    fn remember(
+        &self,
+        inputs: impl FnOnce(&mut blake3::Hasher),
+        check: impl FnOnce() -> Result<(), SignatureError>,
+    ) -> Result<(), SignatureError> {
+        let mut h = blake3::Hasher::new();
+        inputs(&mut h);
+        let digest = *h.finalize().as_bytes();
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(result) = seen.get(&digest) {
+            return *result;
+        }
+        let result = check();
+        if seen.len() >= MEMO_CAPACITY {
+            seen.clear();
+        }
+        seen.insert(digest, result);
+        result
+    }
+}
+
+/// Feeds a length-prefixed field into a memo key.
+fn field(h: &mut blake3::Hasher, bytes: &[u8]) {
+    h.update(&(bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
+}
+
+impl Crypto for Memoised {
+    fn sign(&self, key: &Keypair, domain: Domain, msg: &[u8]) -> Signature {
+        self.inner.sign(key, domain, msg)
+    }
+
+    fn verify(
+        &self,
+        key: &PublicKey,
+        domain: Domain,
+        msg: &[u8],
+        sig: &Signature,
+    ) -> Result<(), SignatureError> {
+        self.remember(
+            |h| {
+                for f in [b"one".as_slice(), key.as_bytes(), domain.context(), msg] {
+                    field(h, f);
+                }
+                field(h, sig.as_bytes());
+            },
+            || self.inner.verify(key, domain, msg, sig),
+        )
+    }
+
+    fn aggregate(&self, sigs: &[Signature]) -> Result<Signature, SignatureError> {
+        self.inner.aggregate(sigs)
+    }
+
+    fn verify_aggregate(
+        &self,
+        keys: &[PublicKey],
+        domain: Domain,
+        msg: &[u8],
+        sig: &Signature,
+    ) -> Result<(), SignatureError> {
+        self.remember(
+            |h| {
+                field(h, b"same");
+                for k in keys {
+                    field(h, k.as_bytes());
+                }
+                for f in [domain.context(), msg, sig.as_bytes()] {
+                    field(h, f);
+                }
+            },
+            || self.inner.verify_aggregate(keys, domain, msg, sig),
+        )
+    }
+
+    fn verify_aggregate_distinct(
+        &self,
+        domain: Domain,
+        items: &[(PublicKey, &[u8])],
+        sig: &Signature,
+    ) -> Result<(), SignatureError> {
+        self.remember(
+            |h| {
+                field(h, b"distinct");
+                for (k, m) in items {
+                    field(h, k.as_bytes());
+                    field(h, m);
+                }
+                field(h, domain.context());
+                field(h, sig.as_bytes());
+            },
+            || self.inner.verify_aggregate_distinct(domain, items, sig),
+        )
+    }
+
+    fn verify_batch(
+        &self,
+        domain: Domain,
+        items: &[(PublicKey, &[u8], Signature)],
+    ) -> Result<(), SignatureError> {
+        self.inner.verify_batch(domain, items)
     }
 }
 

@@ -135,6 +135,8 @@ pub struct AttackReport {
     pub colluder_peers: u64,
     /// Attesters receivers caught vouching for a hash the CDN's bytes do not have.
     pub false_attesters_caught: u64,
+    /// ... of which honest viewers (wrongly accused: must be 0).
+    pub honest_accused: u64,
     /// CDN spot checks of segments taken on attested hashes.
     pub spot_checks: u64,
 }
@@ -288,6 +290,9 @@ impl Report {
             });
             row("spot checks / false attesters caught", &|r| {
                 attacked(r, &|a| both(a.spot_checks, a.false_attesters_caught))
+            });
+            row("honest viewers accused", &|r| {
+                attacked(r, &|a| a.honest_accused.to_string())
             });
         }
         if runs

@@ -310,7 +310,8 @@ pub struct EngineSpec {
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum CryptoSpec {
-    /// Real BLS12-381 (blst), as every node runs it.
+    /// Real BLS12-381 (blst), as every node runs it; each check's result is remembered across
+    /// the simulated swarm (see `crypto.rs`).
     #[default]
     Bls,
     /// Keyed hashes in place of pairings, for large honest swarms (see `crypto.rs`).

@@ -9,16 +9,18 @@
 //! as a gap. The CDN answers after its latency, at its per-flow rate capped by the downlink.
 
 use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use f2f_core::config::{Config, HashSource, SourcePreference};
 use f2f_core::engine::{CdnError, Engine, Input, Output, SegmentInfo};
 use f2f_core::id::{PeerId, SegmentKey, SegmentPosition};
 use f2f_core::identity::{
-    Authority, Bls, CertificateVerifier, ChannelBinding, Crypto, Fingerprint, Identity, Keypair,
-    Scope, SessionId, UnixTime, prove_possession,
+    Authority, CertificateVerifier, ChannelBinding, Crypto, Fingerprint, Identity, Keypair, Scope,
+    SessionId, UnixTime, prove_possession,
 };
 use f2f_core::integrity::SegmentHash;
+use f2f_core::membership::NetGroup;
 use f2f_core::scheduler::FetchId;
 use f2f_core::segment::SegmentData;
 use f2f_core::telemetry::Event;
@@ -30,7 +32,7 @@ use rand_chacha::ChaCha8Rng;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::attack::{self, Collusion, Role};
-use crate::crypto::{Modelled, ModelledHashing};
+use crate::crypto::{Memoised, Modelled, ModelledHashing};
 use crate::player::Player;
 use crate::queue::EventQueue;
 use crate::report::{AttackReport, ReceiptReport, RunReport, Summary};
@@ -248,7 +250,7 @@ impl World {
         let ladder = scenario.source.ladder();
         let shares: f64 = ladder.iter().map(|r| r.share).sum();
         let crypto: Arc<dyn Crypto> = match scenario.security.crypto {
-            CryptoSpec::Bls => Arc::new(Bls::new()),
+            CryptoSpec::Bls => Arc::new(Memoised::default()),
             CryptoSpec::Modelled => Arc::new(Modelled),
         };
         let authority = Authority::new(Keypair::from_entropy(&secret(scenario.seed, u32::MAX)));
@@ -552,6 +554,14 @@ impl World {
                     self.tally.banned_senders.insert(j);
                 }
             }
+            Output::Event(Event::FalseAttestation { signers, .. }) => {
+                for peer in signers {
+                    let role = self.node_of(&peer).map(|j| self.nodes[j as usize].role);
+                    if !matches!(role, Some(Role::Colluder { .. })) {
+                        self.tally.attacks.honest_accused += 1;
+                    }
+                }
+            }
             Output::Event(Event::PeerMisbehaved { peer, .. })
                 if self
                     .node_of(&peer)
@@ -745,7 +755,15 @@ impl World {
                 local: fingerprint(&local, &peer),
                 remote: fingerprint(&peer, &local),
             };
-            self.input(me, Input::Connected { peer, binding });
+            let group = net_group(other);
+            self.input(
+                me,
+                Input::Connected {
+                    peer,
+                    binding,
+                    group,
+                },
+            );
         }
     }
 
@@ -1097,6 +1115,12 @@ impl World {
             }),
         }
     }
+}
+
+/// Where node `i` connects from: a public /24 of its own.
+fn net_group(i: NodeIx) -> NetGroup {
+    let ip = Ipv4Addr::from(0x0b00_0001 + (i << 8));
+    NetGroup::of(SocketAddr::new(ip.into(), 4000))
 }
 
 /// The hash and length of `key`, if the origin has published it.

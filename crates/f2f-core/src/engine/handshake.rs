@@ -12,6 +12,7 @@ use crate::identity::{
     UnixTime, transcript,
 };
 use crate::identity::{RevocationList, Signature};
+use crate::membership::NetGroup;
 use crate::telemetry::Event;
 use crate::time::Instant;
 use crate::wire::{Handshake, Message, PROTOCOL_VERSION};
@@ -25,11 +26,19 @@ impl Engine {
         UnixTime(unix.0 + self.now.saturating_duration_since(at).as_secs())
     }
 
-    pub(super) fn on_connected(&mut self, peer: PeerId, binding: ChannelBinding, now: Instant) {
+    pub(super) fn on_connected(
+        &mut self,
+        peer: PeerId,
+        binding: ChannelBinding,
+        group: NetGroup,
+        now: Instant,
+    ) {
         if peer == self.me || self.banned.contains(&peer) {
             self.out.push_back(Output::Disconnect(peer));
             return;
         }
+        self.membership.set_group(peer, group);
+        self.drain_membership();
         self.stats.connections += 1;
         let nonce: [u8; 32] = self.rng.random();
         let p = self

@@ -22,7 +22,8 @@ impl Engine {
             .peers
             .get(&from)
             .is_some_and(|p| p.link == Link::Linked);
-        let accepted = already || linked < self.config.links.max_degree;
+        let accepted =
+            already || (linked < self.config.links.max_degree && !self.link_group_full(&from));
         self.send(from, Message::LinkReply { accepted });
         if accepted && !already {
             self.link_up(from, now);
@@ -37,12 +38,32 @@ impl Engine {
             return;
         };
         p.rtt_sample(now.saturating_duration_since(sent));
-        if accepted {
+        if accepted && !self.link_group_full(&from) {
             self.link_up(from, now);
-        } else {
+            return;
+        }
+        if accepted {
+            // Its subnet filled our links while the request was out.
+            self.send(from, Message::LinkDrop);
+        }
+        if let Some(p) = self.peers.get_mut(&from) {
             p.link = Link::None;
             p.link_backoff_until = Some(now + self.config.links.idle_timeout);
         }
+    }
+
+    /// Whether `peer`'s network already has its share of our data neighbours (see
+    /// [`crate::membership::NetGroup`]).
+    fn link_group_full(&self, peer: &PeerId) -> bool {
+        let Some(group) = self.membership.group(peer) else {
+            return false;
+        };
+        let same = (self.peers.iter())
+            .filter(|(id, p)| {
+                *id != peer && p.is_linked() && self.membership.group(id) == Some(group)
+            })
+            .count();
+        same >= self.config.membership.max_per_group
     }
 
     pub(super) fn on_link_drop(&mut self, from: PeerId, now: Instant) {

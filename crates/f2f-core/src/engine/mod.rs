@@ -60,7 +60,7 @@ use crate::identity::{
     RevocationList, Revocations, UnixTime,
 };
 use crate::integrity::{Blake3, GROUP_BYTES, Hashing, IntegrityError, SegmentHash};
-use crate::membership::{Membership, MembershipOutput};
+use crate::membership::{Membership, MembershipOutput, NetGroup};
 use crate::receipt::{Delivery, ReceiptBundle};
 use crate::scheduler::{
     Action, BaselineRanker, ByteSources, Candidate, CdnWhy, FetchId, GivenUp, Progress, RangeStats,
@@ -118,6 +118,8 @@ pub enum Input {
         peer: PeerId,
         /// Both endpoints' transport fingerprints.
         binding: ChannelBinding,
+        /// The network the peer connects from ([`NetGroup::of`] its address).
+        group: NetGroup,
     },
     /// A connection the engine asked for could not be opened.
     ConnectFailed(PeerId),
@@ -447,7 +449,11 @@ impl Engine {
                 self.membership.join(&peers, now);
                 self.drain_membership();
             }
-            Input::Connected { peer, binding } => self.on_connected(peer, binding, now),
+            Input::Connected {
+                peer,
+                binding,
+                group,
+            } => self.on_connected(peer, binding, group, now),
             Input::ConnectFailed(peer) => self.on_peer_gone(peer, false, now),
             Input::Disconnected(peer) => self.on_peer_gone(peer, true, now),
             Input::Drained { peer, buffered } => {

@@ -19,8 +19,8 @@ use crate::integrity::{Attestation, SegmentHash};
 const CANDIDATES: usize = 4;
 /// Verified attestations kept per candidate to join from.
 const PARTS: usize = 8;
-/// Segments remembered (a few live windows).
-const MEMORY: usize = 96;
+/// Segments remembered: the live window and a little behind it.
+const MEMORY: usize = 24;
 
 #[derive(Debug)]
 struct Candidate {
@@ -163,14 +163,19 @@ impl Quorum {
             }
             None => return None,
         };
-        let c = &claims.candidates[i];
-        (c.best.signers.len() >= quorum).then(|| {
-            claims.settled = Some(i);
-            Settled {
-                hash: c.hash,
-                size: c.size,
-            }
-        })
+        if claims.candidates[i].best.signers.len() < quorum {
+            return None;
+        }
+        // Settled: the other hashes and the parts the best set was joined from are done with.
+        let mut c = claims.candidates.swap_remove(i);
+        c.parts = vec![c.best.clone()];
+        let settled = Settled {
+            hash: c.hash,
+            size: c.size,
+        };
+        claims.candidates = vec![c];
+        claims.settled = Some(0);
+        Some(settled)
     }
 
     /// Our own CDN download of the segment hashes to `own`'s hash, which we sign: that hash is
@@ -191,6 +196,7 @@ impl Quorum {
         // Others' signatures of the same hash cannot include ours: we sign only here.
         c.parts.push(own);
         c.rejoin(crypto);
+        c.parts = vec![c.best.clone()];
         claims.candidates = vec![c];
         claims.settled = Some(0);
         other.iter().flat_map(Candidate::signers).collect()

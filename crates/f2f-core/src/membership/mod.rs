@@ -9,9 +9,12 @@
 //!
 //! Why not `iroh-gossip`'s `proto` module: see `docs/DESIGN-NOTES.md`.
 
+mod netgroup;
 mod view;
 
 use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -20,6 +23,8 @@ use crate::id::PeerId;
 use crate::time::{Duration, Instant};
 use crate::wire::Message;
 use view::View;
+
+pub use netgroup::NetGroup;
 
 /// HyParView parameters; defaults follow the paper for swarms of up to ~10^4 nodes.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,6 +48,9 @@ pub struct MembershipConfig {
     pub shuffle_passive: usize,
     /// How long a `Join` or `Neighbour` request may go unanswered. Default 2 s.
     pub request_timeout: Duration,
+    /// Most active-view members (and data neighbours) from one [`NetGroup`], so that one
+    /// operator's subnet cannot fill a node's views (eclipse). Default 2.
+    pub max_per_group: usize,
 }
 
 impl Default for MembershipConfig {
@@ -57,6 +65,7 @@ impl Default for MembershipConfig {
             shuffle_active: 3,
             shuffle_passive: 4,
             request_timeout: Duration::from_secs(2),
+            max_per_group: 2,
         }
     }
 }
@@ -92,6 +101,8 @@ pub struct Membership {
     /// What we sent in our last shuffle: evicted first when the reply fills the passive view.
     last_shuffle: Vec<PeerId>,
     next_shuffle: Option<Instant>,
+    /// The network each connected peer connects from.
+    groups: FxHashMap<PeerId, NetGroup>,
     rng: ChaCha8Rng,
     out: VecDeque<MembershipOutput>,
 }
@@ -107,6 +118,7 @@ impl Membership {
             pending: Vec::new(),
             last_shuffle: Vec::new(),
             next_shuffle: None,
+            groups: FxHashMap::default(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             out: VecDeque::new(),
         }
@@ -200,8 +212,37 @@ impl Membership {
         }
     }
 
+    /// A connection to `peer` opened from `group`. An active neighbour whose group already has
+    /// its share of the view is let go.
+    pub fn set_group(&mut self, peer: PeerId, group: NetGroup) {
+        self.groups.insert(peer, group);
+        if self.active.contains(&peer) && self.group_full(&peer) {
+            self.active.remove(&peer);
+            self.send(peer, Message::Disconnect { alive: true });
+            self.out.push_back(MembershipOutput::NeighbourDown(peer));
+            self.add_passive(peer);
+        }
+    }
+
+    /// The group of a connected peer.
+    pub fn group(&self, peer: &PeerId) -> Option<NetGroup> {
+        self.groups.get(peer).copied()
+    }
+
+    /// Whether `peer`'s group already has its share of the active view (not counting `peer`).
+    fn group_full(&self, peer: &PeerId) -> bool {
+        let Some(group) = self.groups.get(peer) else {
+            return false;
+        };
+        let same = (self.active.peers().iter())
+            .filter(|p| *p != peer && self.groups.get(p) == Some(group))
+            .count();
+        same >= self.config.max_per_group
+    }
+
     /// The transport lost (`reachable`) or could not open (`!reachable`) the link to `peer`.
     pub fn handle_peer_down(&mut self, peer: PeerId, reachable: bool, now: Instant) {
+        self.groups.remove(&peer);
         let was_pending = self.take_pending(&peer);
         if self.active.remove(&peer) {
             self.out.push_back(MembershipOutput::NeighbourDown(peer));
@@ -243,8 +284,8 @@ impl Membership {
     }
 
     fn on_join(&mut self, joiner: PeerId) {
-        self.add_active(joiner);
-        self.send(joiner, Message::NeighbourReply { accepted: true });
+        let accepted = self.add_active(joiner);
+        self.send(joiner, Message::NeighbourReply { accepted });
         let ttl = self.config.active_walk;
         for peer in self.active.peers().to_vec() {
             if peer != joiner {
@@ -278,10 +319,9 @@ impl Membership {
 
     /// A walk ends here: link to the joiner, which must accept (high priority).
     fn accept_walker(&mut self, joiner: PeerId) {
-        if self.active.contains(&joiner) {
+        if self.active.contains(&joiner) || !self.add_active(joiner) {
             return;
         }
-        self.add_active(joiner);
         self.send(
             joiner,
             Message::Neighbour {
@@ -291,10 +331,10 @@ impl Membership {
     }
 
     fn on_neighbour(&mut self, from: PeerId, high_priority: bool) {
-        let accepted = self.active.contains(&from) || high_priority || !self.active.is_full();
+        let room = self.active.contains(&from) || high_priority || !self.active.is_full();
+        let accepted = room && self.add_active(from);
         if accepted {
             self.take_pending(&from);
-            self.add_active(from);
         }
         self.send(from, Message::NeighbourReply { accepted });
     }
@@ -302,8 +342,10 @@ impl Membership {
     fn on_neighbour_reply(&mut self, from: PeerId, accepted: bool, now: Instant) {
         let was_pending = self.take_pending(&from);
         if accepted {
-            if was_pending || self.active.contains(&from) {
-                self.add_active(from);
+            if (was_pending || self.active.contains(&from)) && !self.add_active(from) {
+                // Its group filled the view meanwhile.
+                self.send(from, Message::Disconnect { alive: true });
+                self.add_passive(from);
             }
         } else {
             if self.active.remove(&from) {
@@ -399,9 +441,17 @@ impl Membership {
         }
     }
 
-    fn add_active(&mut self, peer: PeerId) {
-        if peer == self.me || self.active.contains(&peer) {
-            return;
+    /// Takes `peer` into the active view unless it is us or its group has its share; returns
+    /// whether it is in the view.
+    fn add_active(&mut self, peer: PeerId) -> bool {
+        if peer == self.me {
+            return false;
+        }
+        if self.active.contains(&peer) {
+            return true;
+        }
+        if self.group_full(&peer) {
+            return false;
         }
         self.passive.remove(&peer);
         if self.active.is_full() {
@@ -413,6 +463,7 @@ impl Membership {
         }
         self.active.insert(peer);
         self.out.push_back(MembershipOutput::NeighbourUp(peer));
+        true
     }
 
     fn add_passive(&mut self, peer: PeerId) {

@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use f2f_core::engine::Input;
 use f2f_core::id::PeerId;
 use f2f_core::identity::ChannelBinding;
+use f2f_core::membership::NetGroup;
 use f2f_core::time::Duration;
 use f2f_core::wire::{self, Frame, Limits};
 
@@ -142,8 +143,15 @@ impl Net {
                 local: fingerprint(me, other, id),
                 remote: fingerprint(other, me, id),
             };
-            let peer = self.id(other);
-            self.input(me, Input::Connected { peer, binding });
+            let (peer, group) = (self.id(other), NetGroup::of(self.addrs[other]));
+            self.input(
+                me,
+                Input::Connected {
+                    peer,
+                    binding,
+                    group,
+                },
+            );
         }
     }
 

@@ -15,6 +15,7 @@ mod link;
 mod script;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -170,6 +171,8 @@ pub(crate) struct Net {
     pub(crate) log: Vec<(Ix, Ix, Message)>,
     /// Directions whose frames are lost (see [`Net::mute`]).
     muted: BTreeSet<(Ix, Ix)>,
+    /// Each node's transport address: its own public /24 unless a test moves it.
+    pub(crate) addrs: Vec<SocketAddr>,
     /// Each node's key pair and certificate (scripted nodes have them too).
     pub(crate) keys: Vec<Keypair>,
     pub(crate) certs: Vec<Certificate>,
@@ -233,6 +236,9 @@ impl Net {
         let keypair = Keypair::from_entropy(seed.as_bytes());
         let cert = certify(&keypair, Scope::Swarm(swarm()), UNIX_BASE + CERT_LIFETIME);
         self.ids.push(keypair.peer_id());
+        let ix = self.nodes.len() as u32;
+        let ip = Ipv4Addr::from(0x0b00_0001 + (ix << 8));
+        self.addrs.push(SocketAddr::new(ip.into(), 4000));
         self.keys.push(keypair);
         self.certs.push(cert);
         self.nodes.push(Node::default());
