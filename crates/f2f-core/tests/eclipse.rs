@@ -37,8 +37,16 @@ fn crowd(max_per_group: usize, attackers: usize) -> (Net, Ix, usize, usize) {
     net.run_for(Duration::from_secs(20));
     let e = net.engine(target);
     let ids: Vec<_> = xs.iter().map(|&x| net.id(x)).collect();
-    let overlay = e.overlay_neighbours().iter().filter(|p| ids.contains(p)).count();
-    let data = e.data_neighbours().iter().filter(|p| ids.contains(p)).count();
+    let overlay = e
+        .overlay_neighbours()
+        .iter()
+        .filter(|p| ids.contains(p))
+        .count();
+    let data = e
+        .data_neighbours()
+        .iter()
+        .filter(|p| ids.contains(p))
+        .count();
     (net, target, overlay, data)
 }
 

@@ -1,6 +1,7 @@
-//! `frog2frog sign`: the origin side of segment integrity. Writes the signed hashes of an HLS
-//! media playlist's segments next to it (format: `f2f_core::integrity::SignedHashes`), once or,
-//! with `--watch`, every time the live playlist changes.
+//! `frog2frog sign`: the origin side of segment integrity. Writes the signed hashes of the
+//! segments an HLS media playlist or a DASH MPD names next to it (format:
+//! `f2f_core::integrity::SignedHashes`), once or, with `--watch`, every time the live
+//! playlist changes.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -14,7 +15,7 @@ use f2f_core::integrity::{HashEntry, SegmentHash, SignedHashes};
 
 #[derive(clap::Args)]
 pub(crate) struct SignArgs {
-    /// The HLS media playlist whose segments to sign.
+    /// The HLS media playlist (`.m3u8`) or DASH MPD (`.mpd`) whose segments to sign.
     playlist: PathBuf,
     /// The origin's secret key file (32 bytes, hex).
     #[arg(long)]
@@ -75,16 +76,63 @@ fn hash_file(path: &Path, seen: &mut Seen) -> anyhow::Result<(u64, SegmentHash)>
     Ok((size, hash))
 }
 
+/// The segment URIs an HLS media playlist names, as it writes them.
+fn hls_uris(path: &Path, bytes: &[u8]) -> anyhow::Result<Vec<String>> {
+    let playlist = m3u8_rs::parse_media_playlist_res(bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not an HLS media playlist: {e}", path.display()))?;
+    let mut uris = Vec::with_capacity(playlist.segments.len());
+    for segment in playlist.segments {
+        if segment.uri.contains("://") || segment.uri.contains(char::is_whitespace) {
+            bail!(
+                "segment URI {:?}: only relative paths are signed",
+                segment.uri
+            );
+        }
+        uris.push(segment.uri);
+    }
+    Ok(uris)
+}
+
+/// The initialisation and media segments a DASH MPD makes available now, as paths relative to
+/// its directory (the template expanded: what a player requests relative to the MPD).
+fn dash_uris(path: &Path, bytes: &[u8]) -> anyhow::Result<Vec<String>> {
+    let text = std::str::from_utf8(bytes).with_context(|| format!("{}", path.display()))?;
+    let absolute = std::path::absolute(path)?;
+    let base = url::Url::from_file_path(&absolute)
+        .map_err(|()| anyhow::anyhow!("{}: not a file path", path.display()))?;
+    let now_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)?
+        .as_millis();
+    let mpd = f2f_core::content::parse_mpd(base.as_str(), text, now_ms as u64)
+        .with_context(|| format!("{}", path.display()))?;
+    let mut uris = Vec::new();
+    for rep in mpd.representations {
+        let segments = rep.segments.into_iter().map(|s| s.uri);
+        for uri in rep.initialization.into_iter().chain(segments) {
+            let relative = base
+                .make_relative(&url::Url::parse(&uri)?)
+                .filter(|r| !r.starts_with("../") && !r.contains("://"))
+                .with_context(|| format!("segment {uri}: only files beside the MPD are signed"))?;
+            if !uris.contains(&relative) {
+                uris.push(relative);
+            }
+        }
+    }
+    Ok(uris)
+}
+
 /// The entries for every segment the playlist names, in each variant.
 fn entries(args: &SignArgs, seen: &mut Seen) -> anyhow::Result<Vec<HashEntry>> {
-    let bytes =
-        fs::read(&args.playlist).with_context(|| format!("reading {}", args.playlist.display()))?;
-    let playlist = m3u8_rs::parse_media_playlist_res(&bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: not an HLS media playlist: {e}",
-            args.playlist.display()
-        )
-    })?;
+    let path = &args.playlist;
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let uris = if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("mpd"))
+    {
+        dash_uris(path, &bytes)?
+    } else {
+        hls_uris(path, &bytes)?
+    };
     let dir = args.playlist.parent().unwrap_or(Path::new("."));
     let mut variants: Vec<(Option<String>, PathBuf)> = vec![(None, dir.to_owned())];
     for v in &args.variants {
@@ -94,17 +142,11 @@ fn entries(args: &SignArgs, seen: &mut Seen) -> anyhow::Result<Vec<HashEntry>> {
         variants.push((Some(name.to_owned()), PathBuf::from(vdir)));
     }
     let mut out = Vec::new();
-    for segment in &playlist.segments {
-        if segment.uri.contains("://") || segment.uri.contains(char::is_whitespace) {
-            bail!(
-                "segment URI {:?}: only relative paths are signed",
-                segment.uri
-            );
-        }
+    for uri in uris {
         for (variant, base) in &variants {
-            let (size, hash) = hash_file(&base.join(&segment.uri), seen)?;
+            let (size, hash) = hash_file(&base.join(&uri), seen)?;
             out.push(HashEntry {
-                uri: segment.uri.clone(),
+                uri: uri.clone(),
                 variant: variant.clone(),
                 size,
                 hash,

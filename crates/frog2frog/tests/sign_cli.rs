@@ -94,3 +94,59 @@ fn a_missing_segment_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("seg7.ts"), "{stderr}");
 }
+
+const MPD: &str = r#"<?xml version="1.0"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT6S"
+     profiles="urn:mpeg:dash:profile:isoff-live:2011" minBufferTime="PT2S">
+ <Period id="p0" start="PT0S">
+  <AdaptationSet contentType="video" mimeType="video/mp4">
+   <SegmentTemplate media="v/$RepresentationID$/seg$Number$.m4s"
+                    initialization="v/$RepresentationID$/init.mp4"
+                    duration="2" timescale="1" startNumber="1"/>
+   <Representation id="720p" bandwidth="3000000" codecs="avc1.64001f" width="1280" height="720"/>
+  </AdaptationSet>
+ </Period>
+</MPD>
+"#;
+
+#[test]
+fn signs_the_segments_a_dash_mpd_names() {
+    let dir = std::env::temp_dir().join(format!("f2f-sign-dash-{}", std::process::id()));
+    let media = dir.join("v/720p");
+    std::fs::create_dir_all(&media).expect("temp dir");
+    std::fs::write(dir.join("live.mpd"), MPD).expect("write");
+    let files = ["init.mp4", "seg1.m4s", "seg2.m4s", "seg3.m4s"];
+    for (i, name) in files.iter().enumerate() {
+        std::fs::write(media.join(name), vec![i as u8; 1000 + i]).expect("write");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_frog2frog"))
+        .args(["sign", "--new-key", "--key"])
+        .arg(dir.join("origin.key"))
+        .arg(dir.join("live.mpd"))
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let public = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("origin key "))
+        .expect("prints the public key");
+    let public = PublicKey::from_bytes(hex::FromHex::from_hex(public).expect("48 bytes in hex"));
+    let text = std::fs::read_to_string(dir.join("live.mpd.f2f-hashes")).expect("written");
+    let signed = SignedHashes::parse(&text, 1 << 20).expect("well formed");
+    assert_eq!(signed.verify(&Bls::new(), &public), Ok(()));
+    let listed: Vec<(String, u64, SegmentHash)> = (signed.entries.iter())
+        .map(|e| (e.uri.clone(), e.size, e.hash))
+        .collect();
+    let expected: Vec<(String, u64, SegmentHash)> = (files.iter().enumerate())
+        .map(|(i, name)| {
+            let bytes = vec![i as u8; 1000 + i];
+            (
+                format!("v/720p/{name}"),
+                bytes.len() as u64,
+                SegmentHash::of(&bytes),
+            )
+        })
+        .collect();
+    assert_eq!(listed, expected);
+}
