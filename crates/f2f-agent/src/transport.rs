@@ -84,6 +84,7 @@ fn udp_socket(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
 pub struct PeerChannel {
     rtc: Rtc,
     socket: UdpSocket,
+    /// The address peers reach us at: the socket's own, unless a relay stands in front.
     local: SocketAddr,
     channel: Option<ChannelId>,
     /// Messages that arrived while we were sending.
@@ -101,11 +102,35 @@ impl PeerChannel {
     pub fn bind(addr: SocketAddr, config: &ChannelConfig) -> Result<Self, TransportError> {
         let socket = udp_socket(addr, config.socket_buffer)?;
         let local = socket.local_addr()?;
+        Self::with_socket(socket, local, config)
+    }
+
+    /// A connection on a new socket bound to `addr` that peers reach through `advertised`, a
+    /// forwarding relay (a network emulator in the benchmarks): the candidate offered, and the
+    /// destination every datagram is taken to have been sent to.
+    ///
+    /// # Errors
+    ///
+    /// The socket cannot be bound.
+    pub fn bind_behind(
+        addr: SocketAddr,
+        advertised: SocketAddr,
+        config: &ChannelConfig,
+    ) -> Result<Self, TransportError> {
+        let socket = udp_socket(addr, config.socket_buffer)?;
+        Self::with_socket(socket, advertised, config)
+    }
+
+    fn with_socket(
+        socket: UdpSocket,
+        local: SocketAddr,
+        config: &ChannelConfig,
+    ) -> Result<Self, TransportError> {
         let mut rtc = Rtc::builder()
             .set_sctp_max_buffered_amount(config.max_buffered)
             .set_sctp_max_message_size(config.max_message)
             .build(Instant::now());
-        // A host candidate on the socket's own address is always accepted.
+        // A host candidate for a unicast address is always accepted.
         let candidate = Candidate::host(local, "udp")?;
         let _ = rtc.add_local_candidate(candidate);
         Ok(Self {
@@ -194,6 +219,15 @@ impl PeerChannel {
             }
             self.turn().await?;
         }
+    }
+
+    /// The address of the UDP socket itself.
+    ///
+    /// # Panics
+    ///
+    /// Never: the socket was bound when the connection was made.
+    pub fn socket_addr(&self) -> SocketAddr {
+        self.socket.local_addr().expect("a bound socket has an address")
     }
 
     /// Bytes written but not yet acknowledged by the peer.
