@@ -29,10 +29,7 @@ fn localhost() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
 }
 
-async fn open(
-    mut a: PeerChannel,
-    mut b: PeerChannel,
-) -> (PeerChannel, PeerChannel) {
+async fn open(mut a: PeerChannel, mut b: PeerChannel) -> (PeerChannel, PeerChannel) {
     let (offer, pending) = a.offer();
     let answer = b.accept_offer(offer).expect("offer");
     a.accept_answer(pending, answer).expect("answer");
@@ -86,7 +83,10 @@ async fn wan_pair(config: &ChannelConfig) -> (PeerChannel, PeerChannel) {
     // What a reaches b at, and what b reaches a at.
     let to_b = Arc::new(UdpSocket::bind(localhost()).await.expect("relay"));
     let to_a = Arc::new(UdpSocket::bind(localhost()).await.expect("relay"));
-    let (ra, rb) = (to_a.local_addr().expect("addr"), to_b.local_addr().expect("addr"));
+    let (ra, rb) = (
+        to_a.local_addr().expect("addr"),
+        to_b.local_addr().expect("addr"),
+    );
     let a = PeerChannel::bind_behind(localhost(), ra, config).expect("bind");
     let b = PeerChannel::bind_behind(localhost(), rb, config).expect("bind");
     let (bps, delay) = (100e6, Duration::from_millis(20));
@@ -175,33 +175,41 @@ fn wan(c: &mut Criterion) {
             max_buffered: kib << 10,
             ..ChannelConfig::default()
         };
-        group.bench_with_input(BenchmarkId::new("wan_2MB_warm", kib), &config, |bench, config| {
-            bench.iter_custom(|iters| {
-                rt.block_on(async {
-                    let (a, b) = wan_pair(config).await;
-                    let (_, mut a, mut b) = transfer(a, b, 4 * SEGMENT).await;
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let elapsed;
-                        (elapsed, a, b) = transfer(a, b, SEGMENT).await;
-                        total += elapsed;
-                    }
-                    total
-                })
-            });
-        });
-        group.bench_with_input(BenchmarkId::new("wan_2MB_cold", kib), &config, |bench, config| {
-            bench.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
+        group.bench_with_input(
+            BenchmarkId::new("wan_2MB_warm", kib),
+            &config,
+            |bench, config| {
+                bench.iter_custom(|iters| {
+                    rt.block_on(async {
                         let (a, b) = wan_pair(config).await;
-                        total += transfer(a, b, SEGMENT).await.0;
-                    }
-                    total
-                })
-            });
-        });
+                        let (_, mut a, mut b) = transfer(a, b, 4 * SEGMENT).await;
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            let elapsed;
+                            (elapsed, a, b) = transfer(a, b, SEGMENT).await;
+                            total += elapsed;
+                        }
+                        total
+                    })
+                });
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("wan_2MB_cold", kib),
+            &config,
+            |bench, config| {
+                bench.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            let (a, b) = wan_pair(config).await;
+                            total += transfer(a, b, SEGMENT).await.0;
+                        }
+                        total
+                    })
+                });
+            },
+        );
     }
     group.finish();
 }

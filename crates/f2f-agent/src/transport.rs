@@ -26,10 +26,12 @@ const MAX_WAIT: Duration = Duration::from_millis(10);
 #[derive(Clone, Debug)]
 pub struct ChannelConfig {
     /// Bytes the data channel may hold unacknowledged: it caps the data in flight, and so the
-    /// throughput at about this much per round trip (256 KiB: 52 Mb/s at 40 ms). More is not
-    /// free: the SCTP stack's work per acknowledgement grows with the data in flight, and on
-    /// loopback 16 MiB moved at 38 MiB/s with 128 KiB, 29 with 256 KiB and 7–9 with 1–4 MiB
-    /// (docs/BENCHMARKS.md). Default 256 KiB.
+    /// throughput at about this much per round trip. Over an emulated 100 Mb/s link with
+    /// 40 ms round trips, a warm channel moved a 2 MB segment in 201 ms with 1 MiB (the
+    /// serialisation time plus two round trips is 240 ms), and erratically in 1–3 s with
+    /// 256 KiB. More is not free: the SCTP stack's work per acknowledgement grows with the
+    /// data in flight, and on loopback 16 MiB moved at 38 MiB/s with 128 KiB but 7 MiB/s
+    /// with 1 MiB (docs/BENCHMARKS.md). Default 1 MiB.
     pub max_buffered: usize,
     /// Largest message, bytes. Default 256 KiB (a piece and its proof).
     pub max_message: u32,
@@ -44,7 +46,7 @@ pub struct ChannelConfig {
 impl Default for ChannelConfig {
     fn default() -> Self {
         Self {
-            max_buffered: 256 << 10,
+            max_buffered: 1 << 20,
             max_message: 256 << 10,
             socket_buffer: 4 << 20,
         }
@@ -227,7 +229,9 @@ impl PeerChannel {
     ///
     /// Never: the socket was bound when the connection was made.
     pub fn socket_addr(&self) -> SocketAddr {
-        self.socket.local_addr().expect("a bound socket has an address")
+        self.socket
+            .local_addr()
+            .expect("a bound socket has an address")
     }
 
     /// Bytes written but not yet acknowledged by the peer.
