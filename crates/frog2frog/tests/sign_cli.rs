@@ -16,6 +16,19 @@ seg7.ts
 seg8.ts
 ";
 
+/// The public key `sign` printed, and the file it wrote, checked with that key.
+fn verified(stderr: &str, file: &std::path::Path) -> (PublicKey, SignedHashes) {
+    let public = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("origin key "))
+        .expect("prints the public key");
+    let public = PublicKey::from_bytes(hex::FromHex::from_hex(public).expect("48 bytes in hex"));
+    let text = std::fs::read_to_string(file).expect("written");
+    let signed = SignedHashes::parse(&text, 1 << 20).expect("well formed");
+    assert_eq!(signed.verify(&Bls::new(), &public), Ok(()));
+    (public, signed)
+}
+
 #[test]
 fn signs_every_segment_and_every_variant() {
     let dir = std::env::temp_dir().join(format!("f2f-sign-{}", std::process::id()));
@@ -42,15 +55,7 @@ fn signs_every_segment_and_every_variant() {
         let mode = std::fs::metadata(&key).expect("key").permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the key is private");
     }
-    let public = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("origin key "))
-        .expect("prints the public key");
-    let public = PublicKey::from_bytes(hex::FromHex::from_hex(public).expect("48 bytes in hex"));
-
-    let text = std::fs::read_to_string(dir.join("index.m3u8.f2f-hashes")).expect("written");
-    let signed = SignedHashes::parse(&text, 1 << 20).expect("well formed");
-    assert_eq!(signed.verify(&Bls::new(), &public), Ok(()));
+    let (public, signed) = verified(&stderr, &dir.join("index.m3u8.f2f-hashes"));
     let listed: Vec<(&str, Option<&str>, u64, SegmentHash)> = (signed.entries.iter())
         .map(|e| (e.uri.as_str(), e.variant.as_deref(), e.size, e.hash))
         .collect();
@@ -127,14 +132,7 @@ fn signs_the_segments_a_dash_mpd_names() {
         .expect("runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let public = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("origin key "))
-        .expect("prints the public key");
-    let public = PublicKey::from_bytes(hex::FromHex::from_hex(public).expect("48 bytes in hex"));
-    let text = std::fs::read_to_string(dir.join("live.mpd.f2f-hashes")).expect("written");
-    let signed = SignedHashes::parse(&text, 1 << 20).expect("well formed");
-    assert_eq!(signed.verify(&Bls::new(), &public), Ok(()));
+    let (_, signed) = verified(&stderr, &dir.join("live.mpd.f2f-hashes"));
     let listed: Vec<(String, u64, SegmentHash)> = (signed.entries.iter())
         .map(|e| (e.uri.clone(), e.size, e.hash))
         .collect();
