@@ -1,6 +1,6 @@
-//! Data channel throughput: two str0m peer connections on their own UDP sockets, one sending
-//! 64 KiB messages as fast as the channel accepts them, the other reading them; each side
-//! driven by its own task, as two agents would be.
+//! Data channel throughput: two endpoints (str0m peer connections, each endpoint on its own
+//! UDP socket), one sending 64 KiB messages as fast as the channel accepts them, the other
+//! reading them; each endpoint driven by its own task, as two agents would be.
 //!
 //! - `loopback_16MiB`: straight over 127.0.0.1.
 //! - `wan_2MB_warm/*` and `wan_2MB_cold/*`: through a user-space link emulator (this kernel has
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use f2f_agent::transport::{ChannelConfig, PeerChannel};
+use f2f_agent::transport::{ChannelConfig, ConnId, Endpoint, TransportEvent};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -29,25 +29,30 @@ fn localhost() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
 }
 
-async fn open(mut a: PeerChannel, mut b: PeerChannel) -> (PeerChannel, PeerChannel) {
-    let (offer, pending) = a.offer();
-    let answer = b.accept_offer(offer).expect("offer");
-    a.accept_answer(pending, answer).expect("answer");
-    tokio::join!(
-        async move {
-            a.open().await.expect("open");
-            a
-        },
-        async move {
-            b.open().await.expect("open");
-            b
-        }
-    )
+/// One connection each way between `a` and `b`, open.
+struct Pair {
+    a: Endpoint,
+    on_a: ConnId,
+    b: Endpoint,
+    on_b: ConnId,
 }
 
-async fn pair(config: &ChannelConfig) -> (PeerChannel, PeerChannel) {
-    let a = PeerChannel::bind(localhost(), config).expect("bind");
-    let b = PeerChannel::bind(localhost(), config).expect("bind");
+async fn open(mut a: Endpoint, mut b: Endpoint) -> Pair {
+    let (on_a, offer, pending) = a.offer().expect("offer");
+    let (on_b, answer) = b.accept_offer(offer).expect("accept");
+    a.accept_answer(on_a, pending, answer).expect("answer");
+    let (a, b) = tokio::join!(opened(a, on_a), opened(b, on_b));
+    Pair { a, on_a, b, on_b }
+}
+
+async fn opened(mut ep: Endpoint, id: ConnId) -> Endpoint {
+    while ep.next_event().await.expect("event") != TransportEvent::Open(id) {}
+    ep
+}
+
+async fn pair(config: &ChannelConfig) -> Pair {
+    let a = Endpoint::bind(localhost(), config.clone()).expect("bind");
+    let b = Endpoint::bind(localhost(), config.clone()).expect("bind");
     open(a, b).await
 }
 
@@ -78,8 +83,8 @@ fn link(from: Arc<UdpSocket>, out: Arc<UdpSocket>, to: SocketAddr, bps: f64, del
     });
 }
 
-/// Two connections that reach each other only through the emulated link.
-async fn wan_pair(config: &ChannelConfig) -> (PeerChannel, PeerChannel) {
+/// Two endpoints that reach each other only through the emulated link.
+async fn wan_pair(config: &ChannelConfig) -> Pair {
     // What a reaches b at, and what b reaches a at.
     let to_b = Arc::new(UdpSocket::bind(localhost()).await.expect("relay"));
     let to_a = Arc::new(UdpSocket::bind(localhost()).await.expect("relay"));
@@ -87,22 +92,28 @@ async fn wan_pair(config: &ChannelConfig) -> (PeerChannel, PeerChannel) {
         to_a.local_addr().expect("addr"),
         to_b.local_addr().expect("addr"),
     );
-    let a = PeerChannel::bind_behind(localhost(), ra, config).expect("bind");
-    let b = PeerChannel::bind_behind(localhost(), rb, config).expect("bind");
+    let a = Endpoint::bind_behind(localhost(), ra, config.clone()).expect("bind");
+    let b = Endpoint::bind_behind(localhost(), rb, config.clone()).expect("bind");
     let (bps, delay) = (100e6, Duration::from_millis(20));
     // a → b leaves from a's advertised address, so b sees a where a said it was.
-    link(to_b.clone(), to_a.clone(), b.socket_addr(), bps, delay);
-    link(to_a, to_b, a.socket_addr(), bps, delay);
+    let (sa, sb) = (
+        a.socket_addr().expect("addr"),
+        b.socket_addr().expect("addr"),
+    );
+    link(to_b.clone(), to_a.clone(), sb, bps, delay);
+    link(to_a, to_b, sa, bps, delay);
     open(a, b).await
 }
 
-/// Sends `bytes` from `a` to `b`, each driven by its own task; returns the time until `b`
-/// has read them all, and both connections.
-async fn transfer(
-    mut a: PeerChannel,
-    mut b: PeerChannel,
-    bytes: usize,
-) -> (Duration, PeerChannel, PeerChannel) {
+/// Sends `bytes` from `a` to `b`, each endpoint driven by its own task; returns the time
+/// until `b` has read them all, and the pair.
+async fn transfer(p: Pair, bytes: usize) -> (Duration, Pair) {
+    let Pair {
+        mut a,
+        on_a,
+        mut b,
+        on_b,
+    } = p;
     let start = Instant::now();
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
     let sender = tokio::spawn(async move {
@@ -110,28 +121,33 @@ async fn transfer(
         let mut sent = 0;
         while sent < bytes {
             let n = MESSAGE.min(bytes - sent);
-            a.send(&message[..n]).await.expect("send");
-            sent += n;
+            if a.send(on_a, &message[..n]).expect("send") {
+                sent += n;
+            } else {
+                while !matches!(a.next_event().await, Ok(TransportEvent::Drained(..))) {}
+            }
         }
-        // Keep taking the receiver's acknowledgements until it is done.
+        // Keep the sender's side running (transmissions, acknowledgements) until done.
         loop {
             tokio::select! {
                 _ = &mut done_rx => return a,
-                _ = a.recv() => {}
+                event = a.next_event() => { event.expect("event"); }
             }
         }
     });
     let receiver = tokio::spawn(async move {
         let mut got = 0;
         while got < bytes {
-            got += b.recv().await.expect("recv").len();
+            if let TransportEvent::Message(_, m) = b.next_event().await.expect("event") {
+                got += m.len();
+            }
         }
         (start.elapsed(), b)
     });
     let (elapsed, b) = receiver.await.expect("receiver");
     let _ = done_tx.send(());
     let a = sender.await.expect("sender");
-    (elapsed, a, b)
+    (elapsed, Pair { a, on_a, b, on_b })
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -151,11 +167,11 @@ fn loopback(c: &mut Criterion) {
     group.bench_function("loopback_16MiB", |bench| {
         bench.iter_custom(|iters| {
             rt.block_on(async {
-                let (mut a, mut b) = pair(&config).await;
+                let mut p = pair(&config).await;
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let elapsed;
-                    (elapsed, a, b) = transfer(a, b, TRANSFER).await;
+                    (elapsed, p) = transfer(p, TRANSFER).await;
                     total += elapsed;
                 }
                 total
@@ -181,12 +197,11 @@ fn wan(c: &mut Criterion) {
             |bench, config| {
                 bench.iter_custom(|iters| {
                     rt.block_on(async {
-                        let (a, b) = wan_pair(config).await;
-                        let (_, mut a, mut b) = transfer(a, b, 4 * SEGMENT).await;
+                        let (_, mut p) = transfer(wan_pair(config).await, 4 * SEGMENT).await;
                         let mut total = Duration::ZERO;
                         for _ in 0..iters {
                             let elapsed;
-                            (elapsed, a, b) = transfer(a, b, SEGMENT).await;
+                            (elapsed, p) = transfer(p, SEGMENT).await;
                             total += elapsed;
                         }
                         total
@@ -202,8 +217,7 @@ fn wan(c: &mut Criterion) {
                     rt.block_on(async {
                         let mut total = Duration::ZERO;
                         for _ in 0..iters {
-                            let (a, b) = wan_pair(config).await;
-                            total += transfer(a, b, SEGMENT).await.0;
+                            total += transfer(wan_pair(config).await, SEGMENT).await.0;
                         }
                         total
                     })

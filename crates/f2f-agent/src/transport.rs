@@ -1,12 +1,16 @@
-//! The peer transport: one WebRTC peer connection (str0m, sans-IO) on its own UDP socket,
-//! carrying one ordered, reliable data channel, driven by tokio.
+//! The peer transport: WebRTC peer connections (str0m, sans-IO) that share one UDP socket per
+//! agent, each carrying one ordered, reliable data channel, driven by tokio.
 //!
 //! str0m is a state machine like our engine: the driver feeds it datagrams and timeouts and
-//! carries out what `poll_output` asks. Throughput depends on the driver: SCTP grows its
-//! congestion window only while the sender keeps it full, so [`PeerChannel::send`] hands str0m
-//! as much as its send buffer accepts and transmits at once, and waits (back-pressure) only
-//! when the buffer is full.
+//! carries out what `poll_output` asks. An [`Endpoint`] owns the socket and every connection;
+//! a datagram goes to the connection that accepts it (by the nominated address, or by ICE
+//! credentials while connecting). Sending never waits: [`Endpoint::send`] refuses a message
+//! when the connection's send buffer is full, and [`TransportEvent::Drained`] says when it has
+//! room again; that is the back-pressure the engine's `Input::Drained` expects. Throughput
+//! depends on the driver: SCTP grows its congestion window only while the sender keeps it
+//! full, so everything a connection asks to transmit goes out at once.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -14,7 +18,7 @@ use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc, RtcError};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 use tokio::net::UdpSocket;
 
 /// Longest the driver sleeps without feeding str0m a timeout. str0m's next timeout can name a
@@ -22,10 +26,10 @@ use tokio::net::UdpSocket;
 /// its ICE timer, about a second later. Polling at least this often bounds that delay.
 const MAX_WAIT: Duration = Duration::from_millis(10);
 
-/// Tuning of one peer connection.
+/// Tuning of the endpoint and its connections.
 #[derive(Clone, Debug)]
 pub struct ChannelConfig {
-    /// Bytes the data channel may hold unacknowledged: it caps the data in flight, and so the
+    /// Bytes a data channel may hold unacknowledged: it caps the data in flight, and so the
     /// throughput at about this much per round trip. Over an emulated 100 Mb/s link with
     /// 40 ms round trips, a warm channel moved a 2 MB segment in 201 ms with 1 MiB (the
     /// serialisation time plus two round trips is 240 ms), and erratically in 1–3 s with
@@ -33,6 +37,11 @@ pub struct ChannelConfig {
     /// data in flight, and on loopback 16 MiB moved at 38 MiB/s with 128 KiB but 7 MiB/s
     /// with 1 MiB (docs/BENCHMARKS.md). Default 1 MiB.
     pub max_buffered: usize,
+    /// [`TransportEvent::Drained`] fires when a connection's unacknowledged bytes fall to
+    /// this. Close below `max_buffered`, so that a sender refills the window before it runs
+    /// dry: at 256 KiB under a 1 MiB window, a warm 2 MB segment over the emulated 40 ms
+    /// link took 380 ms instead of 201. Default 768 KiB.
+    pub low_water: usize,
     /// Largest message, bytes. Default 256 KiB (a piece and its proof).
     pub max_message: u32,
     /// Kernel send and receive buffer of the UDP socket, bytes (capped by the system's
@@ -47,13 +56,14 @@ impl Default for ChannelConfig {
     fn default() -> Self {
         Self {
             max_buffered: 1 << 20,
+            low_water: 768 << 10,
             max_message: 256 << 10,
             socket_buffer: 4 << 20,
         }
     }
 }
 
-/// What went wrong on a peer connection.
+/// What went wrong on the endpoint.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransportError {
@@ -66,9 +76,53 @@ pub enum TransportError {
     /// The local address cannot be an ICE candidate.
     #[error("ice: {0}")]
     Ice(#[from] str0m::error::IceError),
-    /// The peer closed the channel or the connection died.
-    #[error("the peer connection closed")]
-    Closed,
+    /// No open connection has this id.
+    #[error("no open connection {0:?}")]
+    UnknownConnection(ConnId),
+}
+
+/// A connection of an [`Endpoint`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(u64);
+
+/// What happened on the endpoint's connections.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TransportEvent {
+    /// The connection's data channel is open: messages may be sent.
+    Open(ConnId),
+    /// A message from the peer.
+    Message(ConnId, Vec<u8>),
+    /// The connection's unacknowledged bytes fell to `buffered` (at or below the low-water
+    /// mark): sending may continue.
+    Drained(ConnId, usize),
+    /// The connection closed or failed; its id is not used again.
+    Closed(ConnId),
+}
+
+struct Conn {
+    id: ConnId,
+    rtc: Rtc,
+    channel: Option<ChannelId>,
+    open: bool,
+}
+
+/// Starts a graceful close; a connection that cannot even do that is dropped.
+fn shut(rtc: &mut Rtc) {
+    if rtc.close().is_err() {
+        rtc.disconnect();
+    }
+}
+
+/// One UDP socket and the peer connections on it.
+pub struct Endpoint {
+    socket: UdpSocket,
+    /// The address peers reach us at: the socket's own, unless a relay stands in front.
+    local: SocketAddr,
+    config: ChannelConfig,
+    conns: Vec<Conn>,
+    next_id: u64,
+    events: VecDeque<TransportEvent>,
+    buf: Vec<u8>,
 }
 
 /// A non-blocking UDP socket bound to `addr` with `buffer` bytes of kernel buffers.
@@ -82,32 +136,20 @@ fn udp_socket(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-/// One peer connection and its data channel.
-pub struct PeerChannel {
-    rtc: Rtc,
-    socket: UdpSocket,
-    /// The address peers reach us at: the socket's own, unless a relay stands in front.
-    local: SocketAddr,
-    channel: Option<ChannelId>,
-    /// Messages that arrived while we were sending.
-    inbox: std::collections::VecDeque<Vec<u8>>,
-    buf: Vec<u8>,
-}
-
-impl PeerChannel {
-    /// A connection on a new UDP socket bound to `addr` (port 0: any), offered as the only ICE
-    /// host candidate.
+impl Endpoint {
+    /// An endpoint on a new UDP socket bound to `addr` (port 0: any), which every connection
+    /// offers as its one ICE host candidate.
     ///
     /// # Errors
     ///
     /// The socket cannot be bound.
-    pub fn bind(addr: SocketAddr, config: &ChannelConfig) -> Result<Self, TransportError> {
+    pub fn bind(addr: SocketAddr, config: ChannelConfig) -> Result<Self, TransportError> {
         let socket = udp_socket(addr, config.socket_buffer)?;
         let local = socket.local_addr()?;
-        Self::with_socket(socket, local, config)
+        Ok(Self::with_socket(socket, local, config))
     }
 
-    /// A connection on a new socket bound to `addr` that peers reach through `advertised`, a
+    /// An endpoint on a new socket bound to `addr` that peers reach through `advertised`, a
     /// forwarding relay (a network emulator in the benchmarks): the candidate offered, and the
     /// destination every datagram is taken to have been sent to.
     ///
@@ -117,182 +159,255 @@ impl PeerChannel {
     pub fn bind_behind(
         addr: SocketAddr,
         advertised: SocketAddr,
-        config: &ChannelConfig,
+        config: ChannelConfig,
     ) -> Result<Self, TransportError> {
         let socket = udp_socket(addr, config.socket_buffer)?;
-        Self::with_socket(socket, advertised, config)
+        Ok(Self::with_socket(socket, advertised, config))
     }
 
-    fn with_socket(
-        socket: UdpSocket,
-        local: SocketAddr,
-        config: &ChannelConfig,
-    ) -> Result<Self, TransportError> {
-        let mut rtc = Rtc::builder()
-            .set_sctp_max_buffered_amount(config.max_buffered)
-            .set_sctp_max_message_size(config.max_message)
-            .build(Instant::now());
-        // A host candidate for a unicast address is always accepted.
-        let candidate = Candidate::host(local, "udp")?;
-        let _ = rtc.add_local_candidate(candidate);
-        Ok(Self {
-            rtc,
+    fn with_socket(socket: UdpSocket, local: SocketAddr, config: ChannelConfig) -> Self {
+        Self {
             socket,
             local,
-            channel: None,
-            inbox: std::collections::VecDeque::new(),
+            config,
+            conns: Vec::new(),
+            next_id: 0,
+            events: VecDeque::new(),
             buf: vec![0; 2048],
-        })
+        }
     }
 
-    /// The offering side: an SDP offer with one data channel, for the signalling path.
-    pub fn offer(&mut self) -> (SdpOffer, SdpPendingOffer) {
-        let mut change = self.rtc.sdp_api();
-        self.channel = Some(change.add_channel("f2f".into()));
-        change.apply().expect("a data channel was added")
+    /// The address of the UDP socket itself.
+    ///
+    /// # Errors
+    ///
+    /// The OS cannot say.
+    pub fn socket_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
     }
 
-    /// The answering side.
+    fn new_conn(&mut self) -> Result<&mut Conn, TransportError> {
+        let mut rtc = Rtc::builder()
+            .set_sctp_max_buffered_amount(self.config.max_buffered)
+            .set_sctp_max_message_size(self.config.max_message)
+            .build(Instant::now());
+        // A host candidate for a unicast address is always accepted.
+        let _ = rtc.add_local_candidate(Candidate::host(self.local, "udp")?);
+        let id = ConnId(self.next_id);
+        self.next_id += 1;
+        self.conns.push(Conn {
+            id,
+            rtc,
+            channel: None,
+            open: false,
+        });
+        Ok(self.conns.last_mut().expect("just pushed"))
+    }
+
+    /// A new outgoing connection: its SDP offer with one data channel, for the signalling path.
+    ///
+    /// # Errors
+    ///
+    /// The endpoint's address cannot be a candidate.
+    pub fn offer(&mut self) -> Result<(ConnId, SdpOffer, SdpPendingOffer), TransportError> {
+        let conn = self.new_conn()?;
+        let mut change = conn.rtc.sdp_api();
+        conn.channel = Some(change.add_channel("f2f".into()));
+        let (offer, pending) = change.apply().expect("a data channel was added");
+        Ok((conn.id, offer, pending))
+    }
+
+    /// A new incoming connection, from a peer's offer; the answer goes back by signalling.
     ///
     /// # Errors
     ///
     /// The offer cannot be accepted.
-    pub fn accept_offer(&mut self, offer: SdpOffer) -> Result<SdpAnswer, TransportError> {
-        Ok(self.rtc.sdp_api().accept_offer(offer)?)
+    pub fn accept_offer(&mut self, offer: SdpOffer) -> Result<(ConnId, SdpAnswer), TransportError> {
+        let conn = self.new_conn()?;
+        let answer = conn.rtc.sdp_api().accept_offer(offer)?;
+        Ok((conn.id, answer))
     }
 
     /// The offering side takes the answer.
     ///
     /// # Errors
     ///
-    /// The answer does not match the offer.
+    /// Unknown connection, or the answer does not match the offer.
     pub fn accept_answer(
         &mut self,
+        id: ConnId,
         pending: SdpPendingOffer,
         answer: SdpAnswer,
     ) -> Result<(), TransportError> {
-        Ok(self.rtc.sdp_api().accept_answer(pending, answer)?)
+        let conn = self.conn(id)?;
+        Ok(conn.rtc.sdp_api().accept_answer(pending, answer)?)
     }
 
-    /// Runs the connection until the data channel is open.
+    fn conn(&mut self, id: ConnId) -> Result<&mut Conn, TransportError> {
+        (self.conns.iter_mut())
+            .find(|c| c.id == id)
+            .ok_or(TransportError::UnknownConnection(id))
+    }
+
+    /// Queues one message on a connection; `false` when its send buffer has no room (wait for
+    /// [`TransportEvent::Drained`]). The bytes leave at the next [`Self::next_event`].
     ///
     /// # Errors
     ///
-    /// The connection fails.
-    pub async fn open(&mut self) -> Result<(), TransportError> {
-        while self.open_channel().is_none() {
-            self.turn().await?;
+    /// The connection is not open, or str0m refuses the message (larger than the peer takes).
+    pub fn send(&mut self, id: ConnId, message: &[u8]) -> Result<bool, TransportError> {
+        let conn = self.conn(id)?;
+        let channel = conn.channel.filter(|_| conn.open);
+        let mut channel = channel
+            .and_then(|c| conn.rtc.channel(c))
+            .ok_or(TransportError::UnknownConnection(id))?;
+        Ok(channel.write(true, message)?)
+    }
+
+    /// Bytes sent on a connection and not yet acknowledged by the peer.
+    ///
+    /// # Errors
+    ///
+    /// Unknown connection.
+    pub fn buffered(&mut self, id: ConnId) -> Result<usize, TransportError> {
+        let conn = self.conn(id)?;
+        let channel = conn.channel.and_then(|c| conn.rtc.channel(c));
+        Ok(channel.map_or(0, |mut c| c.buffered_amount()))
+    }
+
+    /// Closes a connection gracefully (SCTP shutdown, DTLS close_notify: the peer learns at
+    /// once); [`TransportEvent::Closed`] follows.
+    pub fn close(&mut self, id: ConnId) {
+        if let Ok(conn) = self.conn(id) {
+            shut(&mut conn.rtc);
         }
-        Ok(())
     }
 
-    fn open_channel(&mut self) -> Option<ChannelId> {
-        let id = self.channel?;
-        self.rtc.channel(id).map(|_| id)
-    }
-
-    /// Sends one message, waiting while the channel's send buffer is full.
+    /// Drives the socket and every connection until something happens.
     ///
     /// # Errors
     ///
-    /// The connection fails or closes.
-    pub async fn send(&mut self, data: &[u8]) -> Result<(), TransportError> {
+    /// The socket fails.
+    pub async fn next_event(&mut self) -> Result<TransportEvent, TransportError> {
         loop {
-            let id = self.open_channel().ok_or(TransportError::Closed)?;
-            let mut channel = self.rtc.channel(id).ok_or(TransportError::Closed)?;
-            if channel.write(true, data)? {
-                // Out at once: the congestion window grows only while it is kept full.
-                self.transmit().await?;
-                return Ok(());
+            if let Some(event) = self.events.pop_front() {
+                return Ok(event);
             }
-            self.turn().await?;
-        }
-    }
-
-    /// The next message from the peer.
-    ///
-    /// # Errors
-    ///
-    /// The connection fails or closes.
-    pub async fn recv(&mut self) -> Result<Vec<u8>, TransportError> {
-        loop {
-            if let Some(msg) = self.inbox.pop_front() {
-                return Ok(msg);
+            let deadline = self.transmit().await?;
+            if !self.events.is_empty() {
+                continue;
             }
-            self.turn().await?;
-        }
-    }
-
-    /// The address of the UDP socket itself.
-    ///
-    /// # Panics
-    ///
-    /// Never: the socket was bound when the connection was made.
-    pub fn socket_addr(&self) -> SocketAddr {
-        self.socket
-            .local_addr()
-            .expect("a bound socket has an address")
-    }
-
-    /// Bytes written but not yet acknowledged by the peer.
-    pub fn buffered(&mut self) -> usize {
-        let Some(id) = self.open_channel() else {
-            return 0;
-        };
-        self.rtc.channel(id).map_or(0, |mut c| c.buffered_amount())
-    }
-
-    /// Carries out everything str0m asks for now; returns when it next wants a timeout.
-    async fn transmit(&mut self) -> Result<Instant, TransportError> {
-        loop {
-            match self.rtc.poll_output()? {
-                Output::Timeout(at) => return Ok(at),
-                Output::Transmit(t) => {
-                    self.socket.send_to(&t.contents, t.destination).await?;
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let wait = wait.clamp(Duration::from_micros(1), MAX_WAIT);
+            let received = tokio::time::timeout(wait, self.socket.recv_from(&mut self.buf)).await;
+            let now = Instant::now();
+            match received {
+                Ok(received) => {
+                    let (n, source) = received?;
+                    self.receive(n, source, now);
                 }
-                Output::Event(event) => self.on_event(event)?,
+                Err(_) => {
+                    for i in 0..self.conns.len() {
+                        let result = self.conns[i].rtc.handle_input(Input::Timeout(now));
+                        self.check(i, result);
+                    }
+                }
             }
         }
     }
 
-    fn on_event(&mut self, event: Event) -> Result<(), TransportError> {
+    /// Hands a datagram to the connection that accepts it; one nobody accepts is dropped.
+    fn receive(&mut self, n: usize, source: SocketAddr, now: Instant) {
+        let Ok(contents) = self.buf[..n].try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local,
+                contents,
+            },
+        );
+        if let Some(i) = self.conns.iter().position(|c| c.rtc.accepts(&input)) {
+            let result = self.conns[i].rtc.handle_input(input);
+            self.check(i, result);
+        }
+    }
+
+    /// A connection whose state machine failed is closed.
+    fn check(&mut self, i: usize, result: Result<(), RtcError>) {
+        if result.is_err() {
+            self.conns[i].rtc.disconnect();
+        }
+    }
+
+    /// Carries out everything every connection asks for now, collecting events and dropping
+    /// dead connections; returns the earliest next timeout.
+    async fn transmit(&mut self) -> Result<Instant, TransportError> {
+        let mut earliest = Instant::now() + Duration::from_secs(3600);
+        let mut i = 0;
+        while i < self.conns.len() {
+            loop {
+                let conn = &mut self.conns[i];
+                let output = match conn.rtc.poll_output() {
+                    Ok(output) => output,
+                    Err(_) => {
+                        conn.rtc.disconnect();
+                        break;
+                    }
+                };
+                match output {
+                    Output::Timeout(at) => {
+                        earliest = earliest.min(at);
+                        break;
+                    }
+                    Output::Transmit(t) => {
+                        self.socket.send_to(&t.contents, t.destination).await?;
+                    }
+                    Output::Event(event) => self.on_event(i, event),
+                }
+            }
+            if self.conns[i].rtc.is_alive() {
+                i += 1;
+            } else {
+                let conn = self.conns.swap_remove(i);
+                self.events.push_back(TransportEvent::Closed(conn.id));
+            }
+        }
+        Ok(earliest)
+    }
+
+    fn on_event(&mut self, i: usize, event: Event) {
+        let low_water = self.config.low_water;
+        let conn = &mut self.conns[i];
         match event {
-            Event::ChannelOpen(id, _) => self.channel = Some(id),
-            Event::ChannelData(data) => self.inbox.push_back(data.data),
-            Event::ChannelClose(_) => return Err(TransportError::Closed),
-            Event::IceConnectionStateChange(str0m::IceConnectionState::Disconnected) => {
-                return Err(TransportError::Closed);
+            Event::ChannelOpen(channel, _) => {
+                conn.channel = Some(channel);
+                conn.open = true;
+                if let Some(mut c) = conn.rtc.channel(channel) {
+                    c.set_buffered_amount_low_threshold(low_water);
+                }
+                self.events.push_back(TransportEvent::Open(conn.id));
+            }
+            Event::ChannelData(data) => {
+                self.events
+                    .push_back(TransportEvent::Message(conn.id, data.data));
+            }
+            Event::ChannelBufferedAmountLow(channel) => {
+                let buffered = conn
+                    .rtc
+                    .channel(channel)
+                    .map_or(0, |mut c| c.buffered_amount());
+                self.events
+                    .push_back(TransportEvent::Drained(conn.id, buffered));
+            }
+            Event::ChannelClose(_) => shut(&mut conn.rtc),
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                conn.rtc.disconnect();
             }
             _ => {}
         }
-        Ok(())
-    }
-
-    /// One turn: transmit what is due, then wait for a datagram or the next timeout.
-    async fn turn(&mut self) -> Result<(), TransportError> {
-        let deadline = self.transmit().await?;
-        let wait = deadline.saturating_duration_since(Instant::now());
-
-        let wait = wait.clamp(Duration::from_micros(1), MAX_WAIT);
-        let received =
-            tokio::time::timeout(wait, async { self.socket.recv_from(&mut self.buf).await }).await;
-        let now = Instant::now();
-        match received {
-            Ok(received) => {
-                let (n, source) = received?;
-                // A datagram str0m cannot parse (not STUN, DTLS or SRTP) is dropped.
-                if let Ok(contents) = self.buf[..n].try_into() {
-                    let input = Receive {
-                        proto: Protocol::Udp,
-                        source,
-                        destination: self.local,
-                        contents,
-                    };
-                    self.rtc.handle_input(Input::Receive(now, input))?;
-                }
-            }
-            Err(_) => self.rtc.handle_input(Input::Timeout(now))?,
-        }
-        Ok(())
     }
 }
