@@ -37,8 +37,9 @@ pub struct ChannelConfig {
     /// data in flight, and on loopback 16 MiB moved at 38 MiB/s with 128 KiB but 7 MiB/s
     /// with 1 MiB (docs/BENCHMARKS.md). Default 1 MiB.
     pub max_buffered: usize,
-    /// [`TransportEvent::Drained`] fires when a connection's unacknowledged bytes fall to
-    /// this. Close below `max_buffered`, so that a sender refills the window before it runs
+    /// After a refused send, [`TransportEvent::Drained`] fires when the connection's
+    /// unacknowledged bytes fall to this (or lower, to where the refused message fits). Close
+    /// below `max_buffered`, so that a sender refills the window before it runs
     /// dry: at 256 KiB under a 1 MiB window, a warm 2 MB segment over the emulated 40 ms
     /// link took 380 ms instead of 201. Default 768 KiB.
     pub low_water: usize,
@@ -79,6 +80,14 @@ pub enum TransportError {
     /// No open connection has this id.
     #[error("no open connection {0:?}")]
     UnknownConnection(ConnId),
+    /// A message larger than the send window could never be sent.
+    #[error("a {len}-byte message does not fit a {max}-byte send window")]
+    TooLarge {
+        /// The message's length.
+        len: usize,
+        /// `ChannelConfig::max_buffered`.
+        max: usize,
+    },
 }
 
 /// A connection of an [`Endpoint`].
@@ -254,14 +263,26 @@ impl Endpoint {
     ///
     /// # Errors
     ///
-    /// The connection is not open, or str0m refuses the message (larger than the peer takes).
+    /// The connection is not open, the message is larger than the send window, or str0m
+    /// refuses it (larger than the peer takes).
     pub fn send(&mut self, id: ConnId, message: &[u8]) -> Result<bool, TransportError> {
+        let (max, low) = (self.config.max_buffered, self.config.low_water);
+        if message.len() > max {
+            let len = message.len();
+            return Err(TransportError::TooLarge { len, max });
+        }
         let conn = self.conn(id)?;
         let channel = conn.channel.filter(|_| conn.open);
         let mut channel = channel
             .and_then(|c| conn.rtc.channel(c))
             .ok_or(TransportError::UnknownConnection(id))?;
-        Ok(channel.write(true, message)?)
+        if channel.write(true, message)? {
+            return Ok(true);
+        }
+        // `Drained` fires when the buffered bytes cross the threshold downwards: at the latest
+        // where this message fits, which they are above now (else it would have been taken).
+        channel.set_buffered_amount_low_threshold(low.min(max.saturating_sub(message.len())));
+        Ok(false)
     }
 
     /// Bytes sent on a connection and not yet acknowledged by the peer.
@@ -380,15 +401,11 @@ impl Endpoint {
     }
 
     fn on_event(&mut self, i: usize, event: Event) {
-        let low_water = self.config.low_water;
         let conn = &mut self.conns[i];
         match event {
             Event::ChannelOpen(channel, _) => {
                 conn.channel = Some(channel);
                 conn.open = true;
-                if let Some(mut c) = conn.rtc.channel(channel) {
-                    c.set_buffered_amount_low_threshold(low_water);
-                }
                 self.events.push_back(TransportEvent::Open(conn.id));
             }
             Event::ChannelData(data) => {

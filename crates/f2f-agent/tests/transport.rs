@@ -9,8 +9,12 @@ use std::time::Duration;
 use f2f_agent::transport::{ChannelConfig, ConnId, Endpoint, TransportEvent};
 
 fn endpoint() -> Endpoint {
+    endpoint_with(ChannelConfig::default())
+}
+
+fn endpoint_with(config: ChannelConfig) -> Endpoint {
     let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    Endpoint::bind(local, ChannelConfig::default()).expect("bind")
+    Endpoint::bind(local, config).expect("bind")
 }
 
 /// Message `i` from sender `from`: lengths from 1 byte to 200 KiB, content unique to both.
@@ -124,4 +128,38 @@ async fn a_closed_connection_is_reported_to_the_peer() {
         a.send(on_a, b"late").is_err(),
         "a closed connection takes nothing"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_smaller_than_the_low_water_mark_still_drains() {
+    // 300 KiB in flight, messages up to 200 KiB: a refused send must still be told when the
+    // window has room for it, though the buffered bytes never reach the 768 KiB mark.
+    let small = ChannelConfig {
+        max_buffered: 300 << 10,
+        ..ChannelConfig::default()
+    };
+    let (mut a, mut b) = (endpoint_with(small), endpoint());
+    let (on_a, on_b) = connect(&mut a, &mut b);
+    // A message the window can never hold is an error, not a wait that never ends.
+    assert!(matches!(
+        a.send(on_a, &vec![0; 301 << 10]),
+        Err(f2f_agent::transport::TransportError::TooLarge { .. })
+    ));
+    let count = 40;
+    let (stop, stop_rx) = tokio::sync::oneshot::channel();
+    let sender = tokio::spawn(send_all(a, on_a, 0x5c, count, stop_rx));
+    let receive = async {
+        let mut next = 0;
+        while next < count {
+            if let TransportEvent::Message(c, m) = b.next_event().await.expect("event") {
+                assert_eq!((c, m), (on_b, message(0x5c, next)), "message {next}");
+                next += 1;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), receive)
+        .await
+        .expect("everything arrives within a minute");
+    let _ = stop.send(());
+    sender.await.expect("sender");
 }
