@@ -31,7 +31,7 @@ const MAX_WAIT: Duration = Duration::from_millis(10);
 pub struct ChannelConfig {
     /// Bytes a data channel may hold unacknowledged: it caps the data in flight, and so the
     /// throughput at about this much per round trip. Over an emulated 100 Mb/s link with
-    /// 40 ms round trips, a warm channel moved a 2 MB segment in 201 ms with 1 MiB (the
+    /// 40 ms round trips, a warm channel moved a 2 MB segment in 220 ms with 1 MiB (the
     /// serialisation time plus two round trips is 240 ms), and erratically in 1–3 s with
     /// 256 KiB. More is not free: the SCTP stack's work per acknowledgement grows with the
     /// data in flight, and on loopback 16 MiB moved at 38 MiB/s with 128 KiB but 7 MiB/s
@@ -41,7 +41,7 @@ pub struct ChannelConfig {
     /// unacknowledged bytes fall to this (or lower, to where the refused message fits). Close
     /// below `max_buffered`, so that a sender refills the window before it runs
     /// dry: at 256 KiB under a 1 MiB window, a warm 2 MB segment over the emulated 40 ms
-    /// link took 380 ms instead of 201. Default 768 KiB.
+    /// link took 380 ms instead of 220. Default 768 KiB.
     pub low_water: usize,
     /// Largest message, bytes. Default 256 KiB (a piece and its proof).
     pub max_message: u32,
