@@ -360,6 +360,11 @@ impl Config {
         if let HashSource::Attested { quorum, spot_check } = self.hashes {
             check(quorum >= 1, "hashes.quorum", "must be at least 1")?;
             check(
+                quorum <= self.limits.max_attesters,
+                "hashes.quorum",
+                "must fit one message (limits.max_attesters)",
+            )?;
+            check(
                 (0.0..=1.0).contains(&spot_check),
                 "hashes.spot_check",
                 "must be a fraction in 0..=1",

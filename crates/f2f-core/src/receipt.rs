@@ -94,8 +94,10 @@ impl ReceiptBundle {
         self.entries.iter().map(|e| e.delivery.bytes).sum()
     }
 
-    /// Checks every receiver's certificate against the authority (valid at `at`) and the
-    /// aggregate signature over all statements.
+    /// Checks every receiver's certificate against the authority (valid at `at`, not in
+    /// `revoked`) and the aggregate signature over all statements. Within a bundle each
+    /// receiver counts once per window; across bundles (an uploader can report one twice) the
+    /// control plane must count each (uploader, receiver, window) once.
     ///
     /// # Errors
     ///
@@ -104,6 +106,7 @@ impl ReceiptBundle {
         &self,
         crypto: &dyn Crypto,
         verifier: &mut CertificateVerifier,
+        revoked: &Revocations,
         at: UnixTime,
     ) -> Result<(), ReceiptError> {
         if self.entries.is_empty() {
@@ -119,14 +122,8 @@ impl ReceiptBundle {
             if !seen.insert((receiver, e.delivery.window)) {
                 return Err(ReceiptError::Duplicate);
             }
-            (verifier.check(
-                crypto,
-                &e.receiver,
-                &self.swarm,
-                at,
-                &Revocations::default(),
-            ))
-            .map_err(|error| ReceiptError::Certificate { index, error })?;
+            (verifier.check(crypto, &e.receiver, &self.swarm, at, revoked))
+                .map_err(|error| ReceiptError::Certificate { index, error })?;
             let msg = e.delivery.statement(&self.uploader, &receiver, &self.swarm);
             statements.push((e.receiver.public_key, msg));
         }

@@ -204,3 +204,33 @@ fn a_spot_check_catches_a_false_quorum_and_bans_its_attesters() {
     net.run_for(Duration::from_millis(300));
     assert!(!net.is_connected(c, xs[0]), "a banned attester came back");
 }
+
+#[test]
+fn a_signer_behind_two_hashes_for_one_segment_is_banned() {
+    let mut net = Net::new(attested(3, 0.0));
+    let c = net.add();
+    let x = net.linked_scripted(c);
+    net.run_for(Duration::from_secs(1));
+    let seg = net.publish(9, 100_000);
+    net.load_unhashed(c, seg, Duration::from_secs(3));
+    for fill in [1u8, 2] {
+        let fake = vec![fill; 100_000];
+        let crypto = common::crypto();
+        let (hash, size) = (SegmentHash::of(&fake), fake.len() as u64);
+        let att = Attestation::sign(
+            crypto.as_ref(),
+            &net.keys[x],
+            &net.certs[x],
+            seg,
+            hash,
+            size,
+        );
+        net.send(x, c, &Message::Attest(Box::new(att)));
+    }
+    net.run_for(Duration::from_millis(200));
+    let caught = net.nodes[c].events.iter().any(|e| {
+        matches!(e, Event::FalseAttestation { key, signers } if *key == seg && signers == &[net.id(x)])
+    });
+    assert!(caught, "{:?}", net.nodes[c].events);
+    assert!(!net.is_connected(c, x), "the equivocator was let go");
+}

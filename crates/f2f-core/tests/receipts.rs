@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::Net;
 use f2f_core::config::{Config, SourcePreference};
 use f2f_core::identity::{
-    Authority, Bls, CertificateVerifier, Crypto, Domain, Keypair, Scope, UnixTime,
+    Authority, Bls, CertificateVerifier, Crypto, Domain, Keypair, Revocations, Scope, UnixTime,
 };
 use f2f_core::receipt::{Delivery, ReceiptBundle, ReceiptEntry, ReceiptError};
 use f2f_core::time::Duration;
@@ -42,7 +42,13 @@ fn served() -> (Net, Vec<ReceiptBundle>, u64) {
 
 fn check(net: &Net, bundle: &ReceiptBundle) -> Result<(), ReceiptError> {
     let mut verifier = CertificateVerifier::new(common::authority().public(), 64);
-    bundle.verify(common::crypto().as_ref(), &mut verifier, net.unix())
+    let revoked = Revocations::default();
+    bundle.verify(
+        common::crypto().as_ref(),
+        &mut verifier,
+        &revoked,
+        net.unix(),
+    )
 }
 
 #[test]

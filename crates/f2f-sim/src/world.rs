@@ -16,8 +16,8 @@ use f2f_core::config::{Config, HashSource, SourcePreference};
 use f2f_core::engine::{CdnError, Engine, Input, Output, SegmentInfo};
 use f2f_core::id::{PeerId, SegmentKey, SegmentPosition};
 use f2f_core::identity::{
-    Authority, CertificateVerifier, ChannelBinding, Crypto, Fingerprint, Identity, Keypair, Scope,
-    SessionId, UnixTime, prove_possession,
+    Authority, CertificateVerifier, ChannelBinding, Crypto, Fingerprint, Identity, Keypair,
+    Revocations, Scope, SessionId, UnixTime, prove_possession,
 };
 use f2f_core::integrity::SegmentHash;
 use f2f_core::membership::NetGroup;
@@ -532,7 +532,8 @@ impl World {
                 let r = &mut self.tally.receipts;
                 r.bundles += 1;
                 let crypto = self.crypto.as_ref();
-                match bundle.verify(crypto, &mut self.receipt_verifier, unix) {
+                let revoked = Revocations::default();
+                match bundle.verify(crypto, &mut self.receipt_verifier, &revoked, unix) {
                     Ok(()) => r.vouched_bytes += bundle.bytes(),
                     Err(_) => r.refused += 1,
                 }

@@ -9,7 +9,7 @@ use super::quorum::Settled;
 use super::{Engine, Output};
 use crate::config::HashSource;
 use crate::id::{PeerId, SegmentKey};
-use crate::integrity::{Attestation, GROUP_BYTES, Outboard};
+use crate::integrity::{Attestation, AttestationError, GROUP_BYTES, Outboard};
 use crate::scheduler::FetchId;
 use crate::segment::SegmentData;
 use crate::telemetry::Event;
@@ -44,9 +44,15 @@ impl Engine {
         if key.swarm != self.swarm {
             return;
         }
+        // Banned signers' word counts for nothing, whoever relays it.
+        if att.signer_ids().any(|id| self.banned.contains(&id)) {
+            return;
+        }
         if !self.store.contains(&key) && !self.scheduler.is_wanted(&key) {
-            // Only segments we fetch are worth a pairing; this one may be soon.
-            self.quorum.defer(from, att);
+            // Only segments we fetch are worth a pairing; one we may fetch soon waits.
+            if self.watch.may_list(&key) {
+                self.quorum.defer(from, att);
+            }
             return;
         }
         if !self.quorum.is_news(&att) {
@@ -62,18 +68,23 @@ impl Engine {
             unix,
         );
         self.stats.attestations_checked += 1;
-        if let Err(e) = checked {
-            return self.misbehaved(from, e.to_string(), now);
+        match checked {
+            Ok(()) => {}
+            // A signer whose certificate expired or was revoked since it signed: the relay
+            // passed on what it had verified, so it is not to blame; the attestation is void.
+            Err(AttestationError::Certificate { .. }) => return,
+            Err(e) => return self.misbehaved(from, e.to_string(), now),
         }
-        let settled = self
-            .quorum
-            .offer(att.clone(), quorum, self.identity.crypto.as_ref());
+        let max = self.config.limits.max_attesters;
+        let crypto = self.identity.crypto.as_ref();
+        let offered = self.quorum.offer(att.clone(), quorum, max, crypto);
+        self.false_attestation(key, offered.equivocators);
         self.quorum.heard(from, &att);
         // Pass the grown set on, so that signers meet across the swarm.
         for peer in self.data_neighbours() {
             self.tell_attestations(&key, peer);
         }
-        if let Some(Settled { hash, size }) = settled {
+        if let Some(Settled { hash, size }) = offered.settled {
             self.trust_hash(key, hash, size, now);
         }
     }
@@ -126,7 +137,8 @@ impl Engine {
                 hash,
                 size,
             );
-            let liars = self.quorum.own(own, self.identity.crypto.as_ref());
+            let max = self.config.limits.max_attesters;
+            let liars = self.quorum.own(own, max, self.identity.crypto.as_ref());
             self.remember_hash(key, hash, size);
             self.false_attestation(key, liars);
         } else if self
@@ -134,6 +146,7 @@ impl Engine {
             .settled(&key)
             .is_some_and(|(s, _)| s.hash != hash)
         {
+            self.hashes.retain(|(k, _, _)| *k != key);
             let liars = self.quorum.refute(&key);
             self.false_attestation(key, liars);
         }
@@ -169,9 +182,13 @@ impl Engine {
         let Some(check) = self.spot_checks.remove(&fetch) else {
             return false;
         };
-        // A failed fetch proves nothing either way.
-        if result.is_some_and(|body| *body != check.expected) {
+        // A failed fetch proves nothing either way, nor does a body of another length (a CDN
+        // that ignored the range, a cut connection): only different bytes where ours were.
+        let refuted = result
+            .is_some_and(|body| body.len() == check.expected.len() && *body != check.expected);
+        if refuted {
             self.store.remove(&check.key);
+            self.hashes.retain(|(k, _, _)| *k != check.key);
             let liars = self.quorum.refute(&check.key);
             self.false_attestation(check.key, liars);
         }

@@ -36,6 +36,21 @@ impl Watch {
         }
     }
 
+    /// Whether we may soon list `key`: a segment in or just ahead of our recent listings of
+    /// its rendition, or any segment while we have listed nothing of it yet (just joined).
+    pub(crate) fn may_list(&self, key: &SegmentKey) -> bool {
+        let newest = (self.renditions.get(&key.rendition))
+            .and_then(|r| r.listed.last_key_value())
+            .map(|(s, _)| *s);
+        match (key.position, newest) {
+            (_, None) => true,
+            (SegmentPosition::Sequence(seq), Some(newest)) => {
+                seq <= newest + PREFETCH_AHEAD && seq + MEMORY as u64 >= newest
+            }
+            (SegmentPosition::Time(_), Some(_)) => false,
+        }
+    }
+
     /// A neighbour announced `key`. Returns whether it is a segment we will need soon that is
     /// worth prefetching on the announcement alone.
     pub(crate) fn announced(&mut self, key: &SegmentKey) -> bool {

@@ -19,6 +19,12 @@ impl NetGroup {
                 g[0] = 4;
                 g[1..4].copy_from_slice(&v4.octets()[..3]);
             }
+            // 6to4 (2002::/16) carries an IPv4 address: group by its /24, or one IPv4 /24
+            // would be 256 groups.
+            IpAddr::V6(v6) if v6.segments()[0] == 0x2002 => {
+                g[0] = 4;
+                g[1..4].copy_from_slice(&v6.octets()[2..5]);
+            }
             IpAddr::V6(v6) if is_public_v6(&v6) => {
                 g[0] = 6;
                 g[1..7].copy_from_slice(&v6.octets()[..6]);
@@ -66,8 +72,10 @@ mod tests {
         assert_ne!(g("203.0.113.7:1000"), g("203.0.114.7:1000"));
         assert_eq!(g("[2001:db8:1:2::1]:5"), g("[2001:db8:1:ffff::9]:6"));
         assert_ne!(g("[2001:db8:1::1]:5"), g("[2001:db8:2::1]:5"));
-        // The same IPv4 address written as IPv4-mapped IPv6.
+        // The same IPv4 address written as IPv4-mapped IPv6, and a 6to4 prefix over it.
         assert_eq!(g("[::ffff:203.0.113.7]:1"), g("203.0.113.9:1"));
+        assert_eq!(g("[2002:cb00:7107::1]:1"), g("203.0.113.9:1"));
+        assert_eq!(g("[2002:cb00:71ff::1]:1"), g("203.0.113.9:1"));
     }
 
     #[test]
