@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::{Ix, Net};
 use f2f_core::config::{Config, HashSource, SourcePreference};
+use f2f_core::id::SegmentKey;
 use f2f_core::integrity::{Attestation, GROUP_BYTES, Outboard, SegmentHash};
 use f2f_core::telemetry::Event;
 use f2f_core::time::Duration;
@@ -86,25 +87,25 @@ fn without_a_quorum_no_peer_is_asked() {
     assert_eq!((d.data.clone(), d.sources.p2p), (content, 0));
 }
 
+/// Scripted node `x`'s real signature that segment `seg` is `content`.
+fn attest_as(net: &Net, x: Ix, seg: SegmentKey, content: &[u8]) -> Attestation {
+    let (hash, size) = (SegmentHash::of(content), content.len() as u64);
+    let crypto = common::crypto();
+    Attestation::sign(
+        crypto.as_ref(),
+        &net.keys[x],
+        &net.certs[x],
+        seg,
+        hash,
+        size,
+    )
+}
+
 /// Scripted colluders `xs` attest `fake` as segment 9's content (each signature real, each
 /// certificate valid) and announce it to `c`.
-fn collude(net: &mut Net, c: Ix, xs: &[Ix], fake: &Bytes) -> f2f_core::id::SegmentKey {
+fn collude(net: &mut Net, c: Ix, xs: &[Ix], fake: &Bytes) -> SegmentKey {
     let seg = common::key(9);
-    let (hash, size) = (SegmentHash::of(fake), fake.len() as u64);
-    let parts: Vec<Attestation> = xs
-        .iter()
-        .map(|&x| {
-            let crypto = common::crypto();
-            Attestation::sign(
-                crypto.as_ref(),
-                &net.keys[x],
-                &net.certs[x],
-                seg,
-                hash,
-                size,
-            )
-        })
-        .collect();
+    let parts: Vec<Attestation> = xs.iter().map(|&x| attest_as(net, x, seg, fake)).collect();
     let att = Attestation::join(common::crypto().as_ref(), &parts.iter().collect::<Vec<_>>())
         .expect("well-formed");
     for &x in xs {
@@ -214,17 +215,7 @@ fn a_signer_behind_two_hashes_for_one_segment_is_banned() {
     let seg = net.publish(9, 100_000);
     net.load_unhashed(c, seg, Duration::from_secs(3));
     for fill in [1u8, 2] {
-        let fake = vec![fill; 100_000];
-        let crypto = common::crypto();
-        let (hash, size) = (SegmentHash::of(&fake), fake.len() as u64);
-        let att = Attestation::sign(
-            crypto.as_ref(),
-            &net.keys[x],
-            &net.certs[x],
-            seg,
-            hash,
-            size,
-        );
+        let att = attest_as(&net, x, seg, &vec![fill; 100_000]);
         net.send(x, c, &Message::Attest(Box::new(att)));
     }
     net.run_for(Duration::from_millis(200));

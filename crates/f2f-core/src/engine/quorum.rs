@@ -130,7 +130,11 @@ impl Quorum {
         if !self.deferred.contains_key(&att.key) && self.deferred.len() >= MEMORY {
             // The furthest ahead goes first: junk keys far in the future cannot push out the
             // segments about to be listed.
-            if self.deferred.last_key_value().is_some_and(|(k, _)| *k < att.key) {
+            if self
+                .deferred
+                .last_key_value()
+                .is_some_and(|(k, _)| *k < att.key)
+            {
                 return;
             }
             self.deferred.pop_last();
