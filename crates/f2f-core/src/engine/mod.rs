@@ -61,7 +61,7 @@ use crate::identity::{
 };
 use crate::integrity::{Blake3, GROUP_BYTES, Hashing, IntegrityError, SegmentHash};
 use crate::membership::{Membership, MembershipOutput, NetGroup};
-use crate::receipt::{Delivery, ReceiptBundle};
+use crate::receipt::ReceiptBundle;
 use crate::scheduler::{
     Action, BaselineRanker, ByteSources, Candidate, CdnWhy, FetchId, GivenUp, Progress, RangeStats,
     Scheduler, SourceRanker,
@@ -701,18 +701,9 @@ impl Engine {
             Message::Revocations(list) => self.on_revocations(Some(from), &list, now),
             Message::Attest(att) => self.on_attestation(from, *att, now),
             Message::Receipt {
-                window,
-                bytes,
-                segments,
+                delivery,
                 signature,
-            } => {
-                let delivery = Delivery {
-                    window,
-                    bytes,
-                    segments,
-                };
-                self.on_receipt(from, delivery, signature, now);
-            }
+            } => self.on_receipt(from, delivery, signature, now),
             // Handled before a connection is ready (see `on_frame`).
             Message::Handshake(_) | Message::Proof { .. } => {}
         }

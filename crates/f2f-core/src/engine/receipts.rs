@@ -88,11 +88,8 @@ impl Engine {
                 let msg = delivery.statement(&uploader, &self.me, &self.swarm);
                 let crypto = self.identity.crypto.as_ref();
                 let signature = crypto.sign(&self.identity.keypair, Domain::Receipt, &msg);
-                let (bytes, segments) = (delivery.bytes, delivery.segments);
                 let receipt = Message::Receipt {
-                    window,
-                    bytes,
-                    segments,
+                    delivery,
                     signature,
                 };
                 self.send(uploader, receipt);

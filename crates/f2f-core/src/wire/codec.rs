@@ -31,6 +31,7 @@ use crate::identity::{
     Certificate, PUBLIC_KEY_LEN, PublicKey, RevocationList, Scope, SessionId, Signature, UnixTime,
 };
 use crate::integrity::{Attestation, SegmentHash};
+use crate::receipt::Delivery;
 
 /// Bounds on what [`decode`] and [`frame_len`] accept, so that a peer cannot make us buffer or
 /// allocate more than we chose to.
@@ -314,14 +315,12 @@ pub fn encode(msg: &Message) -> Frame {
             w.put_slice(att.signature.as_bytes());
         }
         Message::Receipt {
-            window,
-            bytes,
-            segments,
+            delivery,
             signature,
         } => {
-            w.put_u64(*window);
-            w.put_u64(*bytes);
-            w.put_u32(*segments);
+            w.put_u64(delivery.window);
+            w.put_u64(delivery.bytes);
+            w.put_u32(delivery.segments);
             w.put_slice(signature.as_bytes());
         }
         Message::Request { key, offset, end } => {
@@ -464,9 +463,11 @@ pub fn decode(frame: &Frame, limits: &Limits) -> Result<Message, DecodeError> {
         Kind::Bitmap => decode_bitmap(&mut r, limits)?,
         Kind::Attest => decode_attest(&mut r, limits)?,
         Kind::Receipt => Message::Receipt {
-            window: r.u64("Receipt.window")?,
-            bytes: r.u64("Receipt.bytes")?,
-            segments: r.u32("Receipt.segments")?,
+            delivery: Delivery {
+                window: r.u64("Receipt.window")?,
+                bytes: r.u64("Receipt.bytes")?,
+                segments: r.u32("Receipt.segments")?,
+            },
             signature: Signature::from_bytes(r.array("Receipt.signature")?),
         },
         Kind::Request => decode_request(&mut r)?,

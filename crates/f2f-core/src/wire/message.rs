@@ -5,6 +5,7 @@ use bytes::Bytes;
 use crate::id::{PeerId, RenditionId, SegmentKey, SwarmId, VariantTag};
 use crate::identity::{Certificate, RevocationList, Signature};
 use crate::integrity::Attestation;
+use crate::receipt::Delivery;
 
 /// The protocol version this build speaks; carried in every frame header.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -130,12 +131,8 @@ pub enum Message {
     /// The sender's receipt for the verified bytes the receiver sent it in one window (see
     /// [`crate::receipt`]).
     Receipt {
-        /// Window number.
-        window: u64,
-        /// Verified bytes received from the receiver in the window.
-        bytes: u64,
-        /// Segments they belong to.
-        segments: u32,
+        /// What the sender vouches for (the uploader is the receiver of this message).
+        delivery: Delivery,
         /// The sender's signature over the statement.
         signature: Signature,
     },

@@ -688,9 +688,11 @@ fn message() -> impl Strategy<Value = Message> {
         piece(),
         (any::<u64>(), any::<u64>(), any::<u32>(), signature()).prop_map(
             |(window, bytes, segments, signature)| Message::Receipt {
-                window,
-                bytes,
-                segments,
+                delivery: Delivery {
+                    window,
+                    bytes,
+                    segments
+                },
                 signature
             }
         ),
