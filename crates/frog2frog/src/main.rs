@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+mod origin;
 mod sign;
 
 /// mimalloc: the simulator allocates and frees millions of small buffers (frames, messages,
@@ -27,6 +28,8 @@ enum Command {
     Sim(SimArgs),
     /// Sign the hashes of an HLS playlist's segments (the origin side of segment integrity).
     Sign(sign::SignArgs),
+    /// Serve a live HLS and DASH stream of real media (the built-in origin).
+    Origin(origin::OriginArgs),
 }
 
 #[derive(clap::Args)]
@@ -61,7 +64,14 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Sim(args) => sim(args),
         Command::Sign(args) => sign::sign(args),
+        Command::Origin(args) => runtime()?.block_on(origin::origin(args)),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn sim(args: SimArgs) -> anyhow::Result<()> {

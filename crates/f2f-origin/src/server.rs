@@ -1,0 +1,319 @@
+//! The origin's HTTP face (axum): manifests, init and media segments, with the status codes,
+//! ranges and CORS headers a CDN edge would send.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use headers::HeaderMapExt;
+
+use crate::live::{Copy, Live, Rendition, Watermark, unix_secs, variant_of};
+use crate::token::{Session, TOKEN_PARAM};
+
+/// A running origin.
+#[derive(Debug)]
+pub struct Origin {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Origin {
+    /// Serves `live` on `addr` (port 0: any) until dropped.
+    ///
+    /// # Errors
+    ///
+    /// The address cannot be bound.
+    pub async fn start(live: Live, addr: SocketAddr) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let app = router(Arc::new(live));
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("origin stopped: {e}");
+            }
+        });
+        Ok(Self { addr, task })
+    }
+
+    /// The HLS multivariant playlist's URL (without a token).
+    pub fn hls_url(&self) -> String {
+        format!("http://{}/live/master.m3u8", self.addr)
+    }
+
+    /// The DASH MPD's URL (without a token).
+    pub fn dash_url(&self) -> String {
+        format!("http://{}/live/manifest.mpd", self.addr)
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The origin's routes.
+pub fn router(live: Arc<Live>) -> Router {
+    Router::new()
+        .route("/live/master.m3u8", get(master))
+        .route("/live/manifest.mpd", get(mpd))
+        .route("/live/{playlist}", get(media))
+        .route("/live/{rendition}/{file}", get(segment))
+        .route(
+            "/live/{rendition}/wm/{variant}/{file}",
+            get(variant_segment),
+        )
+        .route("/ads/{viewer}/{rendition}/{file}", get(ad_segment))
+        .with_state(live)
+}
+
+type Params = Query<HashMap<String, String>>;
+
+/// A refused request: its status and a one-line reason for the body.
+struct Refused(StatusCode, String);
+
+fn error(status: StatusCode, why: &str) -> Refused {
+    Refused(status, why.to_owned())
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let mut response = (self.0, format!("{}\n", self.1)).into_response();
+        cors(response.headers_mut());
+        response
+    }
+}
+
+fn cors(headers: &mut HeaderMap) {
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Content-Length, Content-Range"),
+    );
+}
+
+/// The viewer's session and token, when tokens are on; an error response when they are on and
+/// the token is missing or bad.
+fn authorise(live: &Live, params: &Params) -> Result<Option<(Session, String)>, Refused> {
+    let Some(key) = &live.config().tokens else {
+        return Ok(None);
+    };
+    let token = params
+        .get(TOKEN_PARAM)
+        .ok_or_else(|| error(StatusCode::FORBIDDEN, "missing token"))?;
+    let session = key
+        .check(token, unix_secs(SystemTime::now()))
+        .map_err(|e| error(StatusCode::FORBIDDEN, &e.to_string()))?;
+    Ok(Some((session, token.clone())))
+}
+
+fn text(body: String, content_type: &'static str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    cors(headers);
+    response
+}
+
+async fn master(State(live): State<Arc<Live>>, params: Params) -> Response {
+    match authorise(&live, &params) {
+        Ok(s) => text(
+            live.hls_master(s.as_ref().map(|(_, t)| t.as_str())),
+            "application/vnd.apple.mpegurl",
+        ),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn media(
+    State(live): State<Arc<Live>>,
+    Path(playlist): Path<String>,
+    params: Params,
+) -> Response {
+    let rendition = playlist.strip_suffix(".m3u8").and_then(Rendition::parse);
+    let Some(rendition) = rendition else {
+        return error(StatusCode::NOT_FOUND, "no such playlist").into_response();
+    };
+    match authorise(&live, &params) {
+        Ok(s) => text(
+            live.hls_media(
+                rendition,
+                SystemTime::now(),
+                s.as_ref().map(|(s, t)| (s, t.as_str())),
+            ),
+            "application/vnd.apple.mpegurl",
+        ),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn mpd(State(live): State<Arc<Live>>, params: Params) -> Response {
+    match authorise(&live, &params) {
+        Ok(s) => text(
+            live.mpd(SystemTime::now(), s.as_ref().map(|(_, t)| t.as_str())),
+            "application/dash+xml",
+        ),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `<n>.m4s` → `n`.
+fn number(file: &str) -> Option<u64> {
+    file.strip_suffix(".m4s")?.parse().ok()
+}
+
+fn rendition(name: &str) -> Result<Rendition, Refused> {
+    Rendition::parse(name).ok_or_else(|| error(StatusCode::NOT_FOUND, "no such rendition"))
+}
+
+/// The segment a file name asks for, once it is published. A request for a segment in progress
+/// is held until it is complete, as a live origin with chunked delivery would: clients that
+/// compute the live edge from the clock (ffmpeg's DASH reader) ask for it early.
+async fn published(live: &Live, file: &str) -> Result<u64, Refused> {
+    let not_found = || error(StatusCode::NOT_FOUND, "no such segment");
+    let n = number(file).ok_or_else(not_found)?;
+    let wait = live
+        .until_published(n, SystemTime::now())
+        .ok_or_else(not_found)?;
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    Ok(n)
+}
+
+async fn segment(
+    State(live): State<Arc<Live>>,
+    Path((name, file)): Path<(String, String)>,
+    params: Params,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        let session = authorise(&live, &params)?;
+        let rendition = rendition(&name)?;
+        if file == "init.mp4" {
+            return Ok::<_, Refused>(live.init(rendition));
+        }
+        let n = published(&live, &file).await?;
+        let copy = match (rendition, live.config().watermark, &session) {
+            (Rendition::Video, Watermark::Token, Some((s, _))) => {
+                Copy::Variant(variant_of(&s.id, n))
+            }
+            _ => Copy::Common,
+        };
+        Ok(live.segment(rendition, n, &copy))
+    };
+    match result.await {
+        Ok(bytes) => body(bytes, &headers),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn variant_segment(
+    State(live): State<Arc<Live>>,
+    Path((name, variant, file)): Path<(String, String, String)>,
+    params: Params,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        authorise(&live, &params)?;
+        let variant = match (rendition(&name)?, variant.as_str()) {
+            (Rendition::Video, "a") => 'a',
+            (Rendition::Video, "b") => 'b',
+            _ => return Err(error(StatusCode::NOT_FOUND, "no such variant")),
+        };
+        let n = published(&live, &file).await?;
+        Ok(live.segment(Rendition::Video, n, &Copy::Variant(variant)))
+    };
+    match result.await {
+        Ok(bytes) => body(bytes, &headers),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn ad_segment(
+    State(live): State<Arc<Live>>,
+    Path((viewer, name, file)): Path<(String, String, String)>,
+    params: Params,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        authorise(&live, &params)?;
+        let rendition = rendition(&name)?;
+        let n = published(&live, &file).await?;
+        if !live.is_ad(n) {
+            return Err(error(StatusCode::NOT_FOUND, "no ad in this slot"));
+        }
+        Ok(live.segment(rendition, n, &Copy::Ad(viewer)))
+    };
+    match result.await {
+        Ok(bytes) => body(bytes, &headers),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A media body, whole or the one byte range asked for.
+fn body(bytes: Bytes, request: &HeaderMap) -> Response {
+    let len = bytes.len() as u64;
+    let range = request.typed_get::<headers::Range>();
+    let mut response = match range.map(|r| r.satisfiable_ranges(len).collect::<Vec<_>>()) {
+        None => (StatusCode::OK, bytes).into_response(),
+        Some(ranges) => match ranges.as_slice() {
+            [(from, to)] => {
+                let start = match *from {
+                    Bound::Included(s) => s,
+                    Bound::Excluded(s) => s + 1,
+                    Bound::Unbounded => 0,
+                };
+                let end = match *to {
+                    Bound::Included(e) => (e + 1).min(len),
+                    Bound::Excluded(e) => e.min(len),
+                    Bound::Unbounded => len,
+                };
+                if start >= end {
+                    return unsatisfiable(len);
+                }
+                let mut r = (
+                    StatusCode::PARTIAL_CONTENT,
+                    bytes.slice(start as usize..end as usize),
+                )
+                    .into_response();
+                r.headers_mut().typed_insert(
+                    headers::ContentRange::bytes(start..end, len).expect("start < end ≤ len"),
+                );
+                r
+            }
+            [] => return unsatisfiable(len),
+            // Several ranges would need multipart/byteranges; the whole body is a valid answer.
+            _ => (StatusCode::OK, bytes).into_response(),
+        },
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    cors(headers);
+    response
+}
+
+fn unsatisfiable(len: u64) -> Response {
+    let mut r = error(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable").into_response();
+    r.headers_mut()
+        .typed_insert(headers::ContentRange::unsatisfied_bytes(len));
+    r
+}
