@@ -113,6 +113,29 @@ struct Conn {
     rtc: Rtc,
     channel: Option<ChannelId>,
     open: bool,
+    /// Where the peer's datagrams come from (the latest).
+    remote: Option<SocketAddr>,
+}
+
+/// What a handshake binds to and what eclipse bounds look at, for one open connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Digest of our DTLS certificate fingerprint ([`fingerprint_digest`]).
+    pub local: [u8; 32],
+    /// Digest of the peer's.
+    pub remote: [u8; 32],
+    /// The peer's address.
+    pub remote_addr: SocketAddr,
+}
+
+/// A DTLS fingerprint as 32 bytes: BLAKE3 of the hash function's name (as SDP writes it, e.g.
+/// `sha-256`) followed by the fingerprint bytes. Both ends compute it from the same SDP line,
+/// whatever hash function the certificate uses.
+pub fn fingerprint_digest(hash_func: &str, bytes: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(hash_func.as_bytes());
+    h.update(bytes);
+    *h.finalize().as_bytes()
 }
 
 /// Starts a graceful close; a connection that cannot even do that is dropped.
@@ -209,6 +232,7 @@ impl Endpoint {
             rtc,
             channel: None,
             open: false,
+            remote: None,
         });
         Ok(self.conns.last_mut().expect("just pushed"))
     }
@@ -285,6 +309,27 @@ impl Endpoint {
         Ok(false)
     }
 
+    /// The DTLS fingerprints and peer address of an open connection.
+    ///
+    /// # Errors
+    ///
+    /// Unknown connection, or not connected yet.
+    pub fn session(&mut self, id: ConnId) -> Result<SessionInfo, TransportError> {
+        let conn = self.conn(id)?;
+        let remote_addr = conn.remote.ok_or(TransportError::UnknownConnection(id))?;
+        let api = conn.rtc.direct_api();
+        let local = api.local_dtls_fingerprint();
+        let local = fingerprint_digest(&local.hash_func, &local.bytes);
+        let remote = (api.remote_dtls_fingerprint())
+            .map(|f| fingerprint_digest(&f.hash_func, &f.bytes))
+            .ok_or(TransportError::UnknownConnection(id))?;
+        Ok(SessionInfo {
+            local,
+            remote,
+            remote_addr,
+        })
+    }
+
     /// Bytes sent on a connection and not yet acknowledged by the peer.
     ///
     /// # Errors
@@ -352,6 +397,7 @@ impl Endpoint {
             },
         );
         if let Some(i) = self.conns.iter().position(|c| c.rtc.accepts(&input)) {
+            self.conns[i].remote = Some(source);
             let result = self.conns[i].rtc.handle_input(input);
             self.check(i, result);
         }
@@ -406,6 +452,9 @@ impl Endpoint {
             Event::ChannelOpen(channel, _) => {
                 conn.channel = Some(channel);
                 conn.open = true;
+                if let Some(mut c) = conn.rtc.channel(channel) {
+                    c.set_buffered_amount_low_threshold(self.config.low_water);
+                }
                 self.events.push_back(TransportEvent::Open(conn.id));
             }
             Event::ChannelData(data) => {

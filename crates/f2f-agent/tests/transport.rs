@@ -103,17 +103,21 @@ async fn one_socket_carries_several_connections_intact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_connection_is_reported_to_the_peer() {
     let (mut a, mut b) = (endpoint(), endpoint());
+    let b_addr = b.socket_addr().expect("bound");
     let (on_a, on_b) = connect(&mut a, &mut b);
     let peer = tokio::spawn(async move {
         opened(&mut b, on_b).await;
+        let session = b.session(on_b).expect("open");
         loop {
             if b.next_event().await.expect("event") == TransportEvent::Closed(on_b) {
-                return;
+                return session;
             }
         }
     });
+    let mut on_a_session = None;
     let run = async {
         opened(&mut a, on_a).await;
+        on_a_session = Some(a.session(on_a).expect("open"));
         a.close(on_a);
         while a.next_event().await.expect("event") != TransportEvent::Closed(on_a) {}
         // Keep the socket answering until the peer noticed.
@@ -128,6 +132,11 @@ async fn a_closed_connection_is_reported_to_the_peer() {
         a.send(on_a, b"late").is_err(),
         "a closed connection takes nothing"
     );
+    // Both ends name the same two DTLS certificates, crosswise: what a handshake binds to.
+    let (sa, sb) = (on_a_session.unwrap(), peer.await.unwrap());
+    assert_eq!((sa.local, sa.remote), (sb.remote, sb.local));
+    assert_ne!(sa.local, sa.remote);
+    assert_eq!(sa.remote_addr, b_addr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -864,6 +864,33 @@ fn put_certificate(w: &mut BytesMut, cert: &Certificate) {
     w.put_slice(cert.signature.as_bytes());
 }
 
+/// A certificate in its wire encoding, outside a message (the control plane hands certificates
+/// to agents this way).
+pub fn encode_certificate(cert: &Certificate) -> Bytes {
+    let mut w = BytesMut::with_capacity(Certificate::ENCODED_LEN);
+    put_certificate(&mut w, cert);
+    w.freeze()
+}
+
+/// Reads a certificate made by [`encode_certificate`]; its signature is not checked here.
+///
+/// # Errors
+///
+/// Short, malformed or longer input.
+pub fn decode_certificate(bytes: Bytes) -> Result<Certificate, DecodeError> {
+    let mut r = Reader {
+        buf: bytes.chain(Bytes::new()),
+    };
+    let cert = r.certificate("Certificate")?;
+    match r.remaining() {
+        0 => Ok(cert),
+        extra => Err(DecodeError::TrailingBytes {
+            kind: "Certificate",
+            extra,
+        }),
+    }
+}
+
 fn put_key(w: &mut BytesMut, key: &SegmentKey) {
     w.put_slice(&key.to_bytes());
 }

@@ -17,6 +17,8 @@ mod codec;
 mod frame;
 mod message;
 
-pub use codec::{DecodeError, Limits, decode, encode, frame_len};
+pub use codec::{
+    DecodeError, Limits, decode, decode_certificate, encode, encode_certificate, frame_len,
+};
 pub use frame::Frame;
 pub use message::{AbsentReason, Handshake, Message, PROTOCOL_VERSION};

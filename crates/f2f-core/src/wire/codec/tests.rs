@@ -890,3 +890,20 @@ fn an_attestation_with_too_many_signers_is_refused_before_allocation() {
         })
     );
 }
+
+proptest! {
+    #[test]
+    fn certificates_round_trip_alone_and_refuse_other_lengths(cert in certificate(), cut in 1usize..201) {
+        let bytes = encode_certificate(&cert);
+        prop_assert_eq!(bytes.len(), Certificate::ENCODED_LEN);
+        prop_assert_eq!(decode_certificate(bytes.clone()), Ok(cert));
+        prop_assert!(decode_certificate(bytes.slice(..bytes.len() - cut)).is_err());
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        let is_trailing = matches!(
+            decode_certificate(Bytes::from(longer)),
+            Err(DecodeError::TrailingBytes { .. })
+        );
+        prop_assert!(is_trailing);
+    }
+}
