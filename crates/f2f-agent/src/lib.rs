@@ -1,7 +1,19 @@
-//! # f2f-agent — the tokio driver of Frog2Frog
+//! # f2f-agent — the Linux agent
 //!
-//! Where the sans-IO engine of `f2f-core` meets real sockets. Today: the peer transport, WebRTC
-//! data channels through `str0m` ([`transport`]). The HTTP proxy, the loader API and the
-//! agent's event loop come next (issue #4).
+//! The tokio driver of Frog2Frog's sans-IO engine: WebRTC peer transport ([`transport`],
+//! through `str0m`), the tracker client ([`signalling`]), CDN requests ([`cdn`]), one event
+//! loop per swarm ([`node`]) that feeds the engine and carries out what it asks, the segment
+//! loader API ([`Agent::load_segment`], [`loader`]) and the HTTP proxy ([`proxy`]) that any
+//! unmodified player can use.
 
+mod agent;
+pub mod cdn;
+pub mod keyfile;
+pub mod loader;
+pub mod node;
+pub mod proxy;
+pub mod rewrite;
+pub mod signalling;
 pub mod transport;
+
+pub use agent::{Agent, AgentConfig, AgentError, AgentStats, Manifest, ManifestKind};

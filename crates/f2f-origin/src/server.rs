@@ -3,17 +3,16 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::ops::Bound;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use headers::HeaderMapExt;
+use f2f_http::Refused;
 
 use crate::live::{Copy, Live, Rendition, Watermark, unix_secs, variant_of};
 use crate::token::{Session, TOKEN_PARAM};
@@ -78,30 +77,8 @@ pub fn router(live: Arc<Live>) -> Router {
 
 type Params = Query<HashMap<String, String>>;
 
-/// A refused request: its status and a one-line reason for the body.
-struct Refused(StatusCode, String);
-
 fn error(status: StatusCode, why: &str) -> Refused {
-    Refused(status, why.to_owned())
-}
-
-impl IntoResponse for Refused {
-    fn into_response(self) -> Response {
-        let mut response = (self.0, format!("{}\n", self.1)).into_response();
-        cors(response.headers_mut());
-        response
-    }
-}
-
-fn cors(headers: &mut HeaderMap) {
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Content-Length, Content-Range"),
-    );
+    Refused::new(status, why)
 }
 
 /// The viewer's session and token, when tokens are on; an error response when they are on and
@@ -120,12 +97,7 @@ fn authorise(live: &Live, params: &Params) -> Result<Option<(Session, String)>, 
 }
 
 fn text(body: String, content_type: &'static str) -> Response {
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    cors(headers);
-    response
+    f2f_http::manifest(body, content_type)
 }
 
 async fn master(State(live): State<Arc<Live>>, params: Params) -> Response {
@@ -264,56 +236,6 @@ async fn ad_segment(
     }
 }
 
-/// A media body, whole or the one byte range asked for.
 fn body(bytes: Bytes, request: &HeaderMap) -> Response {
-    let len = bytes.len() as u64;
-    let range = request.typed_get::<headers::Range>();
-    let mut response = match range.map(|r| r.satisfiable_ranges(len).collect::<Vec<_>>()) {
-        None => (StatusCode::OK, bytes).into_response(),
-        Some(ranges) => match ranges.as_slice() {
-            [(from, to)] => {
-                let start = match *from {
-                    Bound::Included(s) => s,
-                    Bound::Excluded(s) => s + 1,
-                    Bound::Unbounded => 0,
-                };
-                let end = match *to {
-                    Bound::Included(e) => (e + 1).min(len),
-                    Bound::Excluded(e) => e.min(len),
-                    Bound::Unbounded => len,
-                };
-                if start >= end {
-                    return unsatisfiable(len);
-                }
-                let mut r = (
-                    StatusCode::PARTIAL_CONTENT,
-                    bytes.slice(start as usize..end as usize),
-                )
-                    .into_response();
-                r.headers_mut().typed_insert(
-                    headers::ContentRange::bytes(start..end, len).expect("start < end ≤ len"),
-                );
-                r
-            }
-            [] => return unsatisfiable(len),
-            // Several ranges would need multipart/byteranges; the whole body is a valid answer.
-            _ => (StatusCode::OK, bytes).into_response(),
-        },
-    };
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
-    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=60"),
-    );
-    cors(headers);
-    response
-}
-
-fn unsatisfiable(len: u64) -> Response {
-    let mut r = error(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable").into_response();
-    r.headers_mut()
-        .typed_insert(headers::ContentRange::unsatisfied_bytes(len));
-    r
+    f2f_http::media(bytes, request, "video/mp4")
 }

@@ -7,6 +7,9 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+mod agent;
+mod control;
+mod demo;
 mod origin;
 mod sign;
 
@@ -30,6 +33,12 @@ enum Command {
     Sign(sign::SignArgs),
     /// Serve a live HLS and DASH stream of real media (the built-in origin).
     Origin(origin::OriginArgs),
+    /// Run the control plane (peer certificates, bootstrap tracker, signalling).
+    Control(control::ControlArgs),
+    /// Run the agent: an HTTP proxy that plays streams through the swarm.
+    Agent(agent::AgentArgs),
+    /// The whole system on loopback: origin, control plane, agents and headless players.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(clap::Args)]
@@ -61,10 +70,19 @@ struct SimArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     match Cli::parse().command {
         Command::Sim(args) => sim(args),
         Command::Sign(args) => sign::sign(args),
         Command::Origin(args) => runtime()?.block_on(origin::origin(args)),
+        Command::Control(args) => runtime()?.block_on(control::control(args)),
+        Command::Agent(args) => runtime()?.block_on(agent::agent(args)),
+        Command::Demo(args) => runtime()?.block_on(demo::demo(args)),
     }
 }
 

@@ -1,0 +1,595 @@
+//! The agent: the swarms it plays (one node each), what its manifests listed, and the loader
+//! API on top. The HTTP proxy ([`crate::proxy`]) is a thin face over it.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use f2f_core::config::{Config, HashSource};
+use f2f_core::content::{
+    CanonicalConfig, Canonicalizer, ListedSegment, parse_master, parse_media, parse_mpd,
+};
+use f2f_core::engine::SegmentInfo;
+use f2f_core::id::{RenditionId, SegmentKey, SwarmId};
+use f2f_core::identity::Keypair;
+use f2f_core::time::Instant;
+use tokio::sync::oneshot;
+
+use crate::cdn::{Cdn, CdnBody, CdnError};
+use crate::loader::{LoadError, LoadRequest, Segment, Source};
+use crate::node::{self, Command, Listing, NodeConfig, NodeError, NodeHandle, NodeStats};
+use crate::transport::{ChannelConfig, Endpoint};
+
+/// How long a swarm whose node could not start (tracker down) plays from the CDN before the
+/// agent tries again.
+const RETRY_START: Duration = Duration::from_secs(10);
+/// Segment URLs the agent remembers (a few live windows of several renditions and swarms).
+const MAX_SEGMENTS: usize = 8192;
+
+/// What an agent is and where it connects.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// The tracker's signalling socket (`ws://host:port/v1/signal`).
+    pub tracker: String,
+    /// The address peer connections use (their one ICE host candidate). Tests use 127.0.0.1.
+    pub ice_addr: IpAddr,
+    /// The engine's configuration. The agent's default trusts hashes attested by 3 peers.
+    pub engine: Config,
+    /// How stream URLs map to swarms.
+    pub canonical: CanonicalConfig,
+    /// Timeout of one CDN request.
+    pub cdn_timeout: Duration,
+}
+
+impl AgentConfig {
+    /// An agent with default settings using the tracker at `tracker`, peers on `ice_addr`.
+    pub fn new(tracker: impl Into<String>, ice_addr: IpAddr) -> Self {
+        let engine = Config {
+            hashes: HashSource::Attested {
+                quorum: 3,
+                spot_check: 0.02,
+            },
+            ..Config::default()
+        };
+        Self {
+            tracker: tracker.into(),
+            ice_addr,
+            engine,
+            canonical: CanonicalConfig::default(),
+            cdn_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The engine configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A socket could not be bound.
+    #[error("bind: {0}")]
+    Bind(#[from] std::io::Error),
+}
+
+/// A manifest fetched through the agent.
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    /// The CDN's bytes, unchanged.
+    pub body: Bytes,
+    /// What it is.
+    pub kind: ManifestKind,
+    /// The swarm it belongs to.
+    pub swarm: SwarmId,
+}
+
+/// Kinds of manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ManifestKind {
+    /// An HLS multivariant (master) playlist.
+    HlsMaster,
+    /// An HLS media playlist.
+    HlsMedia,
+    /// A DASH MPD.
+    Dash,
+}
+
+impl ManifestKind {
+    /// Its MIME type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::HlsMaster | Self::HlsMedia => "application/vnd.apple.mpegurl",
+            Self::Dash => "application/dash+xml",
+        }
+    }
+
+    /// What `body` is, if a manifest.
+    pub fn sniff(body: &[u8]) -> Option<Self> {
+        let head = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+        let head = head.trim_start_matches('\u{feff}').trim_start();
+        if head.starts_with("#EXTM3U") {
+            let master = body.windows(18).any(|w| w == b"#EXT-X-STREAM-INF:");
+            Some(if master {
+                Self::HlsMaster
+            } else {
+                Self::HlsMedia
+            })
+        } else if head.contains("<MPD") {
+            Some(Self::Dash)
+        } else {
+            None
+        }
+    }
+}
+
+enum SwarmState {
+    Running(NodeHandle),
+    /// Start failed at this time: CDN only until [`RETRY_START`] passed.
+    Failed(Instant),
+}
+
+struct Known {
+    swarm: SwarmId,
+    key: SegmentKey,
+    duration: Duration,
+    shareable: bool,
+}
+
+#[derive(Default)]
+struct Index {
+    /// Segment URL (as listed, tokens and all) → what it is.
+    segments: HashMap<String, Known>,
+    order: VecDeque<String>,
+    /// Canonical media playlist URL → the swarm of the master that listed it.
+    playlists: HashMap<String, SwarmId>,
+}
+
+pub(crate) struct Shared {
+    config: AgentConfig,
+    engine: Arc<Config>,
+    canon: Canonicalizer,
+    keypair: Keypair,
+    cdn: Cdn,
+    swarms: tokio::sync::Mutex<HashMap<SwarmId, SwarmState>>,
+    index: Mutex<Index>,
+    loads: LoadCounters,
+}
+
+/// What the loader served, as the player saw it.
+#[derive(Default)]
+struct LoadCounters {
+    segments: AtomicU64,
+    failed: AtomicU64,
+    late: AtomicU64,
+    bytes: AtomicU64,
+    p2p_bytes: AtomicU64,
+}
+
+/// A running agent (the HTTP proxy is started separately, see [`crate::proxy::Proxy`]).
+#[derive(Clone)]
+pub struct Agent {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("id", &self.shared.keypair.peer_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The agent's counters.
+#[derive(Clone, Debug, Default)]
+pub struct AgentStats {
+    /// Per swarm.
+    pub swarms: Vec<NodeStats>,
+    /// Segments loaded (player requests and loader calls).
+    pub segments: u64,
+    /// Loads that failed.
+    pub failed: u64,
+    /// Loads that took longer than the segment's duration: a player without a buffer would
+    /// have stalled.
+    pub late: u64,
+    /// Segment bytes returned.
+    pub bytes: u64,
+    /// ... of which came from peers.
+    pub served_p2p_bytes: u64,
+}
+
+impl AgentStats {
+    /// Share of the segment bytes returned that came from peers.
+    pub fn offload(&self) -> f64 {
+        if self.bytes == 0 {
+            0.0
+        } else {
+            self.served_p2p_bytes as f64 / self.bytes as f64
+        }
+    }
+
+    /// Bytes delivered to the player from peers, over all swarms.
+    pub fn p2p_bytes(&self) -> u64 {
+        self.swarms.iter().map(|s| s.engine.p2p_bytes).sum()
+    }
+
+    /// Bytes delivered to the player from the CDN (through the engine).
+    pub fn cdn_bytes(&self) -> u64 {
+        self.swarms.iter().map(|s| s.engine.cdn_bytes).sum()
+    }
+
+    /// Bytes uploaded to peers.
+    pub fn uploaded_bytes(&self) -> u64 {
+        self.swarms.iter().map(|s| s.engine.uploaded_bytes).sum()
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+impl Agent {
+    /// An agent with node key `keypair`.
+    ///
+    /// # Errors
+    ///
+    /// An invalid engine or canonicalisation config.
+    pub fn new(config: AgentConfig, keypair: Keypair) -> Result<Self, AgentError> {
+        config
+            .engine
+            .validate()
+            .map_err(|e| AgentError::Config(e.to_string()))?;
+        let canon = Canonicalizer::new(config.canonical.clone())
+            .map_err(|e| AgentError::Config(e.to_string()))?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                engine: Arc::new(config.engine.clone()),
+                cdn: Cdn::new(config.cdn_timeout),
+                canon,
+                keypair,
+                config,
+                swarms: tokio::sync::Mutex::new(HashMap::new()),
+                index: Mutex::new(Index::default()),
+                loads: LoadCounters::default(),
+            }),
+        })
+    }
+
+    /// The agent's node id.
+    pub fn id(&self) -> f2f_core::id::PeerId {
+        self.shared.keypair.peer_id()
+    }
+
+    /// Counters of every swarm the agent plays.
+    pub async fn stats(&self) -> AgentStats {
+        let swarms = self.shared.swarms.lock().await;
+        let loads = &self.shared.loads;
+        AgentStats {
+            swarms: (swarms.values())
+                .filter_map(|s| match s {
+                    SwarmState::Running(node) => Some(node.stats()),
+                    SwarmState::Failed(_) => None,
+                })
+                .collect(),
+            segments: loads.segments.load(Ordering::Relaxed),
+            failed: loads.failed.load(Ordering::Relaxed),
+            late: loads.late.load(Ordering::Relaxed),
+            bytes: loads.bytes.load(Ordering::Relaxed),
+            served_p2p_bytes: loads.p2p_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Leaves every swarm politely.
+    pub async fn shutdown(&self) {
+        let mut swarms = self.shared.swarms.lock().await;
+        for (_, state) in swarms.drain() {
+            if let SwarmState::Running(node) = state {
+                let _ = node.commands.send(Command::Leave).await;
+            }
+        }
+    }
+
+    /// Fetches a manifest from the CDN and tells the swarm's node what it lists.
+    ///
+    /// # Errors
+    ///
+    /// Not an http(s) URL, or the CDN failed.
+    pub async fn manifest(&self, url: &str) -> Result<Manifest, LoadError> {
+        let canonical = self
+            .shared
+            .canon
+            .canonical_url(url)
+            .map_err(|_| LoadError::BadUrl)?;
+        let body = self.shared.cdn.get(url, 0, None).await?;
+        let Some(kind) = ManifestKind::sniff(&body.bytes) else {
+            return Err(LoadError::Cdn(CdnError::Status(415)));
+        };
+        let swarm = {
+            let index = self.shared.index.lock().unwrap_or_else(|e| e.into_inner());
+            index.playlists.get(&canonical).copied()
+        };
+        let swarm = match swarm {
+            Some(swarm) => swarm,
+            None => self
+                .shared
+                .canon
+                .swarm_id(url)
+                .map_err(|_| LoadError::BadUrl)?,
+        };
+        let text = String::from_utf8_lossy(&body.bytes);
+        let listings = self.listings(kind, url, &text, swarm);
+        if !listings.is_empty() {
+            if let Some(node) = self.node(swarm).await {
+                let _ = node.commands.send(Command::Listed(listings)).await;
+            }
+        }
+        Ok(Manifest {
+            body: body.bytes,
+            kind,
+            swarm,
+        })
+    }
+
+    /// What a manifest lists, registered in the index (media playlists of a master are
+    /// remembered as part of its swarm).
+    fn listings(&self, kind: ManifestKind, url: &str, text: &str, swarm: SwarmId) -> Vec<Listing> {
+        let canon = &self.shared.canon;
+        let mut out = Vec::new();
+        let mut add = |rendition: RenditionId, segments: Vec<ListedSegment>, index: &mut Index| {
+            for s in segments {
+                let Ok(key) = canon.segment_key(swarm, rendition, s.position, &s.uri, None) else {
+                    continue;
+                };
+                let duration = Duration::from_secs_f32(s.duration_secs.max(0.0));
+                let known = Known {
+                    swarm,
+                    key,
+                    duration,
+                    shareable: s.shareable,
+                };
+                if index.segments.insert(s.uri.clone(), known).is_none() {
+                    index.order.push_back(s.uri.clone());
+                }
+                if s.shareable {
+                    out.push(Listing {
+                        info: SegmentInfo {
+                            key,
+                            size_hint: None,
+                            duration,
+                            shareable: true,
+                        },
+                        url: s.uri,
+                    });
+                }
+            }
+        };
+        let mut index = self.shared.index.lock().unwrap_or_else(|e| e.into_inner());
+        match kind {
+            ManifestKind::HlsMaster => {
+                for rendition in parse_master(url, text.as_bytes()).unwrap_or_default() {
+                    if let Ok(c) = canon.canonical_url(&rendition.uri) {
+                        index.playlists.insert(c, swarm);
+                    }
+                }
+            }
+            ManifestKind::HlsMedia => {
+                if let (Ok(playlist), Ok(rendition)) =
+                    (parse_media(url, text.as_bytes()), canon.rendition_id(url))
+                {
+                    add(rendition, playlist.segments, &mut index);
+                }
+            }
+            ManifestKind::Dash => {
+                if let Ok(mpd) = parse_mpd(url, text, unix_ms()) {
+                    for r in mpd.representations {
+                        if let Ok(rendition) = canon.rendition_id(&r.rendition_url) {
+                            add(rendition, r.segments, &mut index);
+                        }
+                    }
+                }
+            }
+        }
+        while index.order.len() > MAX_SEGMENTS {
+            if let Some(old) = index.order.pop_front() {
+                index.segments.remove(&old);
+            }
+        }
+        out
+    }
+
+    /// The running node of `swarm`, starting it if needed; `None` while it cannot start.
+    async fn node(&self, swarm: SwarmId) -> Option<NodeHandle> {
+        let mut swarms = self.shared.swarms.lock().await;
+        match swarms.get(&swarm) {
+            Some(SwarmState::Running(node)) if !node.commands.is_closed() => {
+                return Some(node.clone());
+            }
+            Some(SwarmState::Failed(at)) if at.elapsed() < RETRY_START => return None,
+            _ => {}
+        }
+        let started = self.start_node(swarm).await;
+        match started {
+            Ok(node) => {
+                swarms.insert(swarm, SwarmState::Running(node.clone()));
+                Some(node)
+            }
+            Err(e) => {
+                tracing::warn!("swarm {swarm}: playing from the CDN only: {e}");
+                swarms.insert(swarm, SwarmState::Failed(Instant::now()));
+                None
+            }
+        }
+    }
+
+    async fn start_node(&self, swarm: SwarmId) -> Result<NodeHandle, node::StartError> {
+        let shared = &self.shared;
+        let channel = ChannelConfig {
+            low_water: shared.engine.upload.low_water as usize,
+            ..ChannelConfig::default()
+        };
+        let endpoint = Endpoint::bind(SocketAddr::new(shared.config.ice_addr, 0), channel)?;
+        let config = NodeConfig {
+            tracker: shared.config.tracker.clone(),
+            engine: shared.engine.clone(),
+        };
+        let start = node::start(
+            swarm,
+            shared.keypair.clone(),
+            endpoint,
+            config,
+            shared.cdn.clone(),
+        );
+        match tokio::time::timeout(Duration::from_secs(5), start).await {
+            Ok(result) => result,
+            Err(_) => Err(node::StartError::Tracker(
+                crate::signalling::SignalError::Closed,
+            )),
+        }
+    }
+
+    /// Loads one segment: from the swarm when the agent listed it and the engine runs, from
+    /// the CDN otherwise (and for `Source::CdnOnly`), within the request's deadline.
+    ///
+    /// # Errors
+    ///
+    /// Not an http(s) URL, every source failed, or the deadline passed.
+    pub async fn load_segment(&self, request: LoadRequest) -> Result<Segment, LoadError> {
+        let started = Instant::now();
+        let (result, duration) = self.load(request).await;
+        let loads = &self.shared.loads;
+        match &result {
+            Ok(segment) => {
+                loads.segments.fetch_add(1, Ordering::Relaxed);
+                loads
+                    .bytes
+                    .fetch_add(segment.bytes.len() as u64, Ordering::Relaxed);
+                loads
+                    .p2p_bytes
+                    .fetch_add(segment.p2p_bytes, Ordering::Relaxed);
+                if duration.is_some_and(|d| started.elapsed() > d) {
+                    loads.late.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(_) => {
+                loads.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    /// The load, and the segment's duration if the agent knows it.
+    async fn load(&self, request: LoadRequest) -> (Result<Segment, LoadError>, Option<Duration>) {
+        let known = {
+            let index = self.shared.index.lock().unwrap_or_else(|e| e.into_inner());
+            (index.segments.get(&request.url))
+                .filter(|k| k.shareable)
+                .map(|k| (k.swarm, k.key, k.duration))
+        };
+        let duration = known.map(|(_, _, d)| d);
+        if let (Some((swarm, key, duration)), Source::Auto) = (known, request.source) {
+            if let Some(node) = self.node(swarm).await {
+                let deadline = request.deadline.unwrap_or(duration);
+                match self.load_from_swarm(&node, key, deadline).await {
+                    Ok(segment) => return (Ok(segment), Some(duration)),
+                    Err(e) => tracing::debug!("swarm could not deliver {key}: {e}; trying the CDN"),
+                }
+            }
+        }
+        let result = self.load_from_cdn(&request).await.map(|body| Segment {
+            p2p_bytes: 0,
+            cdn_bytes: body.bytes.len() as u64,
+            bytes: body.bytes,
+            content_type: body.content_type,
+        });
+        (result, duration)
+    }
+
+    async fn load_from_swarm(
+        &self,
+        node: &NodeHandle,
+        key: SegmentKey,
+        deadline: Duration,
+    ) -> Result<Segment, NodeError> {
+        let (reply, answer) = oneshot::channel();
+        let load = Command::Load {
+            key,
+            deadline: Instant::now() + deadline,
+            reply,
+        };
+        node.commands
+            .send(load)
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        // Cancelled when the caller drops this future: the guard tells the node.
+        struct CancelOnDrop<'a>(&'a NodeHandle, SegmentKey, bool);
+        impl Drop for CancelOnDrop<'_> {
+            fn drop(&mut self) {
+                if !self.2 {
+                    let _ = self.0.commands.try_send(Command::Cancel(self.1));
+                }
+            }
+        }
+        let mut guard = CancelOnDrop(node, key, false);
+        // The engine falls back to the CDN itself before the deadline; this bound only
+        // catches a node that stopped answering.
+        let waited = tokio::time::timeout(deadline + Duration::from_secs(10), answer).await;
+        guard.2 = true;
+        let delivered = match waited {
+            Ok(Ok(result)) => result?,
+            Ok(Err(_)) => return Err(NodeError::Stopped),
+            Err(_) => {
+                guard.2 = false;
+                return Err(NodeError::Failed);
+            }
+        };
+        Ok(Segment {
+            bytes: delivered.data,
+            p2p_bytes: delivered.sources.p2p,
+            cdn_bytes: delivered.sources.cdn,
+            content_type: None,
+        })
+    }
+
+    /// The CDN, with the request's retry policy: the original URL, then each alternate host.
+    async fn load_from_cdn(&self, request: &LoadRequest) -> Result<CdnBody, LoadError> {
+        let url = url::Url::parse(&request.url).map_err(|_| LoadError::BadUrl)?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(LoadError::BadUrl);
+        }
+        let mut urls = vec![request.url.clone()];
+        for host in &request.retry.alternate_hosts {
+            let mut alt = url.clone();
+            let (name, port) = match host.rsplit_once(':') {
+                Some((h, p)) => (h, p.parse::<u16>().ok()),
+                None => (host.as_str(), None),
+            };
+            if alt.set_host(Some(name)).is_ok() && alt.set_port(port.or(url.port())).is_ok() {
+                urls.push(alt.into());
+            }
+        }
+        let mut last = CdnError::Timeout;
+        let mut backoff = request.retry.backoff;
+        for attempt in 0..request.retry.attempts.max(1) {
+            if attempt > 0 {
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+            let target = &urls[attempt as usize % urls.len()];
+            match self.shared.cdn.get(target, 0, None).await {
+                Ok(body) => return Ok(body),
+                // A client error will not change on retry.
+                Err(CdnError::Status(s)) if (400..500).contains(&s) && s != 408 && s != 429 => {
+                    return Err(CdnError::Status(s).into());
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last.into())
+    }
+}
