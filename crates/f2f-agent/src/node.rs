@@ -15,6 +15,7 @@ use f2f_core::id::{PeerId, SegmentKey, SwarmId};
 use f2f_core::identity::{
     Bls, ChannelBinding, Crypto, Fingerprint, Identity, Keypair, UnixTime, prove_possession,
 };
+use f2f_core::integrity::SegmentHash;
 use f2f_core::membership::NetGroup;
 use f2f_core::scheduler::ByteSources;
 use f2f_core::scheduler::FetchId;
@@ -79,6 +80,8 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<Delivered, NodeError>>,
     },
     Cancel(SegmentKey),
+    /// Trusted hashes (the origin's, signature checked).
+    Hashes(Vec<(SegmentKey, SegmentHash, u64)>),
     Leave,
 }
 
@@ -701,6 +704,11 @@ impl Node {
                 if waiters.is_empty() {
                     self.waiters.remove(&key);
                     self.input(Input::CancelLoad(key));
+                }
+            }
+            Command::Hashes(hashes) => {
+                for (key, hash, size) in hashes {
+                    self.input(Input::SegmentHash { key, hash, size });
                 }
             }
             Command::Leave => {}

@@ -1,10 +1,14 @@
 //! The live timeline and the manifests that describe it: a sliding window of the newest
 //! segments, as a live packager would publish it.
 
+use std::collections::HashMap;
 use std::fmt::Write;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use f2f_core::identity::{Bls, Keypair};
+use f2f_core::integrity::{HashEntry, SegmentHash, SignedHashes};
 
 use crate::media::{AUDIO_CODEC, Clip, Track, VIDEO_CODEC, VIDEO_SIZE};
 use crate::token::{Session, TOKEN_PARAM, TokenKey};
@@ -36,6 +40,8 @@ pub struct OriginConfig {
     pub watermark: Watermark,
     /// Every `n`-th segment is a server-side inserted ad, personal to each viewer (HLS).
     pub ad_every: Option<u64>,
+    /// Publish signed segment hashes (`<playlist>.f2f-hashes`) with this key.
+    pub signing: Option<Keypair>,
 }
 
 impl Default for OriginConfig {
@@ -46,6 +52,7 @@ impl Default for OriginConfig {
             tokens: None,
             watermark: Watermark::Off,
             ad_every: None,
+            signing: None,
         }
     }
 }
@@ -57,10 +64,12 @@ pub struct Live {
     config: OriginConfig,
     /// When segment 0 began; set a window in the past so a full window exists at once.
     start: SystemTime,
+    /// Signed hashes per (listing, newest segment): signing costs a BLS signature.
+    signed: Mutex<HashMap<(Option<Rendition>, u64), String>>,
 }
 
 /// The stream's renditions: demuxed, as DASH and modern HLS packagers publish them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Rendition {
     /// The picture, padded to the stream's bit rate.
     Video,
@@ -126,6 +135,7 @@ impl Live {
             clip,
             config,
             start,
+            signed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -193,6 +203,58 @@ impl Live {
         };
         self.track(rendition)
             .segment(number, &label, min_len as usize)
+    }
+
+    /// The signed hashes of the window at `now`, for one HLS rendition's playlist or (`None`)
+    /// for the MPD, with URIs as those manifests write them (relative, without tokens: one
+    /// file serves every viewer). Both watermark variants are listed. `None` when signing is
+    /// off.
+    pub fn signed_hashes(&self, listing: Option<Rendition>, now: SystemTime) -> Option<String> {
+        let key = self.config.signing.as_ref()?;
+        let window = self.window(now);
+        let mut cache = self.signed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(text) = cache.get(&(listing, *window.end())) {
+            return Some(text.clone());
+        }
+        let renditions = match listing {
+            Some(r) => vec![r],
+            None => vec![Rendition::Video, Rendition::Audio],
+        };
+        let mut entries = Vec::new();
+        for n in window.clone() {
+            if self.is_ad(n) {
+                continue;
+            }
+            for &rendition in &renditions {
+                let name = rendition.name();
+                let mut entry = |uri: String, variant: Option<String>, copy: Copy| {
+                    let bytes = self.segment(rendition, n, &copy);
+                    entries.push(HashEntry {
+                        uri,
+                        variant,
+                        size: bytes.len() as u64,
+                        hash: SegmentHash::of(&bytes),
+                    });
+                };
+                match (rendition, self.config.watermark) {
+                    (Rendition::Video, Watermark::Paths) => {
+                        for v in ['a', 'b'] {
+                            entry(format!("{name}/wm/{v}/{n}.m4s"), None, Copy::Variant(v));
+                        }
+                    }
+                    (Rendition::Video, Watermark::Token) => {
+                        for v in ['a', 'b'] {
+                            entry(format!("{name}/{n}.m4s"), Some(v.into()), Copy::Variant(v));
+                        }
+                    }
+                    _ => entry(format!("{name}/{n}.m4s"), None, Copy::Common),
+                }
+            }
+        }
+        let text = SignedHashes::sign(&Bls::new(), key, &entries);
+        cache.retain(|(_, newest), _| newest + 2 >= *window.end());
+        cache.insert((listing, *window.end()), text.clone());
+        Some(text)
     }
 
     /// `?hdnts=…` for the viewer's links, when tokens are on.

@@ -96,13 +96,13 @@ fn authorise(live: &Live, params: &Params) -> Result<Option<(Session, String)>, 
     Ok(Some((session, token.clone())))
 }
 
-fn text(body: String, content_type: &'static str) -> Response {
+fn text_response(body: String, content_type: &'static str) -> Response {
     f2f_http::manifest(body, content_type)
 }
 
 async fn master(State(live): State<Arc<Live>>, params: Params) -> Response {
     match authorise(&live, &params) {
-        Ok(s) => text(
+        Ok(s) => text_response(
             live.hls_master(s.as_ref().map(|(_, t)| t.as_str())),
             "application/vnd.apple.mpegurl",
         ),
@@ -115,12 +115,24 @@ async fn media(
     Path(playlist): Path<String>,
     params: Params,
 ) -> Response {
+    if let Some(listing) = playlist.strip_suffix(".f2f-hashes") {
+        let listing = match listing {
+            "manifest.mpd" => Some(None),
+            _ => (listing.strip_suffix(".m3u8").and_then(Rendition::parse)).map(Some),
+        };
+        let hashes = listing.and_then(|l| live.signed_hashes(l, SystemTime::now()));
+        return match (authorise(&live, &params), hashes) {
+            (Err(e), _) => e.into_response(),
+            (Ok(_), Some(text)) => text_response(text, "text/plain; charset=utf-8"),
+            (Ok(_), None) => error(StatusCode::NOT_FOUND, "no signed hashes").into_response(),
+        };
+    }
     let rendition = playlist.strip_suffix(".m3u8").and_then(Rendition::parse);
     let Some(rendition) = rendition else {
         return error(StatusCode::NOT_FOUND, "no such playlist").into_response();
     };
     match authorise(&live, &params) {
-        Ok(s) => text(
+        Ok(s) => text_response(
             live.hls_media(
                 rendition,
                 SystemTime::now(),
@@ -134,7 +146,7 @@ async fn media(
 
 async fn mpd(State(live): State<Arc<Live>>, params: Params) -> Response {
     match authorise(&live, &params) {
-        Ok(s) => text(
+        Ok(s) => text_response(
             live.mpd(SystemTime::now(), s.as_ref().map(|(_, t)| t.as_str())),
             "application/dash+xml",
         ),

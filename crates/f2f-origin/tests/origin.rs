@@ -167,3 +167,43 @@ async fn ffmpeg_plays_hls_and_dash_across_the_loop() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn signed_hashes_verify_and_match_the_served_bytes() {
+    let key = f2f_core::identity::Keypair::from_entropy(&[9; 32]);
+    let public = key.public();
+    let config = OriginConfig {
+        signing: Some(key),
+        ..OriginConfig::default()
+    };
+    let origin = start(config, Duration::ZERO).await;
+    let base = format!("http://{}/live/", origin.addr);
+    for listing in ["video.m3u8", "manifest.mpd"] {
+        let text = reqwest::get(format!("{base}{listing}.f2f-hashes"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let hashes = f2f_core::integrity::SignedHashes::parse(&text, 1 << 20).unwrap();
+        hashes
+            .verify(&f2f_core::identity::Bls::new(), &public)
+            .expect("signed by the origin's key");
+        let renditions = if listing == "video.m3u8" { 1 } else { 2 };
+        assert_eq!(
+            hashes.entries.len(),
+            6 * renditions,
+            "the window's segments"
+        );
+        for entry in &hashes.entries {
+            let bytes = reqwest::get(format!("{base}{}", entry.uri))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            assert_eq!(entry.size, bytes.len() as u64);
+            assert_eq!(entry.hash, f2f_core::integrity::SegmentHash::of(&bytes));
+        }
+    }
+}

@@ -17,9 +17,10 @@ pub(crate) struct ControlArgs {
     pub(crate) certificate_hours: u64,
 }
 
-/// A fresh authority key (the control plane's durable key store comes with the control-plane
-/// issue; until then every start signs with a new key).
-pub(crate) fn authority() -> anyhow::Result<Keypair> {
+/// A fresh key from the system's randomness. The control plane's authority key is one (its
+/// durable key store comes with the control-plane issue; until then every start signs with a
+/// new key).
+pub(crate) fn fresh_key() -> anyhow::Result<Keypair> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     Ok(Keypair::from_entropy(&seed))
@@ -27,7 +28,7 @@ pub(crate) fn authority() -> anyhow::Result<Keypair> {
 
 pub(crate) async fn start(args: &ControlArgs) -> anyhow::Result<Control> {
     let lifetime = Duration::from_secs(args.certificate_hours * 3600);
-    let tracker = Tracker::new(authority()?, lifetime);
+    let tracker = Tracker::new(fresh_key()?, lifetime);
     Control::start(tracker, args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))

@@ -41,8 +41,11 @@ const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCA
 
 pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.viewers >= 1, "--viewers must be at least 1");
+    let origin_key = crate::control::fresh_key()?;
+    let origin_public = origin_key.public();
     let config = OriginConfig {
         bitrate_bps: args.bitrate_kbps * 1000,
+        signing: Some(origin_key),
         ..OriginConfig::default()
     };
     let live = Live::new(Clip::builtin(), config, SystemTime::now());
@@ -61,11 +64,10 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("tracker   {}", control.signal_url());
     let mut viewers = Vec::new();
     for i in 0..args.viewers {
-        let keypair = crate::control::authority()?;
-        let agent = Agent::new(
-            AgentConfig::new(control.signal_url(), Ipv4Addr::LOCALHOST.into()),
-            keypair,
-        )?;
+        let keypair = crate::control::fresh_key()?;
+        let mut config = AgentConfig::new(control.signal_url(), Ipv4Addr::LOCALHOST.into());
+        config.trust_origin(origin_public);
+        let agent = Agent::new(config, keypair)?;
         let proxy = Proxy::start(agent.clone(), LOOPBACK).await?;
         let url = proxy.url_for(&stream);
         if i == 0 {

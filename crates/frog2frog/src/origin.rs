@@ -27,6 +27,10 @@ pub(crate) struct OriginArgs {
     /// Make every N-th segment a personal ad (HLS, CUE-OUT/CUE-IN).
     #[arg(long)]
     pub(crate) ad_every: Option<u64>,
+    /// Publish signed segment hashes (`<playlist>.f2f-hashes`) under a new origin key, printed
+    /// at start (give it to agents as `--origin-key`).
+    #[arg(long)]
+    pub(crate) sign: bool,
 }
 
 fn parse_watermark(s: &str) -> Result<Watermark, String> {
@@ -62,6 +66,7 @@ impl OriginArgs {
             tokens,
             watermark: self.watermark,
             ad_every: self.ad_every,
+            signing: self.sign.then(crate::control::fresh_key).transpose()?,
         })
     }
 }
@@ -69,6 +74,9 @@ impl OriginArgs {
 pub(crate) async fn origin(args: OriginArgs) -> anyhow::Result<()> {
     let config = args.config()?;
     let tokens = config.tokens.clone();
+    if let Some(key) = &config.signing {
+        println!("origin key: {}", hex::encode(key.public().as_bytes()));
+    }
     let live = Live::new(Clip::builtin(), config, SystemTime::now());
     let origin = Origin::start(live, args.listen)
         .await
