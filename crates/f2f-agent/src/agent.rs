@@ -1,7 +1,7 @@
 //! The agent: the swarms it plays (one node each), what its manifests listed, and the loader
 //! API on top. The HTTP proxy ([`crate::proxy`]) is a thin face over it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,6 +31,8 @@ const RETRY_START: Duration = Duration::from_secs(10);
 const MAX_SEGMENTS: usize = 8192;
 /// The largest signed-hashes file read (a live window is a few KiB).
 const MAX_HASHES_LEN: usize = 1 << 20;
+/// A live manifest is no longer polled once its swarm had no request for this long.
+const POLL_IDLE: Duration = Duration::from_secs(20);
 
 /// What an agent is and where it connects.
 #[derive(Clone, Debug)]
@@ -159,6 +161,8 @@ struct Known {
     key: SegmentKey,
     duration: Duration,
     shareable: bool,
+    /// When the CDN completes it, at the latest (listed ahead of availability: see DASH).
+    available: Instant,
 }
 
 #[derive(Default)]
@@ -181,7 +185,29 @@ pub(crate) struct Shared {
     swarms: tokio::sync::Mutex<HashMap<SwarmId, SwarmState>>,
     index: Mutex<Index>,
     loads: LoadCounters,
+    /// Live manifests being polled (canonical URL → swarm).
+    polls: Mutex<HashMap<String, SwarmId>>,
+    /// When each swarm last had a manifest or segment request.
+    used: Mutex<HashMap<SwarmId, Instant>>,
 }
+
+/// One segment the loader returned: the delivery-verification record (the URL without the
+/// viewer's tokens).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeliveryRecord {
+    /// The segment's canonical URL: host, path and content query, without scheme, tokens or
+    /// session parts.
+    pub url: String,
+    /// Its length.
+    pub bytes: u64,
+    /// BLAKE3 of the bytes returned, hex.
+    pub blake3: String,
+    /// Bytes that came from peers.
+    pub p2p_bytes: u64,
+}
+
+/// Delivery records kept (the most recent).
+const MAX_DELIVERIES: usize = 4096;
 
 /// What the loader served, as the player saw it.
 #[derive(Default)]
@@ -191,6 +217,7 @@ struct LoadCounters {
     late: AtomicU64,
     bytes: AtomicU64,
     p2p_bytes: AtomicU64,
+    deliveries: Mutex<VecDeque<DeliveryRecord>>,
 }
 
 /// A running agent (the HTTP proxy is started separately, see [`crate::proxy::Proxy`]).
@@ -281,6 +308,8 @@ impl Agent {
                 swarms: tokio::sync::Mutex::new(HashMap::new()),
                 index: Mutex::new(Index::default()),
                 loads: LoadCounters::default(),
+                polls: Mutex::new(HashMap::new()),
+                used: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -309,6 +338,15 @@ impl Agent {
         }
     }
 
+    /// The most recent segments the loader returned, oldest first.
+    pub fn deliveries(&self) -> Vec<DeliveryRecord> {
+        let log = self.shared.loads.deliveries.lock();
+        log.unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
     /// Leaves every swarm politely.
     pub async fn shutdown(&self) {
         let mut swarms = self.shared.swarms.lock().await;
@@ -325,6 +363,46 @@ impl Agent {
     ///
     /// Not an http(s) URL, or the CDN failed.
     pub async fn manifest(&self, url: &str) -> Result<Manifest, LoadError> {
+        let manifest = self.refresh(url).await?;
+        self.touch(manifest.0.swarm);
+        if let Some(period) = manifest.1 {
+            self.poll(url, manifest.0.swarm, period);
+        }
+        Ok(manifest.0)
+    }
+
+    /// Keeps a live manifest listed while its swarm is played: players that compute segment
+    /// URLs themselves (ffmpeg's DASH reader never refetches a template MPD) would otherwise
+    /// leave the engine blind to new segments, and first fetchers should hear of a segment
+    /// as soon as the CDN lists it, not when some player next refreshes.
+    fn poll(&self, url: &str, swarm: SwarmId, period: Duration) {
+        let Ok(canonical) = self.shared.canon.canonical_url(url) else {
+            return;
+        };
+        let mut polls = self.shared.polls.lock().unwrap_or_else(|e| e.into_inner());
+        if polls.insert(canonical.clone(), swarm).is_some() {
+            return;
+        }
+        let (agent, url) = (self.clone(), url.to_owned());
+        let period = period.clamp(Duration::from_millis(500), Duration::from_secs(10));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let idle = {
+                    let used = agent.shared.used.lock().unwrap_or_else(|e| e.into_inner());
+                    used.get(&swarm).is_none_or(|at| at.elapsed() > POLL_IDLE)
+                };
+                if idle || agent.refresh(&url).await.is_err() {
+                    break;
+                }
+            }
+            let mut polls = agent.shared.polls.lock().unwrap_or_else(|e| e.into_inner());
+            polls.remove(&canonical);
+        });
+    }
+
+    /// Fetches and lists a manifest; its refresh period if it is live.
+    async fn refresh(&self, url: &str) -> Result<(Manifest, Option<Duration>), LoadError> {
         let canonical = self
             .shared
             .canon
@@ -347,7 +425,7 @@ impl Agent {
                 .map_err(|_| LoadError::BadUrl)?,
         };
         let text = String::from_utf8_lossy(&body.bytes);
-        let listings = self.listings(kind, url, &text, swarm);
+        let (listings, period) = self.listings(kind, url, &text, swarm);
         if !listings.is_empty() {
             if let Some(node) = self.node(swarm).await {
                 let _ = node.commands.send(Command::Listed(listings)).await;
@@ -358,29 +436,55 @@ impl Agent {
                 }
             }
         }
-        Ok(Manifest {
+        let manifest = Manifest {
             body: body.bytes,
             kind,
             swarm,
-        })
+        };
+        Ok((manifest, period))
+    }
+
+    /// Notes that `swarm` is being played.
+    fn touch(&self, swarm: SwarmId) {
+        let mut used = self.shared.used.lock().unwrap_or_else(|e| e.into_inner());
+        used.insert(swarm, Instant::now());
     }
 
     /// What a manifest lists, registered in the index (media playlists of a master are
-    /// remembered as part of its swarm).
-    fn listings(&self, kind: ManifestKind, url: &str, text: &str, swarm: SwarmId) -> Vec<Listing> {
+    /// remembered as part of its swarm), and how often a live one changes.
+    fn listings(
+        &self,
+        kind: ManifestKind,
+        url: &str,
+        text: &str,
+        swarm: SwarmId,
+    ) -> (Vec<Listing>, Option<Duration>) {
         let canon = &self.shared.canon;
         let mut out = Vec::new();
-        let mut add = |rendition: RenditionId, segments: Vec<ListedSegment>, index: &mut Index| {
+        let listed_at = Instant::now();
+        let mut add = |rendition: RenditionId,
+                       segments: Vec<ListedSegment>,
+                       available_now: Option<&HashSet<String>>,
+                       ahead: Duration,
+                       index: &mut Index| {
             for s in segments {
                 let Ok(key) = canon.segment_key(swarm, rendition, s.position, &s.uri, None) else {
                     continue;
                 };
                 let duration = Duration::from_secs_f32(s.duration_secs.max(0.0));
+                let mut available = match available_now {
+                    Some(now) if !now.contains(&s.uri) => listed_at + ahead,
+                    _ => listed_at,
+                };
+                if let Some(before) = index.segments.get(&s.uri) {
+                    available = available.min(before.available);
+                }
                 let known = Known {
                     swarm,
                     key,
                     duration,
                     shareable: s.shareable,
+                    available,
                 };
                 if index.segments.insert(s.uri.clone(), known).is_none() {
                     index.order.push_back(s.uri.clone());
@@ -397,11 +501,13 @@ impl Agent {
                             shareable: true,
                         },
                         url: s.uri,
+                        available,
                     });
                 }
             }
         };
         let mut index = self.shared.index.lock().unwrap_or_else(|e| e.into_inner());
+        let mut period = None;
         match kind {
             ManifestKind::HlsMaster => {
                 for rendition in parse_master(url, text.as_bytes()).unwrap_or_default() {
@@ -414,14 +520,39 @@ impl Agent {
                 if let (Ok(playlist), Ok(rendition)) =
                     (parse_media(url, text.as_bytes()), canon.rendition_id(url))
                 {
-                    add(rendition, playlist.segments, &mut index);
+                    // RFC 8216: reload no sooner than half the target duration after a change.
+                    let target = Duration::from_secs(playlist.target_duration.max(1));
+                    period = (!playlist.ended).then_some(target / 2);
+                    add(
+                        rendition,
+                        playlist.segments,
+                        None,
+                        Duration::ZERO,
+                        &mut index,
+                    );
                 }
             }
             ManifestKind::Dash => {
-                if let Ok(mpd) = parse_mpd(url, text, unix_ms()) {
+                // Players that place the live edge by the clock (ffmpeg's DASH reader) ask for
+                // the segment in progress; listing one update period ahead sends those
+                // requests through the swarm too (the origin answers them when complete).
+                let now = unix_ms();
+                let (ahead, available_now) = match parse_mpd(url, text, now) {
+                    Ok(mpd) if mpd.dynamic => {
+                        let uris = (mpd.representations.iter())
+                            .flat_map(|r| r.segments.iter().map(|s| s.uri.clone()))
+                            .collect::<HashSet<_>>();
+                        (mpd.minimum_update_period_ms.unwrap_or(2000), uris)
+                    }
+                    _ => (0, HashSet::new()),
+                };
+                period = (ahead > 0).then(|| Duration::from_millis(ahead) / 2);
+                let ahead = Duration::from_millis(ahead);
+                let available_now = (!ahead.is_zero()).then_some(&available_now);
+                if let Ok(mpd) = parse_mpd(url, text, now + ahead.as_millis() as u64) {
                     for r in mpd.representations {
                         if let Ok(rendition) = canon.rendition_id(&r.rendition_url) {
-                            add(rendition, r.segments, &mut index);
+                            add(rendition, r.segments, available_now, ahead, &mut index);
                         }
                     }
                 }
@@ -435,7 +566,7 @@ impl Agent {
                 }
             }
         }
-        out
+        (out, period)
     }
 
     /// Fetches the origin's signed hashes published next to `manifest_url`, checks the
@@ -538,10 +669,23 @@ impl Agent {
     /// Not an http(s) URL, every source failed, or the deadline passed.
     pub async fn load_segment(&self, request: LoadRequest) -> Result<Segment, LoadError> {
         let started = Instant::now();
+        let canonical = self.shared.canon.canonical_url(&request.url).ok();
         let (result, duration) = self.load(request).await;
         let loads = &self.shared.loads;
         match &result {
             Ok(segment) => {
+                if let Some(url) = canonical {
+                    let mut log = loads.deliveries.lock().unwrap_or_else(|e| e.into_inner());
+                    log.push_back(DeliveryRecord {
+                        url,
+                        bytes: segment.bytes.len() as u64,
+                        blake3: blake3::hash(&segment.bytes).to_hex().to_string(),
+                        p2p_bytes: segment.p2p_bytes,
+                    });
+                    while log.len() > MAX_DELIVERIES {
+                        log.pop_front();
+                    }
+                }
                 loads.segments.fetch_add(1, Ordering::Relaxed);
                 loads
                     .bytes
@@ -566,9 +710,17 @@ impl Agent {
             let index = self.shared.index.lock().unwrap_or_else(|e| e.into_inner());
             (index.segments.get(&request.url))
                 .filter(|k| k.shareable)
-                .map(|k| (k.swarm, k.key, k.duration))
+                .map(|k| {
+                    // A segment still in progress at the CDN is needed a duration after it
+                    // completes, not after the request.
+                    let wait = k.available.saturating_duration_since(Instant::now());
+                    (k.swarm, k.key, k.duration + wait)
+                })
         };
         let duration = known.map(|(_, _, d)| d);
+        if let Some((swarm, _, _)) = known {
+            self.touch(swarm);
+        }
         if let (Some((swarm, key, duration)), Source::Auto) = (known, request.source) {
             if let Some(node) = self.node(swarm).await {
                 let deadline = request.deadline.unwrap_or(duration);

@@ -10,10 +10,13 @@ mod agent;
 pub mod cdn;
 pub mod keyfile;
 pub mod loader;
+mod metrics;
 pub mod node;
 pub mod proxy;
 pub mod rewrite;
 pub mod signalling;
 pub mod transport;
 
-pub use agent::{Agent, AgentConfig, AgentError, AgentStats, Manifest, ManifestKind};
+pub use agent::{
+    Agent, AgentConfig, AgentError, AgentStats, DeliveryRecord, Manifest, ManifestKind,
+};

@@ -44,6 +44,9 @@ pub struct Listing {
     pub info: SegmentInfo,
     /// Where the CDN serves it.
     pub url: String,
+    /// When the CDN has it complete. The engine hears of it then: its first fetchers and
+    /// rescue timers count from the listing.
+    pub available: Instant,
 }
 
 /// A segment the engine delivered.
@@ -164,6 +167,9 @@ pub(crate) struct Node {
     /// Listed keys in listing order, to forget the oldest URLs.
     listed: VecDeque<SegmentKey>,
     waiters: HashMap<SegmentKey, Vec<oneshot::Sender<Result<Delivered, NodeError>>>>,
+    /// Listed ahead of availability: released to the engine when available, with any load
+    /// that came first.
+    pending: HashMap<SegmentKey, (Instant, SegmentInfo, Option<Instant>)>,
     commands: mpsc::Receiver<Command>,
     cdn: Cdn,
     cdn_tx: mpsc::UnboundedSender<(FetchId, Result<Bytes, CdnError>)>,
@@ -243,6 +249,7 @@ pub(crate) async fn start(
         urls: HashMap::new(),
         listed: VecDeque::new(),
         waiters: HashMap::new(),
+        pending: HashMap::new(),
         commands,
         cdn,
         cdn_tx,
@@ -293,6 +300,7 @@ impl Node {
                 .engine
                 .poll_timeout()
                 .unwrap_or_else(|| Instant::now() + TICK);
+            let wake = (self.pending.values().map(|(at, ..)| *at)).fold(wake, Instant::min);
             let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(wake));
             tokio::select! {
                 event = self.endpoint.next_event() => match event {
@@ -318,7 +326,10 @@ impl Node {
                     let result = result.map_err(|e| EngineCdnError(e.to_string()));
                     self.input(Input::CdnResponse { fetch, result });
                 }
-                () = sleep => self.engine.handle_timeout(Instant::now()),
+                () = sleep => {
+                    self.release_pending();
+                    self.engine.handle_timeout(Instant::now());
+                }
                 _ = tick.tick() => self.on_tick().await,
             }
         }
@@ -673,16 +684,23 @@ impl Node {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::Listed(listings) => {
+                let now = Instant::now();
                 for listing in listings {
                     let key = listing.info.key;
                     if self.urls.insert(key, listing.url).is_none() {
                         self.listed.push_back(key);
-                        self.input(Input::Listed(listing.info));
+                        if listing.available > now {
+                            self.pending
+                                .insert(key, (listing.available, listing.info, None));
+                        } else {
+                            self.input(Input::Listed(listing.info));
+                        }
                     }
                 }
                 while self.listed.len() > MAX_LISTED {
                     if let Some(old) = self.listed.pop_front() {
                         self.urls.remove(&old);
+                        self.pending.remove(&old);
                     }
                 }
             }
@@ -696,14 +714,20 @@ impl Node {
                     return;
                 }
                 self.waiters.entry(key).or_default().push(reply);
-                self.input(Input::Load { key, deadline });
+                match self.pending.get_mut(&key) {
+                    Some((_, _, load)) => *load = Some(deadline),
+                    None => self.input(Input::Load { key, deadline }),
+                }
             }
             Command::Cancel(key) => {
                 let waiters = self.waiters.entry(key).or_default();
                 waiters.retain(|w| !w.is_closed());
                 if waiters.is_empty() {
                     self.waiters.remove(&key);
-                    self.input(Input::CancelLoad(key));
+                    match self.pending.get_mut(&key) {
+                        Some((_, _, load)) => *load = None,
+                        None => self.input(Input::CancelLoad(key)),
+                    }
                 }
             }
             Command::Hashes(hashes) => {
@@ -712,6 +736,23 @@ impl Node {
                 }
             }
             Command::Leave => {}
+        }
+    }
+
+    /// Lists to the engine what became available, and loads what was asked for meanwhile.
+    fn release_pending(&mut self) {
+        let now = Instant::now();
+        let due: Vec<SegmentKey> = (self.pending.iter())
+            .filter(|(_, (at, ..))| *at <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            if let Some((_, info, load)) = self.pending.remove(&key) {
+                self.input(Input::Listed(info));
+                if let Some(deadline) = load {
+                    self.input(Input::Load { key, deadline });
+                }
+            }
         }
     }
 

@@ -6,6 +6,9 @@
 //!   sends absolute-form requests; manifests pass unchanged, segments still go through the
 //!   engine.
 //!
+//! Also on the proxy's port: `GET /metrics` (Prometheus) and `GET /f2f/v1/deliveries` (the
+//! most recent segments returned: canonical URL, length, BLAKE3, bytes from peers).
+//!
 //! Manifests always come from the CDN; segments come from [`Agent::load_segment`]. Errors map
 //! to `502` (the CDN failed) or `504` (nothing in time), with a one-line reason; CORS headers
 //! let browser players read everything.
@@ -112,6 +115,20 @@ async fn handle(State(state): State<ProxyState>, request: Request) -> Response {
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return Refused::new(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD").into_response();
+    }
+    match request.uri().path() {
+        "/metrics" if request.uri().scheme().is_none() => {
+            let text = crate::metrics::render(&state.agent.stats().await);
+            return f2f_http::manifest(
+                text,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            );
+        }
+        "/f2f/v1/deliveries" if request.uri().scheme().is_none() => {
+            let json = serde_json::to_string(&state.agent.deliveries()).unwrap_or_default();
+            return f2f_http::manifest(json, "application/json");
+        }
+        _ => {}
     }
     let Some((url, rewriting)) = target(&request) else {
         return Refused::new(

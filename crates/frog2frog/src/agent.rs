@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use f2f_agent::proxy::Proxy;
 use f2f_agent::{Agent, AgentConfig};
+use f2f_core::identity::PublicKey;
 
 #[derive(clap::Args)]
 pub(crate) struct AgentArgs {
@@ -24,11 +25,22 @@ pub(crate) struct AgentArgs {
     /// Print the proxy URL to give a player for this stream URL.
     #[arg(long)]
     pub(crate) play: Option<String>,
+    /// The origin's key (96 hex digits), when it publishes signed segment hashes: peers'
+    /// bytes are checked against those instead of peer attestations.
+    #[arg(long)]
+    pub(crate) origin_key: Option<String>,
 }
 
 pub(crate) async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let keypair = f2f_agent::keyfile::load_or_create(&args.key_file)?;
-    let agent = Agent::new(AgentConfig::new(args.tracker, args.ice_addr), keypair)?;
+    let mut config = AgentConfig::new(args.tracker, args.ice_addr);
+    if let Some(key) = &args.origin_key {
+        let bytes = hex::decode(key).map_err(|e| anyhow::anyhow!("--origin-key: {e}"))?;
+        let bytes: [u8; 48] = (bytes.try_into())
+            .map_err(|_| anyhow::anyhow!("--origin-key must be 48 bytes (96 hex digits)"))?;
+        config.trust_origin(PublicKey::from_bytes(bytes));
+    }
+    let agent = Agent::new(config, keypair)?;
     let proxy = Proxy::start(agent.clone(), args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

@@ -1,0 +1,99 @@
+//! Prometheus text exposition of the agent's counters (`GET /metrics` on the proxy port).
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::agent::AgentStats;
+
+fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let c = Counter::<u64>::default();
+    c.inc_by(value);
+    registry.register(name, help, c);
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
+    let g = Gauge::<i64>::default();
+    g.set(value);
+    registry.register(name, help, g);
+}
+
+/// The exposition text for `stats`.
+pub(crate) fn render(stats: &AgentStats) -> String {
+    let mut registry = Registry::with_prefix("f2f");
+    counter(
+        &mut registry,
+        "segments",
+        "Segments returned to players",
+        stats.segments,
+    );
+    counter(
+        &mut registry,
+        "segment_failures",
+        "Segment loads that failed",
+        stats.failed,
+    );
+    counter(
+        &mut registry,
+        "segments_late",
+        "Segment loads slower than the segment's duration",
+        stats.late,
+    );
+    let served = Family::<Vec<(String, String)>, Counter<u64>>::default();
+    let p2p = stats.served_p2p_bytes;
+    served
+        .get_or_create(&vec![("source".into(), "p2p".into())])
+        .inc_by(p2p);
+    served
+        .get_or_create(&vec![("source".into(), "cdn".into())])
+        .inc_by(stats.bytes - p2p);
+    registry.register(
+        "served_bytes",
+        "Segment bytes returned to players, by source",
+        served,
+    );
+    counter(
+        &mut registry,
+        "uploaded_bytes",
+        "Bytes uploaded to peers",
+        stats.uploaded_bytes(),
+    );
+    let sum = |f: fn(&crate::node::NodeStats) -> u64| stats.swarms.iter().map(f).sum::<u64>();
+    counter(
+        &mut registry,
+        "corrupt_pieces",
+        "Peer pieces that failed verification",
+        sum(|s| s.engine.corrupt_pieces),
+    );
+    let sum_gauge =
+        |f: fn(&crate::node::NodeStats) -> usize| stats.swarms.iter().map(f).sum::<usize>() as i64;
+    gauge(
+        &mut registry,
+        "swarms",
+        "Swarms joined",
+        stats.swarms.len() as i64,
+    );
+    gauge(
+        &mut registry,
+        "peers_connected",
+        "Open peer connections",
+        sum_gauge(|s| s.connected),
+    );
+    gauge(
+        &mut registry,
+        "data_neighbours",
+        "Data neighbours",
+        sum_gauge(|s| s.neighbours),
+    );
+    gauge(
+        &mut registry,
+        "tracker_connected",
+        "Swarms whose tracker socket is up",
+        sum_gauge(|s| usize::from(s.tracker)),
+    );
+    let mut text = String::new();
+    encode(&mut text, &registry).expect("writing to a String cannot fail");
+    text
+}
