@@ -1,7 +1,8 @@
-//! End to end with real processes on loopback: `frog2frog origin`, `frog2frog control`, six
-//! `frog2frog agent`s, and an unmodified player (ffmpeg) reading the live stream through each
-//! agent's proxy for a minute, HLS in one test and DASH in the other. Two agents are killed
-//! half-way; the others' players must not notice.
+//! End to end with real processes on loopback: `frog2frog origin` (or nginx serving a live HLS
+//! stream that ffmpeg encodes), `frog2frog control`, six `frog2frog agent`s, and an unmodified
+//! player (ffmpeg) reading the live stream through each agent's proxy for a minute: HLS, DASH,
+//! and nginx's HLS in three tests. Two agents are killed half-way; the others' players must
+//! not notice.
 //!
 //! Checked: no surviving player's request failed and every player exits cleanly; every segment
 //! a surviving agent returned has the origin's exact bytes, with no gap in either rendition;
@@ -165,16 +166,24 @@ fn swarm_of_players(dash: bool) {
         if dash { "DASH:" } else { "HLS:" },
     )
     .to_owned();
+    let label = if dash { "DASH" } else { "HLS" };
+    play_and_check(&stream, &origin_key, 2, label);
+}
+
+/// Six agents and their players on `stream` (whose origin signs with `origin_key`) for
+/// `PLAY_SECS`, two agents killed half-way; checks the survivors as the module says.
+/// `renditions`: how many segment directories each player reads.
+fn play_and_check(stream: &str, origin_key: &str, renditions: usize, label: &str) {
     let (_control, lines) = start(&["control", "--listen", "127.0.0.1:0"], &["tracker:"]);
     let tracker = after(&lines[0], "tracker:").to_owned();
-    let dir = std::env::temp_dir().join(format!("f2f-e2e-{}-{dash}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("f2f-e2e-{}-{label}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let agents: Vec<_> = (0..AGENTS)
         .map(|i| {
             start_agent(
                 &tracker,
-                &origin_key,
-                &stream,
+                origin_key,
+                stream,
                 &dir.join(format!("agent{i}.key")),
             )
         })
@@ -213,11 +222,18 @@ fn swarm_of_players(dash: bool) {
             );
             assert!(d.p2p_bytes <= d.bytes);
             let (dir, file) = d.url.rsplit_once('/').unwrap();
-            if let Some(n) = file.strip_suffix(".m4s").and_then(|n| n.parse().ok()) {
+            let stem = file.split('.').next().unwrap_or(file);
+            let digits = stem.trim_start_matches(|c: char| !c.is_ascii_digit());
+            if let (Some(".m4s" | ".ts"), Ok(n)) = (file.get(stem.len()..), digits.parse()) {
                 numbers.entry(dir.to_owned()).or_default().push(n);
             }
         }
-        assert_eq!(numbers.len(), 2, "video and audio: {:?}", numbers.keys());
+        assert_eq!(
+            numbers.len(),
+            renditions,
+            "renditions: {:?}",
+            numbers.keys()
+        );
         for (rendition, mut ns) in numbers {
             ns.sort_unstable();
             ns.dedup();
@@ -236,12 +252,118 @@ fn swarm_of_players(dash: bool) {
     }
     let offload = p2p / total;
     eprintln!(
-        "{}: offload {:.1} % over the surviving agents",
-        if dash { "DASH" } else { "HLS" },
+        "{label}: offload {:.1} % over the surviving agents",
         offload * 100.0
     );
     assert!(offload >= 0.6, "offload {:.1} %", offload * 100.0);
     drop(players);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The same with a stream the project did not make: ffmpeg encodes a live HLS stream (MPEG-TS,
+/// muxed) into a directory, nginx serves it, and `frog2frog sign --watch` publishes its signed
+/// hashes beside the playlist, as an origin operator would.
+#[test]
+fn nginx_and_ffmpeg_live_hls_through_six_agents() {
+    let dir = std::env::temp_dir().join(format!("f2f-e2e-{}-nginx", std::process::id()));
+    let www = dir.join("www/live");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = dir.join("nginx.conf");
+    let d = dir.display();
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{}}\nhttp {{\n access_log off;\n client_body_temp_path {d}/tmp;\n\
+             proxy_temp_path {d}/tmp;\n fastcgi_temp_path {d}/tmp;\n uwsgi_temp_path {d}/tmp;\n\
+             scgi_temp_path {d}/tmp;\n types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}\n\
+             default_type text/plain;\n server {{\n  listen 127.0.0.1:{port};\n  root {d}/www;\n\
+             add_header Cache-Control no-cache;\n }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let _nginx = Proc(
+        // Debian puts it in /usr/sbin, which a non-root PATH may lack.
+        Command::new(
+            ["/usr/sbin/nginx", "nginx"]
+                .into_iter()
+                .find(|p| std::path::Path::new(p).exists())
+                .unwrap_or("nginx"),
+        )
+        .args(["-e", &format!("{d}/error.log"), "-p", &d.to_string(), "-c"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx is installed (.ci/run installs it)"),
+    );
+    let playlist = www.join("index.m3u8");
+    let _encoder = Proc(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-g",
+                "50",
+                "-keyint_min",
+                "50",
+            ])
+            .args([
+                "-sc_threshold",
+                "0",
+                "-b:v",
+                "900k",
+                "-maxrate",
+                "900k",
+                "-bufsize",
+                "900k",
+            ])
+            .args(["-c:a", "aac", "-b:a", "64k", "-f", "hls", "-hls_time", "2"])
+            .args(["-hls_list_size", "6", "-hls_segment_filename"])
+            .arg(www.join("seg%05d.ts"))
+            .arg(&playlist)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg is installed"),
+    );
+    let key = dir.join("origin.key");
+    let mut signer = Command::new(BIN);
+    signer
+        .args(["sign", "--new-key", "--watch", "--key"])
+        .arg(&key)
+        .arg(&playlist)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // The signer needs the playlist: wait for ffmpeg's first three segments.
+    let ready = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&playlist).map_or(0, |p| p.matches("#EXTINF").count()) < 3 {
+        assert!(Instant::now() < ready, "ffmpeg wrote no live playlist");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut signer = signer.spawn().expect("frog2frog sign starts");
+    let mut lines = BufReader::new(signer.stderr.take().unwrap()).lines();
+    let origin_key = loop {
+        let line = lines.next().expect("signer output").unwrap();
+        if let Some(key) = line.strip_prefix("origin key ") {
+            break key.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let _signer = Proc(signer);
+    let stream = format!("http://127.0.0.1:{port}/live/index.m3u8");
+    play_and_check(&stream, &origin_key, 1, "nginx HLS");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
