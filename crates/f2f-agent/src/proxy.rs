@@ -31,7 +31,7 @@ use crate::rewrite;
 pub struct Proxy {
     /// Where it listens.
     pub addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
+    _server: f2f_http::Server,
 }
 
 impl Proxy {
@@ -41,30 +41,23 @@ impl Proxy {
     ///
     /// The address cannot be bound.
     pub async fn start(agent: Agent, addr: SocketAddr) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        let state = ProxyState {
-            agent,
-            base: format!("http://{addr}"),
-        };
-        let app = Router::new().fallback(handle).with_state(state);
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!("proxy stopped: {e}");
-            }
-        });
-        Ok(Self { addr, task })
+        let server = f2f_http::Server::start(addr, "proxy", |addr| {
+            let state = ProxyState {
+                agent,
+                base: format!("http://{addr}"),
+            };
+            Router::new().fallback(handle).with_state(state)
+        })
+        .await?;
+        Ok(Self {
+            addr: server.addr,
+            _server: server,
+        })
     }
 
     /// The URL to give a player for `origin_url` (rewriting mode).
     pub fn url_for(&self, origin_url: &str) -> String {
         rewrite::proxied(&format!("http://{}", self.addr), origin_url)
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 

@@ -229,45 +229,28 @@ pub struct Control {
     pub addr: SocketAddr,
     /// The authority key its certificates are signed with.
     pub authority: PublicKey,
-    task: tokio::task::JoinHandle<()>,
+    _server: f2f_http::Server,
 }
 
 impl Control {
-    /// Serves `tracker` on `addr` (port 0: any) until dropped or [`Self::stop`]ped.
+    /// Serves `tracker` on `addr` (port 0: any) until dropped.
     ///
     /// # Errors
     ///
     /// The address cannot be bound.
     pub async fn start(tracker: Tracker, addr: SocketAddr) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
         let authority = tracker.authority();
         let app = router(Arc::new(tracker));
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!("control plane stopped: {e}");
-            }
-        });
+        let server = f2f_http::Server::start(addr, "control plane", |_| app).await?;
         Ok(Self {
-            addr,
+            addr: server.addr,
             authority,
-            task,
+            _server: server,
         })
     }
 
     /// The signalling socket's URL.
     pub fn signal_url(&self) -> String {
         format!("ws://{}/v1/signal", self.addr)
-    }
-
-    /// Stops serving: the listener closes (open sockets end with their tasks' runtime).
-    pub fn stop(self) {
-        self.task.abort();
-    }
-}
-
-impl Drop for Control {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }

@@ -107,3 +107,41 @@ fn unsatisfiable(len: u64) -> Response {
         .typed_insert(headers::ContentRange::unsatisfied_bytes(len));
     r
 }
+
+/// An axum router served on its own task, stopped when this is dropped.
+#[derive(Debug)]
+pub struct Server {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds `addr` (port 0: any) and serves the router `app` makes for the bound address;
+    /// `name` labels the error if serving ends.
+    ///
+    /// # Errors
+    ///
+    /// The address cannot be bound.
+    pub async fn start(
+        addr: std::net::SocketAddr,
+        name: &'static str,
+        app: impl FnOnce(std::net::SocketAddr) -> axum::Router,
+    ) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let app = app(addr);
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("{name} stopped: {e}");
+            }
+        });
+        Ok(Self { addr, task })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

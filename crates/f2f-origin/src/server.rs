@@ -22,7 +22,7 @@ use crate::token::{Session, TOKEN_PARAM};
 pub struct Origin {
     /// Where it listens.
     pub addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
+    _server: f2f_http::Server,
 }
 
 impl Origin {
@@ -32,15 +32,12 @@ impl Origin {
     ///
     /// The address cannot be bound.
     pub async fn start(live: Live, addr: SocketAddr) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
         let app = router(Arc::new(live));
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!("origin stopped: {e}");
-            }
-        });
-        Ok(Self { addr, task })
+        let server = f2f_http::Server::start(addr, "origin", |_| app).await?;
+        Ok(Self {
+            addr: server.addr,
+            _server: server,
+        })
     }
 
     /// The HLS multivariant playlist's URL (without a token).
@@ -51,12 +48,6 @@ impl Origin {
     /// The DASH MPD's URL (without a token).
     pub fn dash_url(&self) -> String {
         format!("http://{}/live/manifest.mpd", self.addr)
-    }
-}
-
-impl Drop for Origin {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -77,10 +68,6 @@ pub fn router(live: Arc<Live>) -> Router {
 
 type Params = Query<HashMap<String, String>>;
 
-fn error(status: StatusCode, why: &str) -> Refused {
-    Refused::new(status, why)
-}
-
 /// The viewer's session and token, when tokens are on; an error response when they are on and
 /// the token is missing or bad.
 fn authorise(live: &Live, params: &Params) -> Result<Option<(Session, String)>, Refused> {
@@ -89,10 +76,10 @@ fn authorise(live: &Live, params: &Params) -> Result<Option<(Session, String)>, 
     };
     let token = params
         .get(TOKEN_PARAM)
-        .ok_or_else(|| error(StatusCode::FORBIDDEN, "missing token"))?;
+        .ok_or_else(|| Refused::new(StatusCode::FORBIDDEN, "missing token"))?;
     let session = key
         .check(token, unix_secs(SystemTime::now()))
-        .map_err(|e| error(StatusCode::FORBIDDEN, &e.to_string()))?;
+        .map_err(|e| Refused::new(StatusCode::FORBIDDEN, e.to_string()))?;
     Ok(Some((session, token.clone())))
 }
 
@@ -124,12 +111,14 @@ async fn media(
         return match (authorise(&live, &params), hashes) {
             (Err(e), _) => e.into_response(),
             (Ok(_), Some(text)) => text_response(text, "text/plain; charset=utf-8"),
-            (Ok(_), None) => error(StatusCode::NOT_FOUND, "no signed hashes").into_response(),
+            (Ok(_), None) => {
+                Refused::new(StatusCode::NOT_FOUND, "no signed hashes").into_response()
+            }
         };
     }
     let rendition = playlist.strip_suffix(".m3u8").and_then(Rendition::parse);
     let Some(rendition) = rendition else {
-        return error(StatusCode::NOT_FOUND, "no such playlist").into_response();
+        return Refused::new(StatusCode::NOT_FOUND, "no such playlist").into_response();
     };
     match authorise(&live, &params) {
         Ok(s) => text_response(
@@ -160,14 +149,14 @@ fn number(file: &str) -> Option<u64> {
 }
 
 fn rendition(name: &str) -> Result<Rendition, Refused> {
-    Rendition::parse(name).ok_or_else(|| error(StatusCode::NOT_FOUND, "no such rendition"))
+    Rendition::parse(name).ok_or_else(|| Refused::new(StatusCode::NOT_FOUND, "no such rendition"))
 }
 
 /// The segment a file name asks for, once it is published. A request for a segment in progress
 /// is held until it is complete, as a live origin with chunked delivery would: clients that
 /// compute the live edge from the clock (ffmpeg's DASH reader) ask for it early.
 async fn published(live: &Live, file: &str) -> Result<u64, Refused> {
-    let not_found = || error(StatusCode::NOT_FOUND, "no such segment");
+    let not_found = || Refused::new(StatusCode::NOT_FOUND, "no such segment");
     let n = number(file).ok_or_else(not_found)?;
     let wait = live
         .until_published(n, SystemTime::now())
@@ -216,7 +205,7 @@ async fn variant_segment(
         let variant = match (rendition(&name)?, variant.as_str()) {
             (Rendition::Video, "a") => 'a',
             (Rendition::Video, "b") => 'b',
-            _ => return Err(error(StatusCode::NOT_FOUND, "no such variant")),
+            _ => return Err(Refused::new(StatusCode::NOT_FOUND, "no such variant")),
         };
         let n = published(&live, &file).await?;
         Ok(live.segment(Rendition::Video, n, &Copy::Variant(variant)))
@@ -238,7 +227,7 @@ async fn ad_segment(
         let rendition = rendition(&name)?;
         let n = published(&live, &file).await?;
         if !live.is_ad(n) {
-            return Err(error(StatusCode::NOT_FOUND, "no ad in this slot"));
+            return Err(Refused::new(StatusCode::NOT_FOUND, "no ad in this slot"));
         }
         Ok(live.segment(rendition, n, &Copy::Ad(viewer)))
     };
