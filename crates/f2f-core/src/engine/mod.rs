@@ -43,6 +43,7 @@ mod links;
 mod peer;
 mod quorum;
 mod receipts;
+mod relay;
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -79,6 +80,7 @@ use availability::Availability;
 use peer::{Conn, Peer, Phase};
 use quorum::Quorum;
 use receipts::Ledger;
+use relay::{Relay, Route, SIGNAL_TTL};
 use watch::Watch;
 
 /// Personal keys remembered (a few live windows' worth of ad segments).
@@ -158,6 +160,15 @@ pub enum Input {
         /// The body from the requested offset on (to the requested end), or why it failed.
         result: Result<Bytes, CdnError>,
     },
+    /// A signalling payload for `to` (a WebRTC offer or answer) to carry through the overlay:
+    /// straight to `to` when connected to it, else flooded to neighbours' neighbours. Use it
+    /// when [`Engine::can_relay`]; the payload arrives as [`Output::Signal`].
+    Signal {
+        /// The addressee.
+        to: PeerId,
+        /// Opaque to the engine, at most [`crate::wire::Limits::max_signal_len`] bytes.
+        payload: Bytes,
+    },
     /// New configuration (remote config); invalid configs are refused.
     UpdateConfig(Arc<Config>),
     /// A renewed certificate for our key (after [`Output::RenewCertificate`]).
@@ -218,6 +229,13 @@ pub enum Output {
     },
     /// A load failed: every source was exhausted.
     LoadFailed(SegmentKey),
+    /// A peer's signalling payload for us, relayed through the overlay ([`Input::Signal`]).
+    Signal {
+        /// Who wrote it, as claimed: connect only to that id, so the handshake checks it.
+        from: PeerId,
+        /// The payload.
+        payload: Bytes,
+    },
     /// The overlay is empty: the driver should ask the bootstrap for entry peers.
     NeedBootstrap,
     /// No trusted hash is known for a segment the engine wants (a neighbour announced it before
@@ -307,6 +325,7 @@ pub struct Engine {
     budget_gain: f64,
     /// Peers told `Busy` since the uploads last went idle: they hear when they do.
     turned_away: Vec<PeerId>,
+    relay: Relay,
     next_maintain: Instant,
     /// Timer work up to this instant is done; later timers only.
     timers_done: Instant,
@@ -375,6 +394,7 @@ impl Engine {
             created: now,
             first_p2p_byte: false,
             turned_away: Vec::new(),
+            relay: Relay::default(),
             budget_gain: 1.0,
             joined_with_peers: false,
             media_bps: None,
@@ -429,6 +449,11 @@ impl Engine {
     /// Current overlay (active view) neighbours.
     pub fn overlay_neighbours(&self) -> &[PeerId] {
         self.membership.active()
+    }
+
+    /// Whether a connection is ready to carry [`Input::Signal`]s.
+    pub fn can_relay(&self) -> bool {
+        self.peers.values().any(|p| p.conn.phase() == Phase::Ready)
     }
 
     /// Estimated number of peers in the swarm.
@@ -493,6 +518,7 @@ impl Engine {
                 self.sketch.set_config(config.size.clone());
                 self.config = config;
             }
+            Input::Signal { to, payload } => self.send_signal(to, payload),
             Input::Certificate(cert) => self.on_certificate(*cert)?,
             Input::SegmentHash { key, hash, size } => self.trust_hash(key, hash, size, now),
             Input::Revocations(list) => self.on_revocations(None, &list, now),
@@ -559,8 +585,74 @@ impl Engine {
         self.left = true;
     }
 
+    /// Ready connections, except `not`.
+    fn ready_peers(&self, not: &[PeerId]) -> Vec<PeerId> {
+        (self.peers.iter())
+            .filter(|(id, p)| p.conn.phase() == Phase::Ready && !not.contains(id))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn is_ready(&self, peer: &PeerId) -> bool {
+        (self.peers.get(peer)).is_some_and(|p| p.conn.phase() == Phase::Ready)
+    }
+
+    fn send_signal(&mut self, to: PeerId, payload: Bytes) {
+        self.relay.sent(self.me, to, &payload);
+        let from = self.me;
+        let (targets, ttl) = if self.is_ready(&to) {
+            (vec![to], 0)
+        } else {
+            (self.ready_peers(&[]), SIGNAL_TTL - 1)
+        };
+        for peer in targets {
+            let payload = payload.clone();
+            let msg = Message::Signal {
+                from,
+                to,
+                ttl,
+                payload,
+            };
+            self.send(peer, msg);
+        }
+    }
+
+    /// A signal from neighbour `via`, written by `writer` for `to`.
+    fn on_signal(
+        &mut self,
+        via: PeerId,
+        (writer, to): (PeerId, PeerId),
+        ttl: u8,
+        payload: Bytes,
+        now: Instant,
+    ) {
+        let direct = self.is_ready(&to);
+        let ids = (self.me, writer, to);
+        let targets = match self.relay.route(via, ids, ttl, &payload, direct, now) {
+            Route::Deliver => {
+                let from = writer;
+                self.out.push_back(Output::Signal { from, payload });
+                return;
+            }
+            Route::Drop => return,
+            Route::Direct => (vec![to], 0),
+            Route::Flood(left) => (self.ready_peers(&[via, writer]), left),
+        };
+        let (targets, ttl) = targets;
+        for peer in targets {
+            let msg = Message::Signal {
+                from: writer,
+                to,
+                ttl,
+                payload: payload.clone(),
+            };
+            self.send(peer, msg);
+        }
+    }
+
     fn on_peer_gone(&mut self, peer: PeerId, reachable: bool, now: Instant) {
         self.peers.remove(&peer);
+        self.relay.forget(&peer);
         self.availability.forget_peer(&peer);
         self.membership.handle_peer_down(peer, reachable, now);
         self.drain_membership();
@@ -614,6 +706,12 @@ impl Engine {
                 self.membership.handle_message(from, &msg, now);
                 self.drain_membership();
             }
+            Message::Signal {
+                from: writer,
+                to,
+                ttl,
+                payload,
+            } => self.on_signal(from, (writer, to), ttl, payload, now),
             Message::LinkRequest => self.on_link_request(from, now),
             Message::LinkReply { accepted } => self.on_link_reply(from, accepted, now),
             Message::LinkDrop => self.on_link_drop(from, now),

@@ -61,6 +61,8 @@ pub struct Limits {
     pub max_revocations: usize,
     /// Most signers in a [`Message::Attest`] (each carries a 201-byte certificate). Default: 16.
     pub max_attesters: usize,
+    /// Longest [`Message::Signal`] payload, in bytes. Default: 16 KiB (an SDP offer is 1–2 KiB).
+    pub max_signal_len: usize,
 }
 
 impl Default for Limits {
@@ -72,6 +74,7 @@ impl Default for Limits {
             max_bitmap_bytes: 256,
             max_revocations: 4096,
             max_attesters: 16,
+            max_signal_len: 16 << 10,
         }
     }
 }
@@ -143,6 +146,14 @@ pub enum DecodeError {
     /// A piece's payload exceeds [`Limits::max_piece_len`].
     #[error("piece payload of {len} bytes exceeds the limit of {max}")]
     PieceTooLong {
+        /// Declared payload length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A signal's payload exceeds [`Limits::max_signal_len`].
+    #[error("signal payload of {len} bytes exceeds the limit of {max}")]
+    SignalTooLong {
         /// Declared payload length.
         len: usize,
         /// The limit.
@@ -273,6 +284,18 @@ pub fn encode(msg: &Message) -> Frame {
         }
         Message::ShuffleReply { peers } => put_peers(&mut w, peers),
         Message::Disconnect { alive } => w.put_u8((*alive).into()),
+        Message::Signal {
+            from,
+            to,
+            ttl,
+            payload,
+        } => {
+            w.put_slice(from.as_bytes());
+            w.put_slice(to.as_bytes());
+            w.put_u8(*ttl);
+            put_len(&mut w, payload.len());
+            w.put_slice(payload);
+        }
         Message::Have {
             load,
             upload_kbps,
@@ -439,6 +462,7 @@ pub fn decode(frame: &Frame, limits: &Limits) -> Result<Message, DecodeError> {
         Kind::Disconnect => Message::Disconnect {
             alive: r.bool("Disconnect.alive")?,
         },
+        Kind::Signal => decode_signal(&mut r, limits)?,
         Kind::LinkRequest => Message::LinkRequest,
         Kind::LinkReply => Message::LinkReply {
             accepted: r.bool("LinkReply.accepted")?,
@@ -640,6 +664,26 @@ fn decode_request(r: &mut Reader) -> Result<Message, DecodeError> {
     Ok(Message::Request { key, offset, end })
 }
 
+fn decode_signal(r: &mut Reader, limits: &Limits) -> Result<Message, DecodeError> {
+    let from = r.peer("Signal.from")?;
+    let to = r.peer("Signal.to")?;
+    let ttl = r.u8("Signal.ttl")?;
+    let len = r.len("Signal.payload")?;
+    if len > limits.max_signal_len {
+        return Err(DecodeError::SignalTooLong {
+            len,
+            max: limits.max_signal_len,
+        });
+    }
+    let payload = r.bytes(len, "Signal.payload")?;
+    Ok(Message::Signal {
+        from,
+        to,
+        ttl,
+        payload,
+    })
+}
+
 fn decode_piece(r: &mut Reader, limits: &Limits) -> Result<Message, DecodeError> {
     let key = r.key("Piece.key")?;
     let offset = r.u64("Piece.offset")?;
@@ -742,6 +786,7 @@ enum Kind {
     Shuffle = 0x14,
     ShuffleReply = 0x15,
     Disconnect = 0x16,
+    Signal = 0x17,
     LinkRequest = 0x20,
     LinkReply = 0x21,
     LinkDrop = 0x22,
@@ -757,7 +802,7 @@ enum Kind {
 }
 
 impl Kind {
-    const ALL: [Self; 22] = [
+    const ALL: [Self; 23] = [
         Self::Handshake,
         Self::Proof,
         Self::Revocations,
@@ -768,6 +813,7 @@ impl Kind {
         Self::Shuffle,
         Self::ShuffleReply,
         Self::Disconnect,
+        Self::Signal,
         Self::LinkRequest,
         Self::LinkReply,
         Self::LinkDrop,
@@ -798,6 +844,7 @@ impl Kind {
             Message::Shuffle { .. } => Self::Shuffle,
             Message::ShuffleReply { .. } => Self::ShuffleReply,
             Message::Disconnect { .. } => Self::Disconnect,
+            Message::Signal { .. } => Self::Signal,
             Message::LinkRequest => Self::LinkRequest,
             Message::LinkReply { .. } => Self::LinkReply,
             Message::LinkDrop => Self::LinkDrop,
@@ -825,6 +872,7 @@ impl Kind {
             Self::Shuffle => "Shuffle",
             Self::ShuffleReply => "ShuffleReply",
             Self::Disconnect => "Disconnect",
+            Self::Signal => "Signal",
             Self::LinkRequest => "LinkRequest",
             Self::LinkReply => "LinkReply",
             Self::LinkDrop => "LinkDrop",

@@ -90,6 +90,18 @@ pub enum Message {
         /// The sender stays online (keep it in the passive view); false when it leaves the swarm.
         alive: bool,
     },
+    /// A driver's signalling payload (a WebRTC offer or answer) for `to`, relayed through the
+    /// overlay (see the engine's `relay` module).
+    Signal {
+        /// The peer that wrote it (unchecked by relays; the connection's handshake checks it).
+        from: PeerId,
+        /// The addressee.
+        to: PeerId,
+        /// Hops it may still be flooded.
+        ttl: u8,
+        /// Opaque to the engine; decoding rejects more than [`super::Limits::max_signal_len`].
+        payload: Bytes,
+    },
     /// Asks the receiver to become a data neighbour (exchange availability and segments).
     LinkRequest,
     /// Answer to [`Message::LinkRequest`].

@@ -150,6 +150,8 @@ pub(crate) struct Node {
     pub(crate) renewals: Vec<UnixTime>,
     /// `Output::Receipts`: what the node's receivers vouched for.
     pub(crate) receipts: Vec<ReceiptBundle>,
+    /// `Output::Signal`s: relayed signalling payloads and their claimed writers.
+    pub(crate) signals: Vec<(PeerId, Bytes)>,
 }
 
 /// Something that happens at a virtual time.
@@ -413,6 +415,7 @@ impl Net {
             Output::NeedHash(key) => self.give_hash(ix, key),
             Output::RenewCertificate { expires } => self.nodes[ix].renewals.push(expires),
             Output::Receipts(bundle) => self.nodes[ix].receipts.push(*bundle),
+            Output::Signal { from, payload } => self.nodes[ix].signals.push((from, payload)),
             Output::Event(e) => self.nodes[ix].events.push(e),
             other => panic!("the harness does not know {other:?}"),
         }

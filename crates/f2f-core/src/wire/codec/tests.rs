@@ -319,6 +319,18 @@ fn piece_limits() {
     ));
 }
 
+#[test]
+fn signal_payload_is_bounded_before_it_is_read() {
+    let max = limits().max_signal_len;
+    let mut body = vec![0x11; 64];
+    body.push(2);
+    body.extend_from_slice(&u32::try_from(max + 1).unwrap().to_be_bytes());
+    assert_eq!(
+        decode(&contiguous(&framed(0x17, &body)), &limits()),
+        Err(DecodeError::SignalTooLong { len: max + 1, max })
+    );
+}
+
 fn bitmap_body(base: u64, bits: &[u8], variants: u16) -> Vec<u8> {
     let mut body = vec![0x22; 32];
     body.extend_from_slice(&7u64.to_be_bytes());
@@ -586,6 +598,7 @@ fn _every_variant_has_a_strategy(msg: &Message) {
         | Message::Shuffle { .. }
         | Message::ShuffleReply { .. }
         | Message::Disconnect { .. }
+        | Message::Signal { .. }
         | Message::LinkRequest
         | Message::LinkReply { .. }
         | Message::LinkDrop
@@ -646,6 +659,18 @@ fn message() -> impl Strategy<Value = Message> {
         }),
         peers().prop_map(|peers| Message::ShuffleReply { peers }),
         any::<bool>().prop_map(|alive| Message::Disconnect { alive }),
+        (
+            peer_id(),
+            peer_id(),
+            any::<u8>(),
+            prop::collection::vec(any::<u8>(), 0..64)
+        )
+            .prop_map(|(from, to, ttl, payload)| Message::Signal {
+                from,
+                to,
+                ttl,
+                payload: Bytes::from(payload),
+            }),
         Just(Message::LinkRequest),
         any::<bool>().prop_map(|accepted| Message::LinkReply { accepted }),
         Just(Message::LinkDrop),
