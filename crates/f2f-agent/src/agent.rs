@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -19,9 +19,12 @@ use f2f_core::integrity::SignedHashes;
 use f2f_core::time::Instant;
 use tokio::sync::oneshot;
 
+use crate::capture::Capture;
 use crate::cdn::{Cdn, CdnBody, CdnError};
-use crate::loader::{LoadError, LoadRequest, Segment, Source};
+use crate::loader::{LoadError, LoadEvent, LoadRequest, Segment, Source};
 use crate::node::{self, Command, Listing, NodeConfig, NodeError, NodeHandle, NodeStats};
+use crate::rejoin::Memory;
+use crate::relay;
 use crate::transport::{ChannelConfig, Endpoint};
 
 /// How long a swarm whose node could not start (tracker down) plays from the CDN before the
@@ -31,8 +34,6 @@ const RETRY_START: Duration = Duration::from_secs(10);
 const MAX_SEGMENTS: usize = 8192;
 /// The largest signed-hashes file read (a live window is a few KiB).
 const MAX_HASHES_LEN: usize = 1 << 20;
-/// A live manifest is no longer polled once its swarm had no request for this long.
-const POLL_IDLE: Duration = Duration::from_secs(20);
 
 /// What an agent is and where it connects.
 #[derive(Clone, Debug)]
@@ -49,6 +50,11 @@ pub struct AgentConfig {
     pub cdn_timeout: Duration,
     /// The origin's key, when it publishes signed segment hashes (`<manifest>.f2f-hashes`).
     pub origin_key: Option<PublicKey>,
+    /// A swarm with no manifest or segment request for this long is left (its live manifests
+    /// stop being polled, its node says goodbye to its neighbours).
+    pub swarm_idle: Duration,
+    /// Record every message sent to peers in this file (see [`crate::capture`]'s format).
+    pub capture: Option<std::path::PathBuf>,
 }
 
 impl AgentConfig {
@@ -71,6 +77,8 @@ impl AgentConfig {
             canonical: CanonicalConfig::default(),
             cdn_timeout: Duration::from_secs(10),
             origin_key: None,
+            swarm_idle: Duration::from_secs(20),
+            capture: None,
         }
     }
 
@@ -189,6 +197,12 @@ pub(crate) struct Shared {
     polls: Mutex<HashMap<String, SwarmId>>,
     /// When each swarm last had a manifest or segment request.
     used: Mutex<HashMap<SwarmId, Instant>>,
+    /// Certificates and members' contacts of the swarms joined, to come back without the
+    /// tracker.
+    memory: Memory,
+    /// This agent's signalling contact, once served ([`Agent::serve_contact`]).
+    contact: OnceLock<String>,
+    capture: Option<Capture>,
 }
 
 /// One segment the loader returned: the delivery-verification record (the URL without the
@@ -298,6 +312,7 @@ impl Agent {
             .map_err(|e| AgentError::Config(e.to_string()))?;
         let canon = Canonicalizer::new(config.canonical.clone())
             .map_err(|e| AgentError::Config(e.to_string()))?;
+        let capture = config.capture.as_deref().map(Capture::create).transpose()?;
         Ok(Self {
             shared: Arc::new(Shared {
                 engine: Arc::new(config.engine.clone()),
@@ -310,6 +325,9 @@ impl Agent {
                 loads: LoadCounters::default(),
                 polls: Mutex::new(HashMap::new()),
                 used: Mutex::new(HashMap::new()),
+                memory: Memory::default(),
+                contact: OnceLock::new(),
+                capture,
             }),
         })
     }
@@ -345,6 +363,50 @@ impl Agent {
             .iter()
             .cloned()
             .collect()
+    }
+
+    /// Serves this agent's signalling contact on `addr` and advertises it to the tracker from
+    /// the next join on: members that come back while the tracker is away reconnect through
+    /// it. The contact runs until the returned server is dropped.
+    ///
+    /// # Errors
+    ///
+    /// The address cannot be bound.
+    pub async fn serve_contact(&self, addr: SocketAddr) -> std::io::Result<f2f_http::Server> {
+        let server =
+            f2f_http::Server::start(addr, "signalling contact", |_| relay::router(self.clone()))
+                .await?;
+        let _ = self
+            .shared
+            .contact
+            .set(format!("ws://{}/v1/signal", server.addr));
+        Ok(server)
+    }
+
+    /// The running node of `swarm`, without starting one.
+    pub(crate) async fn running(&self, swarm: SwarmId) -> Option<NodeHandle> {
+        match self.shared.swarms.lock().await.get(&swarm) {
+            Some(SwarmState::Running(node)) if !node.commands.is_closed() => Some(node.clone()),
+            _ => None,
+        }
+    }
+
+    /// Leaves `swarm` if nothing asked for it for [`AgentConfig::swarm_idle`].
+    async fn leave_if_idle(&self, swarm: SwarmId) {
+        if !self.idle(swarm) {
+            return;
+        }
+        let mut swarms = self.shared.swarms.lock().await;
+        if let Some(SwarmState::Running(node)) = swarms.remove(&swarm) {
+            tracing::info!("swarm {swarm} idle: leaving");
+            let _ = node.commands.send(Command::Leave).await;
+        }
+    }
+
+    fn idle(&self, swarm: SwarmId) -> bool {
+        let used = self.shared.used.lock().unwrap_or_else(|e| e.into_inner());
+        let limit = self.shared.config.swarm_idle;
+        used.get(&swarm).is_none_or(|at| at.elapsed() > limit)
     }
 
     /// Leaves every swarm politely.
@@ -388,11 +450,11 @@ impl Agent {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(period).await;
-                let idle = {
-                    let used = agent.shared.used.lock().unwrap_or_else(|e| e.into_inner());
-                    used.get(&swarm).is_none_or(|at| at.elapsed() > POLL_IDLE)
-                };
-                if idle || agent.refresh(&url).await.is_err() {
+                if agent.idle(swarm) {
+                    agent.leave_if_idle(swarm).await;
+                    break;
+                }
+                if agent.refresh(&url).await.is_err() {
                     break;
                 }
             }
@@ -645,6 +707,9 @@ impl Agent {
         let config = NodeConfig {
             tracker: shared.config.tracker.clone(),
             engine: shared.engine.clone(),
+            contact: shared.contact.get().cloned(),
+            memory: shared.memory.clone(),
+            capture: shared.capture.clone(),
         };
         let start = node::start(
             swarm,
@@ -704,19 +769,42 @@ impl Agent {
         result
     }
 
+    /// A shareable segment the agent saw listed: its swarm, key, and when it is needed from
+    /// now (a segment still in progress at the CDN is needed a duration after it completes,
+    /// not after the request).
+    fn known(&self, url: &str) -> Option<(SwarmId, SegmentKey, Duration)> {
+        let index = self.shared.index.lock().unwrap_or_else(|e| e.into_inner());
+        (index.segments.get(url)).filter(|k| k.shareable).map(|k| {
+            let wait = k.available.saturating_duration_since(Instant::now());
+            (k.swarm, k.key, k.duration + wait)
+        })
+    }
+
+    /// Hints that the player will want `url` soon: its swarm loads it now, by the time it is
+    /// needed, and a later request is answered from the node's store. False when the agent
+    /// has not seen it listed as shareable or its swarm has no node.
+    pub async fn prefetch(&self, url: &str) -> bool {
+        let Some((swarm, key, duration)) = self.known(url) else {
+            return false;
+        };
+        let Some(node) = self.node(swarm).await else {
+            return false;
+        };
+        self.touch(swarm);
+        // Nobody waits on the answer; the engine keeps what it delivers.
+        let (reply, _) = oneshot::channel();
+        let load = Command::Load {
+            key,
+            deadline: Instant::now() + duration,
+            reply,
+            events: None,
+        };
+        node.commands.send(load).await.is_ok()
+    }
+
     /// The load, and the segment's duration if the agent knows it.
     async fn load(&self, request: LoadRequest) -> (Result<Segment, LoadError>, Option<Duration>) {
-        let known = {
-            let index = self.shared.index.lock().unwrap_or_else(|e| e.into_inner());
-            (index.segments.get(&request.url))
-                .filter(|k| k.shareable)
-                .map(|k| {
-                    // A segment still in progress at the CDN is needed a duration after it
-                    // completes, not after the request.
-                    let wait = k.available.saturating_duration_since(Instant::now());
-                    (k.swarm, k.key, k.duration + wait)
-                })
-        };
+        let known = self.known(&request.url);
         let duration = known.map(|(_, _, d)| d);
         if let Some((swarm, _, _)) = known {
             self.touch(swarm);
@@ -724,7 +812,9 @@ impl Agent {
         if let (Some((swarm, key, duration)), Source::Auto) = (known, request.source) {
             if let Some(node) = self.node(swarm).await {
                 let deadline = request.deadline.unwrap_or(duration);
-                match self.load_from_swarm(&node, key, deadline).await {
+                request.report(LoadEvent::Swarm);
+                let events = request.events.clone();
+                match self.load_from_swarm(&node, key, deadline, events).await {
                     Ok(segment) => return (Ok(segment), Some(duration)),
                     Err(e) => tracing::debug!("swarm could not deliver {key}: {e}; trying the CDN"),
                 }
@@ -744,12 +834,14 @@ impl Agent {
         node: &NodeHandle,
         key: SegmentKey,
         deadline: Duration,
+        events: Option<tokio::sync::mpsc::UnboundedSender<LoadEvent>>,
     ) -> Result<Segment, NodeError> {
         let (reply, answer) = oneshot::channel();
         let load = Command::Load {
             key,
             deadline: Instant::now() + deadline,
             reply,
+            events,
         };
         node.commands
             .send(load)
@@ -810,6 +902,7 @@ impl Agent {
                 backoff *= 2;
             }
             let target = &urls[attempt as usize % urls.len()];
+            request.report(LoadEvent::CdnAttempt(attempt));
             match self.shared.cdn.get(target, 0, None).await {
                 Ok(body) => return Ok(body),
                 // A client error will not change on retry.

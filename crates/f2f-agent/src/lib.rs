@@ -7,12 +7,15 @@
 //! unmodified player can use.
 
 mod agent;
+pub mod capture;
 pub mod cdn;
 pub mod keyfile;
 pub mod loader;
 mod metrics;
 pub mod node;
 pub mod proxy;
+mod rejoin;
+mod relay;
 pub mod rewrite;
 pub mod signalling;
 pub mod transport;

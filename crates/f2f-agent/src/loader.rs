@@ -5,10 +5,18 @@
 //! proxy) and returns its verified bytes, from peers or the CDN as the engine decides, within a
 //! deadline. Dropping the future cancels the load. Segments the agent does not know (init
 //! segments, personal ads, anything unlisted) come straight from the CDN.
+//!
+//! Requests are served in deadline order (the engine schedules earliest deadline first), so a
+//! request's priority is its deadline. [`Agent::prefetch`](crate::Agent::prefetch) hints at a
+//! segment the player will want: the swarm loads it into the node's store at its own deadline,
+//! and the later request is answered from there. Whether the node may ever fetch a new
+//! segment from the CDN first (P2P-preferred) is decided when the segment is listed, before
+//! any request, so it is the agent's setting (`Config::scheduler.source`), not a request's.
 
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::sync::mpsc;
 
 use crate::cdn::CdnError;
 
@@ -55,6 +63,20 @@ pub struct LoadRequest {
     pub source: Source,
     /// What to do when the CDN fails.
     pub retry: RetryPolicy,
+    /// Where to report the load's progress, if anywhere.
+    pub events: Option<mpsc::UnboundedSender<LoadEvent>>,
+}
+
+/// What a load is doing, as it happens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoadEvent {
+    /// The swarm took the request (peers, or the CDN when the engine decides so).
+    Swarm,
+    /// Verified bytes from peers arrived.
+    PeerBytes(u64),
+    /// A direct CDN request started (the first is attempt 0).
+    CdnAttempt(u32),
 }
 
 impl LoadRequest {
@@ -65,6 +87,13 @@ impl LoadRequest {
             deadline: None,
             source: Source::Auto,
             retry: RetryPolicy::default(),
+            events: None,
+        }
+    }
+
+    pub(crate) fn report(&self, event: LoadEvent) {
+        if let Some(events) = &self.events {
+            let _ = events.send(event);
         }
     }
 }

@@ -67,6 +67,33 @@ pub(crate) fn render(stats: &AgentStats) -> String {
         "Peer pieces that failed verification",
         sum(|s| s.engine.corrupt_pieces),
     );
+    let signals = Family::<Vec<(String, String)>, Counter<u64>>::default();
+    for (via, count) in [
+        ("tracker", sum(|s| s.signals.tracker)),
+        ("overlay", sum(|s| s.signals.overlay)),
+        ("guest", sum(|s| s.signals.guest)),
+    ] {
+        signals
+            .get_or_create(&vec![("via".into(), via.into())])
+            .inc_by(count);
+    }
+    registry.register(
+        "signals_sent",
+        "WebRTC offers and answers sent, by route (tracker, overlay relay, guest socket)",
+        signals,
+    );
+    counter(
+        &mut registry,
+        "guests_admitted",
+        "Members that came back through this agent's signalling contact",
+        sum(|s| s.guests_admitted),
+    );
+    counter(
+        &mut registry,
+        "connections_opened",
+        "Peer connections opened in the swarms joined now",
+        sum(|s| s.engine.connections),
+    );
     let sum_gauge =
         |f: fn(&crate::node::NodeStats) -> usize| stats.swarms.iter().map(f).sum::<usize>() as i64;
     gauge(
@@ -89,8 +116,14 @@ pub(crate) fn render(stats: &AgentStats) -> String {
     );
     gauge(
         &mut registry,
+        "swarms_via_member",
+        "Swarms joined through a member's contact while the tracker was away",
+        sum_gauge(|s| usize::from(s.via_member)),
+    );
+    gauge(
+        &mut registry,
         "tracker_connected",
-        "Swarms whose tracker socket is up",
+        "Swarms whose signalling socket (the tracker, or a member's contact) is up",
         sum_gauge(|s| usize::from(s.tracker)),
     );
     let mut text = String::new();

@@ -8,12 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use f2f_control::protocol::{FromTracker, HexPeer, Signal, ToTracker, welcome_identity};
+use f2f_control::protocol::{
+    FromTracker, MAX_SDP_LEN, Signal, ToTracker, joined_certificate, welcome,
+};
 use f2f_core::config::Config;
 use f2f_core::engine::{CdnError as EngineCdnError, Engine, Input, Output, SegmentInfo};
 use f2f_core::id::{PeerId, SegmentKey, SwarmId};
 use f2f_core::identity::{
-    Bls, ChannelBinding, Crypto, Fingerprint, Identity, Keypair, UnixTime, prove_possession,
+    Bls, CertificateVerifier, ChannelBinding, Crypto, Fingerprint, Identity, Keypair, PublicKey,
+    Revocations, Signature, UnixTime, verify_possession,
 };
 use f2f_core::integrity::SegmentHash;
 use f2f_core::membership::NetGroup;
@@ -25,8 +28,11 @@ use f2f_core::wire::Frame;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::capture::Capture;
 use crate::cdn::{Cdn, CdnError};
-use crate::signalling::{self, SignalError, TrackerLink};
+use crate::loader::LoadEvent;
+use crate::rejoin::{self, Entry, Joining, Memory};
+use crate::signalling::{SignalError, TrackerLink};
 use crate::transport::{ConnId, Endpoint, TransportError, TransportEvent};
 
 /// A connection attempt that has not opened by then is given up.
@@ -35,6 +41,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const TICK: Duration = Duration::from_secs(1);
 /// Wait between attempts to reach a lost tracker.
 const TRACKER_RETRY: Duration = Duration::from_secs(5);
+/// An offer sent through the overlay that has no answer by then is sent again through the
+/// tracker, if it is up (the addressee may be more than the overlay's hop budget away).
+const OVERLAY_PATIENCE: Duration = Duration::from_secs(3);
+/// Returning members signalling through this node at once.
+const MAX_GUESTS: usize = 16;
 
 /// A segment as the playlist lists it, with the CDN URL the agent fetches it from (tokens
 /// included; the URL never leaves the agent).
@@ -81,11 +92,37 @@ pub(crate) enum Command {
         key: SegmentKey,
         deadline: Instant,
         reply: oneshot::Sender<Result<Delivered, NodeError>>,
+        /// Told of verified peer bytes as they arrive.
+        events: Option<mpsc::UnboundedSender<LoadEvent>>,
     },
     Cancel(SegmentKey),
     /// Trusted hashes (the origin's, signature checked).
     Hashes(Vec<(SegmentKey, SegmentHash, u64)>),
+    /// A member coming back while the tracker is away asks to signal through us (it joined
+    /// on our contact socket; `tx` reaches that socket).
+    Guest {
+        key: PublicKey,
+        possession: Signature,
+        certificate: String,
+        tx: mpsc::Sender<FromTracker>,
+    },
+    /// A message from a guest's socket.
+    FromGuest(PeerId, ToTracker),
+    /// A guest's socket closed.
+    GuestGone(PeerId),
     Leave,
+}
+
+/// Signals (offers and answers) sent, by the way they went.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SignalCounts {
+    /// Through the tracker (or, for a node that came back through a member, that member's
+    /// socket).
+    pub tracker: u64,
+    /// Through the overlay's connections.
+    pub overlay: u64,
+    /// To guests, on their sockets.
+    pub guest: u64,
 }
 
 /// Counters of one node, shared with the agent's metrics.
@@ -103,15 +140,35 @@ pub struct NodeStats {
     pub tracker: bool,
     /// Receipts bytes vouched for in reported bundles.
     pub receipt_bytes: u64,
+    /// Signals sent, by route.
+    pub signals: SignalCounts,
+    /// The node joined through a member's contact (the tracker was away).
+    pub via_member: bool,
+    /// Members that came back through this node's contact.
+    pub guests_admitted: u64,
 }
 
 /// Where a node connects and how.
 #[derive(Clone, Debug)]
-pub struct NodeConfig {
+pub(crate) struct NodeConfig {
     /// The tracker's signalling socket URL.
-    pub tracker: String,
+    pub(crate) tracker: String,
     /// The engine's configuration.
-    pub engine: Arc<Config>,
+    pub(crate) engine: Arc<Config>,
+    /// This agent's signalling contact, advertised to the tracker.
+    pub(crate) contact: Option<String>,
+    /// What the agent remembers of its swarms.
+    pub(crate) memory: Memory,
+    /// Where every message sent to peers is recorded, if anywhere.
+    pub(crate) capture: Option<Capture>,
+}
+
+/// Which way a signal travels; an answer goes back the way its offer came.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    Tracker,
+    Overlay,
+    Guest,
 }
 
 enum Attempt {
@@ -119,6 +176,8 @@ enum Attempt {
     Offering {
         pending: SdpPendingOffer,
         since: Instant,
+        via: Via,
+        sdp: String,
     },
     /// We answered; waiting for the channel.
     Answered {
@@ -167,6 +226,8 @@ pub(crate) struct Node {
     /// Listed keys in listing order, to forget the oldest URLs.
     listed: VecDeque<SegmentKey>,
     waiters: HashMap<SegmentKey, Vec<oneshot::Sender<Result<Delivered, NodeError>>>>,
+    /// Loads that want progress reports.
+    watchers: HashMap<SegmentKey, Vec<mpsc::UnboundedSender<LoadEvent>>>,
     /// Listed ahead of availability: released to the engine when available, with any load
     /// that came first.
     pending: HashMap<SegmentKey, (Instant, SegmentInfo, Option<Instant>)>,
@@ -177,6 +238,13 @@ pub(crate) struct Node {
     stats: Arc<Mutex<NodeStats>>,
     low_water: usize,
     swarm: SwarmId,
+    /// Checks guests' certificates.
+    verifier: CertificateVerifier,
+    authority: PublicKey,
+    guests: HashMap<PeerId, mpsc::Sender<FromTracker>>,
+    signals: SignalCounts,
+    via_member: bool,
+    guests_admitted: u64,
 }
 
 /// URLs remembered per node (a few live windows of every rendition).
@@ -203,33 +271,27 @@ pub(crate) async fn start(
     cdn: Cdn,
 ) -> Result<NodeHandle, StartError> {
     let crypto: Arc<dyn Crypto> = Arc::new(Bls::new());
-    let possession = prove_possession(crypto.as_ref(), &keypair);
-    let join = ToTracker::join(swarm, &keypair.public(), &possession);
-    let (welcome, link) = signalling::join(&config.tracker, join).await?;
-    let FromTracker::Welcome {
-        certificate,
-        authority,
-        peers,
-    } = welcome
-    else {
-        return Err(StartError::Tracker(SignalError::Refused(
-            "no welcome".into(),
-        )));
+    let joining = Joining {
+        tracker: &config.tracker,
+        swarm,
+        keypair: &keypair,
+        crypto: crypto.as_ref(),
+        contact: config.contact.clone(),
+        memory: &config.memory,
     };
-    let (certificate, authority) = welcome_identity(&certificate, authority)
-        .map_err(|e| StartError::Certificate(e.to_string()))?;
+    let welcomed = rejoin::first_contact(&joining, unix_now()).await?;
+    let authority = welcomed.authority;
     let identity = Identity {
         keypair: keypair.clone(),
-        certificate,
-        authority,
+        certificate: welcomed.certificate,
+        authority: welcomed.authority,
         crypto: crypto.clone(),
     };
     let now = Instant::now();
     let mut engine = Engine::new(identity, swarm, config.engine.clone(), now, unix_now())
         .map_err(|e| StartError::Certificate(e.to_string()))?;
-    let entry: Vec<PeerId> = peers.into_iter().map(PeerId::from).collect();
     engine
-        .handle_input(Input::Bootstrap(entry), now)
+        .handle_input(Input::Bootstrap(welcomed.peers), now)
         .map_err(|e| StartError::Certificate(e.to_string()))?;
     let (commands_tx, commands) = mpsc::channel(1024);
     let (cdn_tx, cdn_rx) = mpsc::unbounded_channel();
@@ -242,13 +304,14 @@ pub(crate) async fn start(
         keypair,
         crypto,
         config,
-        tracker: Some(link),
+        tracker: Some(welcomed.link),
         tracker_lost: None,
         conns: HashMap::new(),
         by_peer: HashMap::new(),
         urls: HashMap::new(),
         listed: VecDeque::new(),
         waiters: HashMap::new(),
+        watchers: HashMap::new(),
         pending: HashMap::new(),
         commands,
         cdn,
@@ -257,6 +320,12 @@ pub(crate) async fn start(
         stats: stats.clone(),
         low_water,
         swarm,
+        verifier: CertificateVerifier::new(authority, 64),
+        authority,
+        guests: HashMap::new(),
+        signals: SignalCounts::default(),
+        via_member: welcomed.entry == Entry::Member,
+        guests_admitted: 0,
     };
     tokio::spawn(node.run());
     Ok(NodeHandle {
@@ -366,6 +435,9 @@ impl Node {
         stats.neighbours = self.engine.data_neighbours().len();
         stats.overlay = self.engine.overlay_neighbours().len();
         stats.tracker = self.tracker.is_some();
+        stats.signals = self.signals;
+        stats.via_member = self.via_member;
+        stats.guests_admitted = self.guests_admitted;
     }
 
     fn drain_outputs(&mut self) {
@@ -397,8 +469,15 @@ impl Node {
                 for waiter in self.waiters.remove(&key).unwrap_or_default() {
                     let _ = waiter.send(Ok(delivered.clone()));
                 }
+                self.watchers.remove(&key);
+            }
+            Output::Progress { key, p2p_bytes } => {
+                if let Some(watchers) = self.watchers.get_mut(&key) {
+                    watchers.retain(|w| w.send(LoadEvent::PeerBytes(p2p_bytes)).is_ok());
+                }
             }
             Output::LoadFailed(key) => {
+                self.watchers.remove(&key);
                 for waiter in self.waiters.remove(&key).unwrap_or_default() {
                     let _ = waiter.send(Err(NodeError::Failed));
                 }
@@ -416,6 +495,12 @@ impl Node {
                     .receipt_bytes += bytes;
             }
             Output::RenewCertificate { .. } => self.renew(),
+            Output::Signal { from, payload } => match serde_json::from_slice::<Signal>(&payload) {
+                Ok(signal) if signal.sdp().len() <= MAX_SDP_LEN => {
+                    self.on_signal(from, signal, Via::Overlay);
+                }
+                _ => tracing::debug!("unreadable signal from {from} through the overlay"),
+            },
             Output::Event(event) => log_event(&event),
             other => tracing::debug!("unhandled engine output {other:?}"),
         }
@@ -428,7 +513,36 @@ impl Node {
         }
     }
 
-    /// Opens a connection to `peer` by sending an offer through the tracker.
+    /// Sends a signal to `to` the way `via` says; false if that way is closed.
+    fn send_signal(&mut self, to: PeerId, signal: Signal, via: Via) -> bool {
+        let sent = match via {
+            Via::Tracker => self.signal_tracker(ToTracker::Signal {
+                to: to.into(),
+                signal,
+            }),
+            Via::Overlay => {
+                let payload = Bytes::from(serde_json::to_vec(&signal).unwrap_or_default());
+                self.input(Input::Signal { to, payload });
+                true
+            }
+            Via::Guest => (self.guests.get(&to)).is_some_and(|tx| {
+                let from = self.engine.id().into();
+                tx.try_send(FromTracker::Signal { from, signal }).is_ok()
+            }),
+        };
+        if sent {
+            let count = match via {
+                Via::Tracker => &mut self.signals.tracker,
+                Via::Overlay => &mut self.signals.overlay,
+                Via::Guest => &mut self.signals.guest,
+            };
+            *count += 1;
+        }
+        sent
+    }
+
+    /// Opens a connection to `peer` by sending an offer: to a guest on its socket, through
+    /// the overlay once we have a connection, else through the tracker.
     fn connect(&mut self, peer: PeerId) {
         if self.by_peer.contains_key(&peer) {
             return;
@@ -442,25 +556,27 @@ impl Node {
             }
         };
         let (conn, sdp, pending) = offer;
-        let signal = Signal::Offer {
-            sdp: sdp.to_sdp_string(),
+        let sdp = sdp.to_sdp_string();
+        let via = if self.guests.contains_key(&peer) {
+            Via::Guest
+        } else if self.engine.can_relay() {
+            Via::Overlay
+        } else {
+            Via::Tracker
         };
-        if !self.signal_tracker(ToTracker::Signal {
-            to: peer.into(),
-            signal,
-        }) {
+        if !self.send_signal(peer, Signal::Offer { sdp: sdp.clone() }, via) {
             self.endpoint.close(conn);
             self.input(Input::ConnectFailed(peer));
             return;
         }
-        self.add_conn(
-            conn,
-            peer,
-            Attempt::Offering {
-                pending,
-                since: Instant::now(),
-            },
-        );
+        let since = Instant::now();
+        let attempt = Attempt::Offering {
+            pending,
+            since,
+            via,
+            sdp,
+        };
+        self.add_conn(conn, peer, attempt);
     }
 
     fn add_conn(&mut self, conn: ConnId, peer: PeerId, attempt: Attempt) {
@@ -491,7 +607,9 @@ impl Node {
 
     fn on_tracker(&mut self, msg: FromTracker) {
         match msg {
-            FromTracker::Signal { from, signal } => self.on_signal(from.into(), signal),
+            FromTracker::Signal { from, signal } => {
+                self.on_signal(from.into(), signal, Via::Tracker);
+            }
             FromTracker::Unreachable { peer } => {
                 if let Some(&conn) = self.by_peer.get(&PeerId::from(peer)) {
                     if !matches!(self.conns[&conn].attempt, Attempt::Open) {
@@ -499,23 +617,19 @@ impl Node {
                     }
                 }
             }
-            FromTracker::Peers { peers } => {
+            FromTracker::Peers { peers, contacts } => {
+                let me = self.engine.id();
+                self.config.memory.learn(self.swarm, me, contacts);
                 let peers = peers.into_iter().map(PeerId::from).collect();
                 self.input(Input::Bootstrap(peers));
             }
-            FromTracker::Welcome {
-                certificate,
-                authority,
-                ..
-            } => match welcome_identity(&certificate, authority) {
-                Ok((cert, _)) => self.input(Input::Certificate(Box::new(cert))),
-                Err(e) => tracing::warn!("unusable certificate from the tracker: {e}"),
-            },
+            // Welcomes come with a join (`rejoin::first_contact`), not later.
+            FromTracker::Welcome { .. } => tracing::debug!("unexpected second welcome"),
             FromTracker::Error { message } => tracing::warn!("tracker: {message}"),
         }
     }
 
-    fn on_signal(&mut self, from: PeerId, signal: Signal) {
+    fn on_signal(&mut self, from: PeerId, signal: Signal, via: Via) {
         match signal {
             Signal::Offer { sdp } => {
                 if let Some(&existing) = self.by_peer.get(&from) {
@@ -539,10 +653,7 @@ impl Node {
                         let signal = Signal::Answer {
                             sdp: answer.to_sdp_string(),
                         };
-                        self.signal_tracker(ToTracker::Signal {
-                            to: HexPeer::from(from),
-                            signal,
-                        });
+                        self.send_signal(from, signal, via);
                         let since = Instant::now();
                         self.add_conn(conn, from, Attempt::Answered { since });
                     }
@@ -629,6 +740,9 @@ impl Node {
             return;
         };
         let bytes = frame.to_bytes();
+        if let Some(capture) = &self.config.capture {
+            capture.record(&bytes);
+        }
         if c.outbox.is_empty() {
             match self.endpoint.send(conn, &bytes) {
                 Ok(true) => return,
@@ -708,12 +822,16 @@ impl Node {
                 key,
                 deadline,
                 reply,
+                events,
             } => {
                 if !self.urls.contains_key(&key) {
                     let _ = reply.send(Err(NodeError::NotListed));
                     return;
                 }
                 self.waiters.entry(key).or_default().push(reply);
+                if let Some(events) = events {
+                    self.watchers.entry(key).or_default().push(events);
+                }
                 match self.pending.get_mut(&key) {
                     Some((_, _, load)) => *load = Some(deadline),
                     None => self.input(Input::Load { key, deadline }),
@@ -724,6 +842,7 @@ impl Node {
                 waiters.retain(|w| !w.is_closed());
                 if waiters.is_empty() {
                     self.waiters.remove(&key);
+                    self.watchers.remove(&key);
                     match self.pending.get_mut(&key) {
                         Some((_, _, load)) => *load = None,
                         None => self.input(Input::CancelLoad(key)),
@@ -735,7 +854,76 @@ impl Node {
                     self.input(Input::SegmentHash { key, hash, size });
                 }
             }
+            Command::Guest {
+                key,
+                possession,
+                certificate,
+                tx,
+            } => {
+                let reply = match self.admit(&key, &possession, &certificate) {
+                    Ok(cert) => {
+                        self.guests.insert(key.peer_id(), tx.clone());
+                        self.guests_admitted += 1;
+                        let me = vec![self.engine.id().into()];
+                        welcome(&cert, &self.authority, me, Vec::new())
+                    }
+                    Err(message) => FromTracker::Error { message },
+                };
+                let _ = tx.try_send(reply);
+            }
+            Command::FromGuest(guest, msg) => self.on_guest(guest, msg),
+            Command::GuestGone(guest) => {
+                self.guests.remove(&guest);
+            }
             Command::Leave => {}
+        }
+    }
+
+    /// Checks a returning member's join: a certificate of the swarm's authority for its key,
+    /// and proof it holds that key.
+    fn admit(
+        &mut self,
+        key: &PublicKey,
+        possession: &Signature,
+        certificate: &str,
+    ) -> Result<f2f_core::identity::Certificate, String> {
+        if self.guests.len() >= MAX_GUESTS {
+            return Err("this member relays for enough guests".into());
+        }
+        let cert = joined_certificate(certificate).map_err(|e| e.to_string())?;
+        if cert.public_key != *key {
+            return Err("certificate for another key".into());
+        }
+        verify_possession(self.crypto.as_ref(), key, possession)
+            .map_err(|_| "the proof of possession does not verify".to_owned())?;
+        let none = Revocations::default();
+        (self.verifier)
+            .check(self.crypto.as_ref(), &cert, &self.swarm, unix_now(), &none)
+            .map_err(|e| e.to_string())?;
+        Ok(cert)
+    }
+
+    /// A guest may only set up a connection to us; the overlay does the rest once it has one.
+    fn on_guest(&mut self, guest: PeerId, msg: ToTracker) {
+        let Some(tx) = self.guests.get(&guest).cloned() else {
+            return;
+        };
+        match msg {
+            ToTracker::Signal { to, signal } if PeerId::from(to) == self.engine.id() => {
+                self.on_signal(guest, signal, Via::Guest);
+            }
+            ToTracker::Signal { to, .. } => {
+                let _ = tx.try_send(FromTracker::Unreachable { peer: to });
+            }
+            ToTracker::Peers => {
+                let peers = vec![self.engine.id().into()];
+                let contacts = Vec::new();
+                let _ = tx.try_send(FromTracker::Peers { peers, contacts });
+            }
+            ToTracker::Join { .. } => {
+                let message = "already joined".into();
+                let _ = tx.try_send(FromTracker::Error { message });
+            }
         }
     }
 
@@ -758,6 +946,9 @@ impl Node {
 
     async fn on_tick(&mut self) {
         let now = Instant::now();
+        if self.tracker.is_some() {
+            self.reroute_offers(now);
+        }
         let stale: Vec<ConnId> = (self.conns.iter())
             .filter(|(_, c)| match c.attempt {
                 Attempt::Offering { since, .. } | Attempt::Answered { since } => {
@@ -778,19 +969,47 @@ impl Node {
         }
     }
 
-    /// Reopens the tracker socket (a new certificate comes with the welcome).
+    /// Offers the overlay did not answer in time go again through the tracker.
+    fn reroute_offers(&mut self, now: Instant) {
+        let mut resend = Vec::new();
+        for c in self.conns.values_mut() {
+            if let Attempt::Offering {
+                since, via, sdp, ..
+            } = &mut c.attempt
+            {
+                if *via == Via::Overlay && now.duration_since(*since) > OVERLAY_PATIENCE {
+                    *via = Via::Tracker;
+                    resend.push((c.peer, sdp.clone()));
+                }
+            }
+        }
+        for (peer, sdp) in resend {
+            self.send_signal(peer, Signal::Offer { sdp }, Via::Tracker);
+        }
+    }
+
+    /// Reopens the signalling socket: the tracker's (a new certificate comes with its
+    /// welcome), else a remembered member's.
     async fn rejoin_tracker(&mut self) {
-        let possession = prove_possession(self.crypto.as_ref(), &self.keypair);
-        let join = ToTracker::join(self.swarm, &self.keypair.public(), &possession);
-        let attempt = tokio::time::timeout(
-            Duration::from_secs(2),
-            signalling::join(&self.config.tracker, join),
-        );
-        if let Ok(Ok((welcome, link))) = attempt.await {
-            tracing::info!("tracker connection restored");
-            self.tracker = Some(link);
+        let joining = Joining {
+            tracker: &self.config.tracker,
+            swarm: self.swarm,
+            keypair: &self.keypair,
+            crypto: self.crypto.as_ref(),
+            contact: self.config.contact.clone(),
+            memory: &self.config.memory,
+        };
+        if let Ok(welcomed) = rejoin::first_contact(&joining, unix_now()).await {
+            tracing::info!("signalling restored ({:?})", welcomed.entry);
+            self.tracker = Some(welcomed.link);
             self.tracker_lost = None;
-            self.on_tracker(welcome);
+            self.via_member |= welcomed.entry == Entry::Member;
+            if welcomed.entry == Entry::Tracker {
+                self.input(Input::Certificate(Box::new(welcomed.certificate)));
+            }
+            if !self.engine.can_relay() {
+                self.input(Input::Bootstrap(welcomed.peers));
+            }
         }
     }
 

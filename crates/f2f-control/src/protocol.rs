@@ -19,6 +19,8 @@ pub const MAX_ENTRY_PEERS: usize = 8;
 pub const MAX_SDP_LEN: usize = 16 * 1024;
 /// The longest message either side accepts.
 pub const MAX_MESSAGE_LEN: usize = 32 * 1024;
+/// The longest contact URL a member may advertise.
+pub const MAX_CONTACT_LEN: usize = 256;
 
 /// A peer id in hex (32 bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -52,6 +54,14 @@ pub enum ToTracker {
         /// The key's proof of possession (`prove_possession`).
         #[serde(with = "hex::serde")]
         possession: [u8; 96],
+        /// Where the node lets members that come back while the tracker is away signal
+        /// through it (a `ws://` URL speaking this protocol), if it does.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        contact: Option<String>,
+        /// The node's certificate (wire encoding, hex) when it joins through a member's
+        /// contact: a member cannot certify, it only checks.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        certificate: Option<String>,
     },
     /// A few more members (the overlay ran dry).
     Peers,
@@ -78,11 +88,17 @@ pub enum FromTracker {
         authority: [u8; 48],
         /// Members to contact.
         peers: Vec<HexPeer>,
+        /// Members' signalling contacts, remembered for when the tracker is away.
+        #[serde(default)]
+        contacts: Vec<Contact>,
     },
     /// More members.
     Peers {
         /// Members to contact.
         peers: Vec<HexPeer>,
+        /// Their signalling contacts.
+        #[serde(default)]
+        contacts: Vec<Contact>,
     },
     /// A member's signal.
     Signal {
@@ -101,6 +117,22 @@ pub enum FromTracker {
         /// Why.
         message: String,
     },
+}
+
+/// A member that relays signalling for returning members ([`ToTracker::Join::contact`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// The member.
+    pub peer: HexPeer,
+    /// Its signalling socket (`ws://…`, at most [`MAX_CONTACT_LEN`] bytes).
+    pub url: String,
+}
+
+impl Contact {
+    /// Whether `url` is acceptable as a contact: a bounded `ws://` or `wss://` URL.
+    pub fn valid_url(url: &str) -> bool {
+        url.len() <= MAX_CONTACT_LEN && (url.starts_with("ws://") || url.starts_with("wss://"))
+    }
 }
 
 /// Connection set-up between two members (no trickle: the SDP carries the host candidates).
@@ -144,6 +176,9 @@ pub enum ProtocolError {
     /// The certificate bytes do not decode.
     #[error("certificate: {0}")]
     Certificate(#[from] DecodeError),
+    /// A hex field holds something else.
+    #[error("not hex")]
+    NotHex,
 }
 
 /// Reads one message, within the size bounds.
@@ -194,14 +229,33 @@ pub fn to_text<T: Serialize>(msg: &T) -> String {
 }
 
 impl ToTracker {
-    /// A join request.
-    pub fn join(swarm: SwarmId, key: &PublicKey, possession: &Signature) -> Self {
+    /// A join request, advertising `contact` if the node relays for returning members, and
+    /// presenting `certificate` when it joins through a member.
+    pub fn join(
+        swarm: SwarmId,
+        key: &PublicKey,
+        possession: &Signature,
+        contact: Option<String>,
+        certificate: Option<&Certificate>,
+    ) -> Self {
         Self::Join {
             swarm: *swarm.as_bytes(),
             public_key: *key.as_bytes(),
             possession: *possession.as_bytes(),
+            contact,
+            certificate: certificate.map(|c| hex::encode(encode_certificate(c))),
         }
     }
+}
+
+/// A certificate presented in a join.
+///
+/// # Errors
+///
+/// Not hex, or the bytes do not decode.
+pub fn joined_certificate(hex_text: &str) -> Result<Certificate, ProtocolError> {
+    let bytes = hex::decode(hex_text).map_err(|_| ProtocolError::NotHex)?;
+    Ok(decode_certificate(Bytes::from(bytes))?)
 }
 
 /// A welcome's certificate and authority key.
@@ -222,11 +276,13 @@ pub fn welcome(
     certificate: &Certificate,
     authority: &PublicKey,
     peers: Vec<HexPeer>,
+    contacts: Vec<Contact>,
 ) -> FromTracker {
     FromTracker::Welcome {
         certificate: encode_certificate(certificate).to_vec(),
         authority: *authority.as_bytes(),
         peers,
+        contacts,
     }
 }
 

@@ -24,18 +24,27 @@ use rand::seq::IteratorRandom;
 use tokio::sync::mpsc;
 
 use crate::protocol::{
-    FromTracker, HexPeer, MAX_ENTRY_PEERS, MAX_MESSAGE_LEN, ToTracker, parse, to_text, welcome,
+    Contact, FromTracker, HexPeer, MAX_ENTRY_PEERS, MAX_MESSAGE_LEN, ToTracker, parse, to_text,
+    welcome,
 };
 
 /// Messages queued for one member before further signals to it are refused.
 const QUEUE: usize = 64;
+
+/// One member's socket and signalling contact.
+struct Member {
+    tx: mpsc::Sender<FromTracker>,
+    contact: Option<String>,
+}
+
+type Swarms = HashMap<SwarmId, HashMap<PeerId, Member>>;
 
 /// The tracker's state: the authority key and who is in which swarm.
 pub struct Tracker {
     authority: Authority,
     crypto: Bls,
     lifetime: Duration,
-    swarms: Mutex<HashMap<SwarmId, HashMap<PeerId, mpsc::Sender<FromTracker>>>>,
+    swarms: Mutex<Swarms>,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -69,26 +78,30 @@ impl Tracker {
         self.authority.public()
     }
 
-    fn members(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<SwarmId, HashMap<PeerId, mpsc::Sender<FromTracker>>>>
-    {
+    fn members(&self) -> std::sync::MutexGuard<'_, Swarms> {
         self.swarms.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Up to [`MAX_ENTRY_PEERS`] members of `swarm` other than `me`, at random.
-    fn entry_peers(&self, swarm: &SwarmId, me: &PeerId) -> Vec<HexPeer> {
+    /// Up to [`MAX_ENTRY_PEERS`] members of `swarm` other than `me`, at random, and the
+    /// contacts of those that relay.
+    fn entry_peers(&self, swarm: &SwarmId, me: &PeerId) -> (Vec<HexPeer>, Vec<Contact>) {
         let members = self.members();
         let Some(members) = members.get(swarm) else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
-        let others = members.keys().filter(|p| *p != me);
-        (others
-            .copied()
-            .choose_multiple(&mut rand::rng(), MAX_ENTRY_PEERS)
-            .into_iter())
-        .map(HexPeer::from)
-        .collect()
+        let others = members.iter().filter(|(p, _)| *p != me);
+        let chosen = others.choose_multiple(&mut rand::rng(), MAX_ENTRY_PEERS);
+        let contacts = (chosen.iter())
+            .filter_map(|(peer, m)| {
+                let url = m.contact.clone()?;
+                Some(Contact {
+                    peer: HexPeer::from(**peer),
+                    url,
+                })
+            })
+            .collect();
+        let peers = chosen.into_iter().map(|(p, _)| HexPeer::from(*p)).collect();
+        (peers, contacts)
     }
 
     /// Certifies a joining key for `swarm`.
@@ -112,8 +125,8 @@ impl Tracker {
                 not_after,
             )
             .map_err(|_| "the proof of possession does not verify".to_owned())?;
-        let peers = self.entry_peers(&swarm, &key.peer_id());
-        Ok(welcome(&cert, &self.authority.public(), peers))
+        let (peers, contacts) = self.entry_peers(&swarm, &key.peer_id());
+        Ok(welcome(&cert, &self.authority.public(), peers, contacts))
     }
 }
 
@@ -160,6 +173,8 @@ async fn session(tracker: Arc<Tracker>, socket: WebSocket) {
                     swarm,
                     public_key,
                     possession,
+                    contact,
+                    ..
                 }),
                 None,
             ) => {
@@ -168,11 +183,16 @@ async fn session(tracker: Arc<Tracker>, socket: WebSocket) {
                 match tracker.certify(swarm, &key, &Signature::from_bytes(possession)) {
                     Ok(welcome) => {
                         let me = key.peer_id();
+                        let contact = contact.filter(|url| Contact::valid_url(url));
+                        let member = Member {
+                            tx: tx.clone(),
+                            contact,
+                        };
                         tracker
                             .members()
                             .entry(swarm)
                             .or_default()
-                            .insert(me, tx.clone());
+                            .insert(me, member);
                         joined = Some((swarm, me));
                         Some(welcome)
                     }
@@ -185,14 +205,15 @@ async fn session(tracker: Arc<Tracker>, socket: WebSocket) {
             (Ok(ToTracker::Join { .. }), Some(_)) => Some(FromTracker::Error {
                 message: "already joined".into(),
             }),
-            (Ok(ToTracker::Peers), Some((swarm, me))) => Some(FromTracker::Peers {
-                peers: tracker.entry_peers(&swarm, &me),
-            }),
+            (Ok(ToTracker::Peers), Some((swarm, me))) => {
+                let (peers, contacts) = tracker.entry_peers(&swarm, &me);
+                Some(FromTracker::Peers { peers, contacts })
+            }
             (Ok(ToTracker::Signal { to, signal }), Some((swarm, me))) => {
                 let target = tracker
                     .members()
                     .get(&swarm)
-                    .and_then(|m| m.get(&PeerId::from(to)).cloned());
+                    .and_then(|m| m.get(&PeerId::from(to)).map(|m| m.tx.clone()));
                 let sent = target.is_some_and(|t| {
                     t.try_send(FromTracker::Signal {
                         from: me.into(),

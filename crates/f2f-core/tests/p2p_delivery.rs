@@ -1,5 +1,6 @@
 //! A segment one node fetched from the CDN reaches its neighbours from that peer: their
-//! deliveries count only P2P bytes, the bytes are the origin's, and the CDN served it once.
+//! deliveries count only P2P bytes, the bytes are the origin's, and the CDN served it once;
+//! each loader heard of the bytes piece by piece (`Output::Progress`).
 
 mod common;
 
@@ -43,6 +44,12 @@ fn segment_fetched_once_reaches_the_others_from_the_peer() {
         };
         assert_eq!(d.sources.cdn, 0, "node {n} used the CDN");
         assert_eq!(d.sources.p2p, origin.len() as u64, "node {n}");
+        // Progress reports add up to the peer bytes, piece by piece, before the delivery.
+        let progress = &net.nodes[n].progress;
+        assert!(progress.len() > 1, "node {n}: one report per piece");
+        assert!(progress.iter().all(|(key, _)| *key == seg));
+        let reported: u64 = progress.iter().map(|(_, bytes)| bytes).sum();
+        assert_eq!(reported, d.sources.p2p, "node {n}: progress");
         assert_eq!(
             &d.data, origin,
             "node {n} got other bytes than the origin's"

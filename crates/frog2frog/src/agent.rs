@@ -29,6 +29,17 @@ pub(crate) struct AgentArgs {
     /// bytes are checked against those instead of peer attestations.
     #[arg(long)]
     pub(crate) origin_key: Option<String>,
+    /// Serve a signalling contact here (`ws://ADDR/v1/signal`), advertised to the tracker:
+    /// members that come back while the control plane is away rejoin through this agent.
+    #[arg(long)]
+    pub(crate) contact_listen: Option<SocketAddr>,
+    /// Leave a swarm after this many seconds without a request for it.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) swarm_idle_secs: u64,
+    /// Record every message sent to peers in this file (length-prefixed wire frames; peer
+    /// traffic is encrypted on the network). A debugging aid.
+    #[arg(long)]
+    pub(crate) capture_peer_messages: Option<PathBuf>,
 }
 
 pub(crate) async fn agent(args: AgentArgs) -> anyhow::Result<()> {
@@ -40,7 +51,18 @@ pub(crate) async fn agent(args: AgentArgs) -> anyhow::Result<()> {
             .map_err(|_| anyhow::anyhow!("--origin-key must be 48 bytes (96 hex digits)"))?;
         config.trust_origin(PublicKey::from_bytes(bytes));
     }
+    config.swarm_idle = std::time::Duration::from_secs(args.swarm_idle_secs);
+    config.capture = args.capture_peer_messages;
     let agent = Agent::new(config, keypair)?;
+    let _contact = match args.contact_listen {
+        Some(addr) => {
+            let contact =
+                (agent.serve_contact(addr).await).with_context(|| format!("binding {addr}"))?;
+            println!("contact: ws://{}/v1/signal", contact.addr);
+            Some(contact)
+        }
+        None => None,
+    };
     let proxy = Proxy::start(agent.clone(), args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

@@ -34,6 +34,8 @@ pub(crate) struct DemoArgs {
 struct Viewer {
     agent: Agent,
     _proxy: Proxy,
+    /// The agent's signalling contact: the swarm re-forms through it without the tracker.
+    _contact: f2f_http::Server,
     player: tokio::process::Child,
 }
 
@@ -68,6 +70,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         let mut config = AgentConfig::new(control.signal_url(), Ipv4Addr::LOCALHOST.into());
         config.trust_origin(origin_public);
         let agent = Agent::new(config, keypair)?;
+        let contact = agent.serve_contact(LOOPBACK).await?;
         let proxy = Proxy::start(agent.clone(), LOOPBACK).await?;
         let url = proxy.url_for(&stream);
         if i == 0 {
@@ -84,6 +87,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         viewers.push(Viewer {
             agent,
             _proxy: proxy,
+            _contact: contact,
             player,
         });
         // Viewers arrive over a few seconds, as they do.

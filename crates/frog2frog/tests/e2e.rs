@@ -55,17 +55,13 @@ fn after<'a>(line: &'a str, marker: &str) -> &'a str {
 }
 
 fn player(url: &str) -> Proc {
+    player_for(url, PLAY_SECS)
+}
+
+fn player_for(url: &str, secs: u64) -> Proc {
     let child = Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-i", url])
-        .args([
-            "-t",
-            &PLAY_SECS.to_string(),
-            "-c",
-            "copy",
-            "-f",
-            "null",
-            "-",
-        ])
+        .args(["-t", &secs.to_string(), "-c", "copy", "-f", "null", "-"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -105,29 +101,30 @@ struct Delivery {
     p2p_bytes: u64,
 }
 
-/// Starts an agent with its key in `key`; its proxy's base URL and the player URL for `stream`.
+/// Starts an agent with its key in `key` (and `extra` arguments); its proxy's base URL and
+/// the player URL for `stream`.
 fn start_agent(
     tracker: &str,
     origin_key: &str,
     stream: &str,
     key: &std::path::Path,
+    extra: &[&str],
 ) -> (Proc, String, String) {
-    let (proc, lines) = start(
-        &[
-            "agent",
-            "--tracker",
-            tracker,
-            "--listen",
-            "127.0.0.1:0",
-            "--key-file",
-            key.to_str().unwrap(),
-            "--origin-key",
-            origin_key,
-            "--play",
-            stream,
-        ],
-        &["proxying on", "player URL:"],
-    );
+    let mut args = vec![
+        "agent",
+        "--tracker",
+        tracker,
+        "--listen",
+        "127.0.0.1:0",
+        "--key-file",
+        key.to_str().unwrap(),
+        "--origin-key",
+        origin_key,
+        "--play",
+        stream,
+    ];
+    args.extend_from_slice(extra);
+    let (proc, lines) = start(&args, &["proxying on", "player URL:"]);
     let proxy = after(&lines[0], "proxying on").to_owned();
     let url = after(&lines[1], "player URL:").to_owned();
     (proc, proxy, url)
@@ -137,15 +134,19 @@ fn start_agent(
 fn finish(players: &mut [Proc], started: Instant) {
     for (i, player) in players.iter_mut().enumerate() {
         let deadline = started + Duration::from_secs(PLAY_SECS + 40);
-        let status = loop {
-            if let Some(status) = player.0.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "player {i} still running");
-            std::thread::sleep(Duration::from_millis(200));
-        };
-        assert!(status.success(), "player {i} failed: {status}");
+        wait_clean_exit(player, deadline, i);
     }
+}
+
+fn wait_clean_exit(player: &mut Proc, deadline: Instant, i: usize) {
+    let status = loop {
+        if let Some(status) = player.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "player {i} still running");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(status.success(), "player {i} failed: {status}");
 }
 
 fn swarm_of_players(dash: bool) {
@@ -170,6 +171,32 @@ fn swarm_of_players(dash: bool) {
     play_and_check(&stream, &origin_key, 2, label);
 }
 
+/// Checks that every segment agent `i` (proxy base URL `proxy`) returned has the origin's
+/// exact bytes; the segment numbers it returned, by rendition directory.
+fn byte_exact_deliveries(proxy: &str, i: usize) -> std::collections::BTreeMap<String, Vec<u64>> {
+    let deliveries: Vec<Delivery> =
+        serde_json::from_slice(&get(&format!("{proxy}/f2f/v1/deliveries"))).unwrap();
+    let mut numbers: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for d in &deliveries {
+        let original = get(&format!("http://{}", d.url));
+        assert_eq!(d.bytes, original.len() as u64, "{}", d.url);
+        assert_eq!(
+            d.blake3,
+            blake3::hash(&original).to_hex().as_str(),
+            "{} from agent {i}",
+            d.url
+        );
+        assert!(d.p2p_bytes <= d.bytes);
+        let (dir, file) = d.url.rsplit_once('/').unwrap();
+        let stem = file.split('.').next().unwrap_or(file);
+        let digits = stem.trim_start_matches(|c: char| !c.is_ascii_digit());
+        if let (Some(".m4s" | ".ts"), Ok(n)) = (file.get(stem.len()..), digits.parse()) {
+            numbers.entry(dir.to_owned()).or_default().push(n);
+        }
+    }
+    numbers
+}
+
 /// Six agents and their players on `stream` (whose origin signs with `origin_key`) for
 /// `PLAY_SECS`, two agents killed half-way; checks the survivors as the module says.
 /// `renditions`: how many segment directories each player reads.
@@ -185,6 +212,7 @@ fn play_and_check(stream: &str, origin_key: &str, renditions: usize, label: &str
                 origin_key,
                 stream,
                 &dir.join(format!("agent{i}.key")),
+                &[],
             )
         })
         .collect();
@@ -208,26 +236,7 @@ fn play_and_check(stream: &str, origin_key: &str, renditions: usize, label: &str
         p2p += metric(&text, "f2f_served_bytes_total{source=\"p2p\"}");
         total += metric(&text, "f2f_served_bytes_total{source=\"p2p\"}")
             + metric(&text, "f2f_served_bytes_total{source=\"cdn\"}");
-        let deliveries: Vec<Delivery> =
-            serde_json::from_slice(&get(&format!("{proxy}/f2f/v1/deliveries"))).unwrap();
-        let mut numbers: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
-        for d in &deliveries {
-            let original = get(&format!("http://{}", d.url));
-            assert_eq!(d.bytes, original.len() as u64, "{}", d.url);
-            assert_eq!(
-                d.blake3,
-                blake3::hash(&original).to_hex().as_str(),
-                "{} from agent {i}",
-                d.url
-            );
-            assert!(d.p2p_bytes <= d.bytes);
-            let (dir, file) = d.url.rsplit_once('/').unwrap();
-            let stem = file.split('.').next().unwrap_or(file);
-            let digits = stem.trim_start_matches(|c: char| !c.is_ascii_digit());
-            if let (Some(".m4s" | ".ts"), Ok(n)) = (file.get(stem.len()..), digits.parse()) {
-                numbers.entry(dir.to_owned()).or_default().push(n);
-            }
-        }
+        let numbers = byte_exact_deliveries(proxy, i);
         assert_eq!(
             numbers.len(),
             renditions,
@@ -377,6 +386,134 @@ fn dash_players_through_six_agents_lose_nothing_when_two_leave() {
     swarm_of_players(true);
 }
 
+/// The swarm without its control plane: six agents with signalling contacts play; the control
+/// plane is killed; two viewers stop, their agents leave the swarm, and they play again. They
+/// must come back through a member's contact (the tracker is gone), reconnect to more peers
+/// than that member through signalling relayed by the overlay, and receive from peers again;
+/// everyone else keeps playing without a failed request while the others keep rewiring.
+#[test]
+fn members_return_and_the_swarm_rewires_while_the_control_plane_is_down() {
+    let (_origin, lines) = start(
+        &[
+            "origin",
+            "--listen",
+            "127.0.0.1:0",
+            "--bitrate-kbps",
+            "1000",
+            "--sign",
+        ],
+        &["origin key:", "HLS:"],
+    );
+    let origin_key = after(&lines[0], "origin key:").to_owned();
+    let stream = after(&lines[1], "HLS:").to_owned();
+    let (mut control, lines) = start(&["control", "--listen", "127.0.0.1:0"], &["tracker:"]);
+    let tracker = after(&lines[0], "tracker:").to_owned();
+    let dir = std::env::temp_dir().join(format!("f2f-e2e-{}-heal", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let contact = ["--contact-listen", "127.0.0.1:0", "--swarm-idle-secs", "4"];
+    let agents: Vec<_> = (0..AGENTS)
+        .map(|i| {
+            let key = dir.join(format!("agent{i}.key"));
+            start_agent(&tracker, &origin_key, &stream, &key, &contact)
+        })
+        .collect();
+    let metrics = |i: usize| String::from_utf8(get(&format!("{}/metrics", agents[i].1))).unwrap();
+    // Counters of the agents that stay (a node that leaves takes its counters with it).
+    let sum = |sample: &str| (0..4).map(|i| metric(&metrics(i), sample)).sum::<f64>();
+    let mut players: Vec<Proc> = agents.iter().map(|(_, _, url)| player(url)).collect();
+    let started = Instant::now();
+
+    std::thread::sleep(Duration::from_secs(12));
+    control.0.kill().unwrap();
+    let _ = control.0.wait();
+    let overlay_before = sum("f2f_signals_sent_total{via=\"overlay\"}");
+    let opened_before = sum("f2f_connections_opened_total");
+
+    // Two viewers stop; with nothing asked of it for 4 s, each agent leaves the swarm.
+    let returning = [4, 5];
+    for &i in &returning {
+        players[i].0.kill().unwrap();
+        let _ = players[i].0.wait();
+    }
+    for &i in &returning {
+        let left = Instant::now() + Duration::from_secs(20);
+        while metric(&metrics(i), "f2f_swarms") > 0.0 {
+            assert!(Instant::now() < left, "agent {i} never left the idle swarm");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+    // They play again: no tracker to join through.
+    const REPLAY_SECS: u64 = 30;
+    let replayed = Instant::now();
+    let p2p_before: Vec<f64> = (returning.iter())
+        .map(|&i| metric(&metrics(i), "f2f_served_bytes_total{source=\"p2p\"}"))
+        .collect();
+    for &i in &returning {
+        players[i] = player_for(&agents[i].2, REPLAY_SECS);
+    }
+    for &i in &returning {
+        let deadline = replayed + Duration::from_secs(REPLAY_SECS + 40);
+        wait_clean_exit(&mut players[i], deadline, i);
+    }
+    for (n, &i) in returning.iter().enumerate() {
+        let text = metrics(i);
+        assert_eq!(
+            metric(&text, "f2f_swarms_via_member"),
+            1.0,
+            "agent {i} came back through a member's contact"
+        );
+        assert!(
+            metric(&text, "f2f_peers_connected") >= 2.0,
+            "agent {i} reached peers beyond its entry member:\n{text}"
+        );
+        let p2p = metric(&text, "f2f_served_bytes_total{source=\"p2p\"}") - p2p_before[n];
+        assert!(p2p > 0.0, "agent {i} received from peers again");
+        assert_eq!(
+            metric(&text, "f2f_segment_failures_total"),
+            0.0,
+            "agent {i}"
+        );
+        byte_exact_deliveries(&agents[i].1, i);
+    }
+    finish(&mut players[..4], started);
+    assert!(
+        (0..AGENTS)
+            .map(|i| metric(&metrics(i), "f2f_guests_admitted_total"))
+            .sum::<f64>()
+            >= 2.0,
+        "members admitted the returning agents"
+    );
+    let overlay_after = sum("f2f_signals_sent_total{via=\"overlay\"}");
+    let opened_after = sum("f2f_connections_opened_total");
+    eprintln!(
+        "without the control plane: {} signals relayed by the overlay, {} connections opened",
+        overlay_after - overlay_before,
+        opened_after - opened_before
+    );
+    assert!(
+        overlay_after > overlay_before,
+        "the overlay carried signalling"
+    );
+    assert!(opened_after > opened_before, "the swarm kept rewiring");
+    for (i, (_, proxy, _)) in agents.iter().enumerate().take(4) {
+        let text = metrics(i);
+        assert_eq!(
+            metric(&text, "f2f_segment_failures_total"),
+            0.0,
+            "agent {i}"
+        );
+        let numbers = byte_exact_deliveries(proxy, i);
+        for (rendition, mut ns) in numbers {
+            ns.sort_unstable();
+            ns.dedup();
+            let span = ns.last().unwrap() - ns.first().unwrap() + 1;
+            assert_eq!(span, ns.len() as u64, "agent {i} {rendition}: a gap");
+        }
+    }
+    drop(players);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Four viewers with their own session tokens, an origin that gives each session its own A/B
 /// watermark sequence (per-session playlists naming `a` or `b` paths) and its own ad in every
 /// fifth slot. Every player must get exactly its own variant of every segment and its own ads,
@@ -419,7 +556,9 @@ fn watermarks_tokens_and_personal_ads_survive_the_swarm() {
         let token = tokens.issue(session, u64::from(u32::MAX));
         let stream = format!("{hls}?hdnts={token}");
         let key = dir.join(format!("agent{i}.key"));
-        let (proc, proxy, url) = start_agent(&tracker, &origin_key, &stream, &key);
+        let capture = dir.join(format!("agent{i}.frames"));
+        let capture = ["--capture-peer-messages", capture.to_str().unwrap()];
+        let (proc, proxy, url) = start_agent(&tracker, &origin_key, &stream, &key, &capture);
         players.push(player(&url));
         agents.push((proc, proxy, token));
     }
@@ -477,5 +616,47 @@ fn watermarks_tokens_and_personal_ads_survive_the_swarm() {
         p2p as f64 * 100.0 / total as f64
     );
     assert!(p2p > 0, "nothing came from peers");
+    no_token_reached_a_peer(&dir, &agents, &sessions);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Reads every message the agents sent to peers (their captures) and checks that none holds
+/// a viewer's token, session id, or personal ad.
+fn no_token_reached_a_peer(
+    dir: &std::path::Path,
+    agents: &[(Proc, String, String)],
+    sessions: &[String],
+) {
+    let limits = f2f_core::wire::Limits::default();
+    let (mut frames, mut pieces) = (0, 0);
+    for i in 0..agents.len() {
+        let capture = std::fs::read(dir.join(format!("agent{i}.frames"))).unwrap();
+        let mut rest = &capture[..];
+        while !rest.is_empty() {
+            let (len, tail) = rest.split_at(4);
+            let len = u32::from_be_bytes(len.try_into().unwrap()) as usize;
+            let (frame, tail) = tail.split_at(len);
+            rest = tail;
+            let decoded = f2f_core::wire::decode(
+                &f2f_core::wire::Frame::from_bytes(bytes::Bytes::copy_from_slice(frame)),
+                &limits,
+            );
+            let msg = decoded.expect("every captured frame decodes");
+            frames += 1;
+            pieces += usize::from(matches!(msg, f2f_core::wire::Message::Piece { .. }));
+            let secrets = (agents.iter().map(|a| a.2.as_bytes()))
+                .chain(sessions.iter().map(String::as_bytes))
+                .chain([b"hdnts".as_slice(), b"hmac=", b"ad for viewer"]);
+            for secret in secrets {
+                assert!(
+                    !frame.windows(secret.len()).any(|w| w == secret),
+                    "agent {i} sent {:?} to a peer (message kind {:#04x})",
+                    String::from_utf8_lossy(secret),
+                    frame[1]
+                );
+            }
+        }
+    }
+    eprintln!("{frames} peer messages captured ({pieces} pieces): no token, session or ad");
+    assert!(pieces > 0, "the captures hold the pieces peers exchanged");
 }

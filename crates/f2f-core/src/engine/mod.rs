@@ -227,6 +227,14 @@ pub enum Output {
         /// Where they came from.
         sources: ByteSources,
     },
+    /// Verified bytes from a peer arrived for a segment the player is loading (progress; the
+    /// segment comes whole with [`Output::Deliver`]).
+    Progress {
+        /// The segment.
+        key: SegmentKey,
+        /// Bytes in this piece.
+        p2p_bytes: u64,
+    },
     /// A load failed: every source was exhausted.
     LoadFailed(SegmentKey),
     /// A peer's signalling payload for us, relayed through the overlay ([`Input::Signal`]).
@@ -950,6 +958,7 @@ impl Engine {
             Progress::Partial => {
                 self.count_received(from, key, len);
                 self.note_p2p_byte(len, now);
+                self.loading(key, len);
                 if offset == 0 && self.scheduler.arriving(&key).is_some() {
                     self.announce(key, true, None);
                 }
@@ -962,6 +971,7 @@ impl Engine {
             Progress::RangeDone(range) => {
                 self.count_received(from, key, len);
                 self.note_p2p_byte(len, now);
+                self.loading(key, len);
                 self.measure_range(range);
                 self.pump_uploads(now);
                 self.decide(&key, now);
@@ -969,6 +979,7 @@ impl Engine {
             complete @ Progress::Complete { .. } => {
                 self.count_received(from, key, len);
                 self.note_p2p_byte(len, now);
+                self.loading(key, len);
                 self.complete(key, complete);
             }
         }
@@ -992,6 +1003,13 @@ impl Engine {
     fn measure_range(&mut self, range: RangeStats) {
         if let Some(p) = self.peers.get_mut(&range.peer) {
             p.transfer_done(range.bytes, range.elapsed);
+        }
+    }
+
+    /// Reports verified peer bytes of a segment the player waits for.
+    fn loading(&mut self, key: SegmentKey, p2p_bytes: u64) {
+        if self.loads.contains(&key) {
+            self.out.push_back(Output::Progress { key, p2p_bytes });
         }
     }
 

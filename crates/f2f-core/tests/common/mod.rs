@@ -152,6 +152,8 @@ pub(crate) struct Node {
     pub(crate) receipts: Vec<ReceiptBundle>,
     /// `Output::Signal`s: relayed signalling payloads and their claimed writers.
     pub(crate) signals: Vec<(PeerId, Bytes)>,
+    /// `Output::Progress`: verified peer bytes of segments being loaded.
+    pub(crate) progress: Vec<(SegmentKey, u64)>,
 }
 
 /// Something that happens at a virtual time.
@@ -416,6 +418,7 @@ impl Net {
             Output::RenewCertificate { expires } => self.nodes[ix].renewals.push(expires),
             Output::Receipts(bundle) => self.nodes[ix].receipts.push(*bundle),
             Output::Signal { from, payload } => self.nodes[ix].signals.push((from, payload)),
+            Output::Progress { key, p2p_bytes } => self.nodes[ix].progress.push((key, p2p_bytes)),
             Output::Event(e) => self.nodes[ix].events.push(e),
             other => panic!("the harness does not know {other:?}"),
         }
