@@ -3,7 +3,10 @@
 //! The agent's proxy stands in for the CDN in front of a player, and the built-in origin plays
 //! the CDN: both answer media requests the same way, so the rules live here once. Whole bodies
 //! or one byte range (`206` with `Content-Range`, `416` past the end), CORS for browser
-//! players, and errors with a one-line reason.
+//! players, and errors with a one-line reason. CDN session tokens ([`token`]) too: the origin
+//! checks them as a CDN edge does, the control plane before it certifies a viewer.
+
+pub mod token;
 
 use std::ops::Bound;
 

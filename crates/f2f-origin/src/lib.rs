@@ -8,9 +8,8 @@
 mod live;
 mod media;
 mod server;
-mod token;
 
+pub use f2f_http::token::{Session, TOKEN_PARAM, TokenError, TokenKey};
 pub use live::{Copy, Live, OriginConfig, Rendition, Watermark, variant_of};
 pub use media::{Clip, MediaError, Track};
 pub use server::{Origin, router};
-pub use token::{Session, TOKEN_PARAM, TokenError, TokenKey};

@@ -11,7 +11,7 @@ use f2f_core::identity::{Bls, Keypair};
 use f2f_core::integrity::{HashEntry, SegmentHash, SignedHashes};
 
 use crate::media::{AUDIO_CODEC, Clip, Track, VIDEO_CODEC, VIDEO_SIZE};
-use crate::token::{Session, TOKEN_PARAM, TokenKey};
+use f2f_http::token::{Session, TOKEN_PARAM, TokenKey};
 
 /// How the origin marks A/B watermark variants.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,7 +16,7 @@ use bytes::Bytes;
 use f2f_http::Refused;
 
 use crate::live::{Copy, Live, Rendition, Watermark, unix_secs, variant_of};
-use crate::token::{Session, TOKEN_PARAM};
+use f2f_http::token::{Session, TOKEN_PARAM};
 
 /// A running origin.
 #[derive(Debug)]
@@ -66,20 +67,43 @@ pub fn router(live: Arc<Live>) -> Router {
         .with_state(live)
 }
 
-type Params = Query<HashMap<String, String>>;
+/// What a request presents for authorisation: its query and its path.
+struct Access {
+    params: HashMap<String, String>,
+    path: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Access {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let params = Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map(|q| q.0)
+            .unwrap_or_default();
+        let path = parts.uri.path().to_owned();
+        Ok(Self { params, path })
+    }
+}
 
 /// The viewer's session and token, when tokens are on; an error response when they are on and
-/// the token is missing or bad.
-fn authorise(live: &Live, params: &Params) -> Result<Option<(Session, String)>, Refused> {
+/// the token is missing, bad, or not for this path.
+fn authorise(live: &Live, access: &Access) -> Result<Option<(Session, String)>, Refused> {
     let Some(key) = &live.config().tokens else {
         return Ok(None);
     };
-    let token = params
+    let token = (access.params)
         .get(TOKEN_PARAM)
         .ok_or_else(|| Refused::new(StatusCode::FORBIDDEN, "missing token"))?;
     let session = key
         .check(token, unix_secs(SystemTime::now()))
         .map_err(|e| Refused::new(StatusCode::FORBIDDEN, e.to_string()))?;
+    if !session.covers(&access.path) {
+        return Err(Refused::new(
+            StatusCode::FORBIDDEN,
+            "token not for this path",
+        ));
+    }
     Ok(Some((session, token.clone())))
 }
 
@@ -87,8 +111,8 @@ fn text_response(body: String, content_type: &'static str) -> Response {
     f2f_http::manifest(body, content_type)
 }
 
-async fn master(State(live): State<Arc<Live>>, params: Params) -> Response {
-    match authorise(&live, &params) {
+async fn master(State(live): State<Arc<Live>>, access: Access) -> Response {
+    match authorise(&live, &access) {
         Ok(s) => text_response(
             live.hls_master(s.as_ref().map(|(_, t)| t.as_str())),
             "application/vnd.apple.mpegurl",
@@ -100,7 +124,7 @@ async fn master(State(live): State<Arc<Live>>, params: Params) -> Response {
 async fn media(
     State(live): State<Arc<Live>>,
     Path(playlist): Path<String>,
-    params: Params,
+    access: Access,
 ) -> Response {
     if let Some(listing) = playlist.strip_suffix(".f2f-hashes") {
         let listing = match listing {
@@ -108,7 +132,7 @@ async fn media(
             _ => (listing.strip_suffix(".m3u8").and_then(Rendition::parse)).map(Some),
         };
         let hashes = listing.and_then(|l| live.signed_hashes(l, SystemTime::now()));
-        return match (authorise(&live, &params), hashes) {
+        return match (authorise(&live, &access), hashes) {
             (Err(e), _) => e.into_response(),
             (Ok(_), Some(text)) => text_response(text, "text/plain; charset=utf-8"),
             (Ok(_), None) => {
@@ -120,7 +144,7 @@ async fn media(
     let Some(rendition) = rendition else {
         return Refused::new(StatusCode::NOT_FOUND, "no such playlist").into_response();
     };
-    match authorise(&live, &params) {
+    match authorise(&live, &access) {
         Ok(s) => text_response(
             live.hls_media(
                 rendition,
@@ -133,8 +157,8 @@ async fn media(
     }
 }
 
-async fn mpd(State(live): State<Arc<Live>>, params: Params) -> Response {
-    match authorise(&live, &params) {
+async fn mpd(State(live): State<Arc<Live>>, access: Access) -> Response {
+    match authorise(&live, &access) {
         Ok(s) => text_response(
             live.mpd(SystemTime::now(), s.as_ref().map(|(_, t)| t.as_str())),
             "application/dash+xml",
@@ -170,11 +194,11 @@ async fn published(live: &Live, file: &str) -> Result<u64, Refused> {
 async fn segment(
     State(live): State<Arc<Live>>,
     Path((name, file)): Path<(String, String)>,
-    params: Params,
+    access: Access,
     headers: HeaderMap,
 ) -> Response {
     let result = async {
-        let session = authorise(&live, &params)?;
+        let session = authorise(&live, &access)?;
         let rendition = rendition(&name)?;
         if file == "init.mp4" {
             return Ok::<_, Refused>(live.init(rendition));
@@ -197,11 +221,11 @@ async fn segment(
 async fn variant_segment(
     State(live): State<Arc<Live>>,
     Path((name, variant, file)): Path<(String, String, String)>,
-    params: Params,
+    access: Access,
     headers: HeaderMap,
 ) -> Response {
     let result = async {
-        authorise(&live, &params)?;
+        authorise(&live, &access)?;
         let variant = match (rendition(&name)?, variant.as_str()) {
             (Rendition::Video, "a") => 'a',
             (Rendition::Video, "b") => 'b',
@@ -219,11 +243,11 @@ async fn variant_segment(
 async fn ad_segment(
     State(live): State<Arc<Live>>,
     Path((viewer, name, file)): Path<(String, String, String)>,
-    params: Params,
+    access: Access,
     headers: HeaderMap,
 ) -> Response {
     let result = async {
-        authorise(&live, &params)?;
+        authorise(&live, &access)?;
         let rendition = rendition(&name)?;
         let n = published(&live, &file).await?;
         if !live.is_ad(n) {

@@ -95,6 +95,25 @@ async fn tokens_ranges_and_errors_follow_http() {
         f2f_origin::variant_of("s1", 0)
     )));
     assert!(playlist.contains(&format!("#EXT-X-CUE-OUT:DURATION=2.000\n#EXTINF:2.000,\n/ads/s1/video/3.m4s?hdnts={token}\n#EXT-X-CUE-IN")));
+    // A token bound to a path (`acl`) opens that path only.
+    let narrow = key.issue_session(&f2f_origin::Session {
+        id: "s1".into(),
+        expires: u64::MAX / 2,
+        acl: Some("/live/*".into()),
+        watermark: None,
+    });
+    let status = |path: String| {
+        let request = client.get(format!("{base}{path}")).send();
+        async move { request.await.unwrap().status() }
+    };
+    assert_eq!(
+        status(format!("/live/video.m3u8?hdnts={narrow}")).await,
+        200
+    );
+    assert_eq!(
+        status(format!("/ads/s1/video/3.m4s?hdnts={narrow}")).await,
+        403
+    );
     let forged = token.replace("sid=s1", "sid=s2");
     assert_eq!(
         get(&format!("/live/video/1.m4s?hdnts={forged}"))
