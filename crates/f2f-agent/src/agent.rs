@@ -21,11 +21,12 @@ use tokio::sync::oneshot;
 
 use crate::capture::Capture;
 use crate::cdn::{Cdn, CdnBody, CdnError};
+use crate::control::ControlClient;
 use crate::loader::{LoadError, LoadEvent, LoadRequest, Segment, Source};
 use crate::node::{self, Command, Listing, NodeConfig, NodeError, NodeHandle, NodeStats};
 use crate::rejoin::Memory;
-use crate::relay;
 use crate::transport::{ChannelConfig, Endpoint};
+use crate::{relay, remote};
 
 /// How long a swarm whose node could not start (tracker down) plays from the CDN before the
 /// agent tries again.
@@ -40,6 +41,9 @@ const MAX_HASHES_LEN: usize = 1 << 20;
 pub struct AgentConfig {
     /// The tracker's signalling socket (`ws://host:port/v1/signal`).
     pub tracker: String,
+    /// The control plane's HTTP API (`http://host:port`), where certificates come from.
+    /// Default: beside the tracker.
+    pub control: String,
     /// The address peer connections use (their one ICE host candidate). Tests use 127.0.0.1.
     pub ice_addr: IpAddr,
     /// The engine's configuration. The agent's default trusts hashes attested by 3 peers.
@@ -55,6 +59,9 @@ pub struct AgentConfig {
     pub swarm_idle: Duration,
     /// Record every message sent to peers in this file (see [`crate::capture`]'s format).
     pub capture: Option<std::path::PathBuf>,
+    /// The operator's key: with it, the agent follows the control plane's remote
+    /// configuration (versions signed by this key) and applies it live.
+    pub operator_key: Option<PublicKey>,
 }
 
 impl AgentConfig {
@@ -70,8 +77,10 @@ impl AgentConfig {
             },
             ..Config::default()
         };
+        let tracker = tracker.into();
         Self {
-            tracker: tracker.into(),
+            control: crate::control::api_base(&tracker),
+            tracker,
             ice_addr,
             engine,
             canonical: CanonicalConfig::default(),
@@ -79,6 +88,7 @@ impl AgentConfig {
             origin_key: None,
             swarm_idle: Duration::from_secs(20),
             capture: None,
+            operator_key: None,
         }
     }
 
@@ -186,7 +196,11 @@ struct Index {
 
 pub(crate) struct Shared {
     config: AgentConfig,
-    engine: Arc<Config>,
+    /// The engine configuration in force: the agent's own with the remote settings on top.
+    engine: Mutex<Arc<Config>>,
+    /// The remote configuration version in force (0: none), and versions refused.
+    config_version: AtomicU64,
+    configs_refused: AtomicU64,
     canon: Canonicalizer,
     keypair: Keypair,
     cdn: Cdn,
@@ -202,6 +216,7 @@ pub(crate) struct Shared {
     memory: Memory,
     /// This agent's signalling contact, once served ([`Agent::serve_contact`]).
     contact: OnceLock<String>,
+    control: ControlClient,
     capture: Option<Capture>,
 }
 
@@ -264,6 +279,10 @@ pub struct AgentStats {
     pub bytes: u64,
     /// ... of which came from peers.
     pub served_p2p_bytes: u64,
+    /// The remote configuration version in force (0: none).
+    pub config_version: u64,
+    /// Remote configuration versions refused (bad signature or settings).
+    pub configs_refused: u64,
 }
 
 impl AgentStats {
@@ -313,9 +332,12 @@ impl Agent {
         let canon = Canonicalizer::new(config.canonical.clone())
             .map_err(|e| AgentError::Config(e.to_string()))?;
         let capture = config.capture.as_deref().map(Capture::create).transpose()?;
+        let control = ControlClient::new(config.control.clone());
         Ok(Self {
             shared: Arc::new(Shared {
-                engine: Arc::new(config.engine.clone()),
+                engine: Mutex::new(Arc::new(config.engine.clone())),
+                config_version: AtomicU64::new(0),
+                configs_refused: AtomicU64::new(0),
                 cdn: Cdn::new(config.cdn_timeout),
                 canon,
                 keypair,
@@ -327,6 +349,7 @@ impl Agent {
                 used: Mutex::new(HashMap::new()),
                 memory: Memory::default(),
                 contact: OnceLock::new(),
+                control,
                 capture,
             }),
         })
@@ -353,6 +376,8 @@ impl Agent {
             late: loads.late.load(Ordering::Relaxed),
             bytes: loads.bytes.load(Ordering::Relaxed),
             served_p2p_bytes: loads.p2p_bytes.load(Ordering::Relaxed),
+            config_version: self.config_version(),
+            configs_refused: self.shared.configs_refused.load(Ordering::Relaxed),
         }
     }
 
@@ -363,6 +388,61 @@ impl Agent {
             .iter()
             .cloned()
             .collect()
+    }
+
+    /// The engine configuration in force.
+    fn engine(&self) -> Arc<Config> {
+        self.shared
+            .engine
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The remote configuration version in force (0: none yet).
+    pub fn config_version(&self) -> u64 {
+        self.shared.config_version.load(Ordering::Relaxed)
+    }
+
+    /// Applies a remote configuration version the operator signed, if it is newer than the
+    /// one in force and the engine accepts it on top of the agent's own configuration; the
+    /// last good one stays otherwise.
+    pub(crate) fn apply_config(&self, remote: &f2f_control::config::RemoteConfig) {
+        if remote.version <= self.config_version() {
+            return;
+        }
+        let config = match remote.apply_to(&self.shared.config.engine) {
+            Ok(config) => Arc::new(config),
+            Err(e) => return self.config_refused(&e.to_string()),
+        };
+        *self.shared.engine.lock().unwrap_or_else(|e| e.into_inner()) = config.clone();
+        self.shared
+            .config_version
+            .store(remote.version, Ordering::Relaxed);
+        tracing::info!("remote config version {} in force", remote.version);
+        let agent = self.clone();
+        tokio::spawn(async move {
+            let swarms = agent.shared.swarms.lock().await;
+            for state in swarms.values() {
+                if let SwarmState::Running(node) = state {
+                    let _ = node.commands.send(Command::Config(config.clone())).await;
+                }
+            }
+        });
+    }
+
+    pub(crate) fn config_refused(&self, why: &str) {
+        tracing::warn!("remote config refused, the last good one stays: {why}");
+        self.shared.configs_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Follows the control plane's remote configuration (needs [`AgentConfig::operator_key`]);
+    /// runs until the agent is dropped.
+    pub fn follow_config(&self) {
+        if let Some(operator) = self.shared.config.operator_key {
+            let api = self.shared.config.control.clone();
+            tokio::spawn(remote::follow(self.clone(), api, operator));
+        }
     }
 
     /// Serves this agent's signalling contact on `addr` and advertises it to the tracker from
@@ -480,11 +560,12 @@ impl Agent {
         };
         let swarm = match swarm {
             Some(swarm) => swarm,
-            None => self
-                .shared
-                .canon
-                .swarm_id(url)
-                .map_err(|_| LoadError::BadUrl)?,
+            None => {
+                let swarm = (self.shared.canon.swarm_id(url)).map_err(|_| LoadError::BadUrl)?;
+                // The control plane certifies for this URL's swarm, given the viewer's token.
+                self.shared.memory.defined_by(swarm, url);
+                swarm
+            }
         };
         let text = String::from_utf8_lossy(&body.bytes);
         let (listings, period) = self.listings(kind, url, &text, swarm);
@@ -700,16 +781,17 @@ impl Agent {
     async fn start_node(&self, swarm: SwarmId) -> Result<NodeHandle, node::StartError> {
         let shared = &self.shared;
         let channel = ChannelConfig {
-            low_water: shared.engine.upload.low_water as usize,
+            low_water: self.engine().upload.low_water as usize,
             ..ChannelConfig::default()
         };
         let endpoint = Endpoint::bind(SocketAddr::new(shared.config.ice_addr, 0), channel)?;
         let config = NodeConfig {
             tracker: shared.config.tracker.clone(),
-            engine: shared.engine.clone(),
+            engine: self.engine(),
             contact: shared.contact.get().cloned(),
             memory: shared.memory.clone(),
             capture: shared.capture.clone(),
+            control: shared.control.clone(),
         };
         let start = node::start(
             swarm,

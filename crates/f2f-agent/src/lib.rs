@@ -9,6 +9,7 @@
 mod agent;
 pub mod capture;
 pub mod cdn;
+pub mod control;
 pub mod keyfile;
 pub mod loader;
 mod metrics;
@@ -16,6 +17,7 @@ pub mod node;
 pub mod proxy;
 mod rejoin;
 mod relay;
+mod remote;
 pub mod rewrite;
 pub mod signalling;
 pub mod transport;

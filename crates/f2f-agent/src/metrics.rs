@@ -126,6 +126,18 @@ pub(crate) fn render(stats: &AgentStats) -> String {
         "Swarms whose signalling socket (the tracker, or a member's contact) is up",
         sum_gauge(|s| usize::from(s.tracker)),
     );
+    gauge(
+        &mut registry,
+        "config_version",
+        "Remote configuration version in force (0: none)",
+        stats.config_version as i64,
+    );
+    counter(
+        &mut registry,
+        "configs_refused",
+        "Remote configuration versions refused (signature or settings); the last good one stays",
+        stats.configs_refused,
+    );
     let mut text = String::new();
     encode(&mut text, &registry).expect("writing to a String cannot fail");
     text

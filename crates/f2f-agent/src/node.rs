@@ -15,8 +15,8 @@ use f2f_core::config::Config;
 use f2f_core::engine::{CdnError as EngineCdnError, Engine, Input, Output, SegmentInfo};
 use f2f_core::id::{PeerId, SegmentKey, SwarmId};
 use f2f_core::identity::{
-    Bls, CertificateVerifier, ChannelBinding, Crypto, Fingerprint, Identity, Keypair, PublicKey,
-    Revocations, Signature, UnixTime, verify_possession,
+    Bls, Certificate, CertificateVerifier, ChannelBinding, Crypto, Fingerprint, Identity, Keypair,
+    PublicKey, Revocations, Signature, UnixTime, verify_possession,
 };
 use f2f_core::integrity::SegmentHash;
 use f2f_core::membership::NetGroup;
@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::capture::Capture;
 use crate::cdn::{Cdn, CdnError};
+use crate::control::{ControlClient, ControlError};
 use crate::loader::LoadEvent;
 use crate::rejoin::{self, Entry, Joining, Memory};
 use crate::signalling::{SignalError, TrackerLink};
@@ -44,6 +45,8 @@ const TRACKER_RETRY: Duration = Duration::from_secs(5);
 /// An offer sent through the overlay that has no answer by then is sent again through the
 /// tracker, if it is up (the addressee may be more than the overlay's hop budget away).
 const OVERLAY_PATIENCE: Duration = Duration::from_secs(3);
+/// Wait before a failed certificate renewal is tried again.
+const RENEW_RETRY: Duration = Duration::from_secs(60);
 /// Returning members signalling through this node at once.
 const MAX_GUESTS: usize = 16;
 
@@ -110,6 +113,8 @@ pub(crate) enum Command {
     FromGuest(PeerId, ToTracker),
     /// A guest's socket closed.
     GuestGone(PeerId),
+    /// New engine configuration (remote config).
+    Config(Arc<Config>),
     Leave,
 }
 
@@ -159,6 +164,8 @@ pub(crate) struct NodeConfig {
     pub(crate) contact: Option<String>,
     /// What the agent remembers of its swarms.
     pub(crate) memory: Memory,
+    /// The control plane's API (certificates).
+    pub(crate) control: ControlClient,
     /// Where every message sent to peers is recorded, if anywhere.
     pub(crate) capture: Option<Capture>,
 }
@@ -245,7 +252,17 @@ pub(crate) struct Node {
     signals: SignalCounts,
     via_member: bool,
     guests_admitted: u64,
+    /// Renewals' answers.
+    renewed: Renewals,
+    /// When to try a failed renewal again.
+    renew_at: Option<Instant>,
 }
+
+type Renewal = Result<(Certificate, PublicKey), ControlError>;
+type Renewals = (
+    mpsc::UnboundedSender<Renewal>,
+    mpsc::UnboundedReceiver<Renewal>,
+);
 
 /// URLs remembered per node (a few live windows of every rendition).
 const MAX_LISTED: usize = 4096;
@@ -278,6 +295,7 @@ pub(crate) async fn start(
         crypto: crypto.as_ref(),
         contact: config.contact.clone(),
         memory: &config.memory,
+        control: &config.control,
     };
     let welcomed = rejoin::first_contact(&joining, unix_now()).await?;
     let authority = welcomed.authority;
@@ -326,6 +344,8 @@ pub(crate) async fn start(
         signals: SignalCounts::default(),
         via_member: welcomed.entry == Entry::Member,
         guests_admitted: 0,
+        renewed: mpsc::unbounded_channel(),
+        renew_at: None,
     };
     tokio::spawn(node.run());
     Ok(NodeHandle {
@@ -399,6 +419,7 @@ impl Node {
                     self.release_pending();
                     self.engine.handle_timeout(Instant::now());
                 }
+                Some(renewed) = self.renewed.1.recv() => self.on_renewed(renewed),
                 _ = tick.tick() => self.on_tick().await,
             }
         }
@@ -875,6 +896,7 @@ impl Node {
             Command::GuestGone(guest) => {
                 self.guests.remove(&guest);
             }
+            Command::Config(config) => self.input(Input::UpdateConfig(config)),
             Command::Leave => {}
         }
     }
@@ -949,6 +971,10 @@ impl Node {
         if self.tracker.is_some() {
             self.reroute_offers(now);
         }
+        if self.renew_at.is_some_and(|at| at <= now) {
+            self.renew_at = None;
+            self.renew();
+        }
         let stale: Vec<ConnId> = (self.conns.iter())
             .filter(|(_, c)| match c.attempt {
                 Attempt::Offering { since, .. } | Attempt::Answered { since } => {
@@ -998,27 +1024,46 @@ impl Node {
             crypto: self.crypto.as_ref(),
             contact: self.config.contact.clone(),
             memory: &self.config.memory,
+            control: &self.config.control,
         };
         if let Ok(welcomed) = rejoin::first_contact(&joining, unix_now()).await {
             tracing::info!("signalling restored ({:?})", welcomed.entry);
             self.tracker = Some(welcomed.link);
             self.tracker_lost = None;
             self.via_member |= welcomed.entry == Entry::Member;
-            if welcomed.entry == Entry::Tracker {
-                self.input(Input::Certificate(Box::new(welcomed.certificate)));
-            }
             if !self.engine.can_relay() {
                 self.input(Input::Bootstrap(welcomed.peers));
             }
         }
     }
 
-    /// Asks for a renewed certificate: the tracker issues one with every welcome.
+    /// Asks the control plane to renew the certificate; the answer comes back as
+    /// [`Node::renewed`]'s message, a failure is tried again a minute later.
     fn renew(&mut self) {
-        if self.tracker.is_some() {
-            // Dropping the socket makes the tick rejoin at once.
-            self.tracker = None;
-            self.tracker_lost = Some(Instant::now() - TRACKER_RETRY);
+        let Some(cert) = self.config.memory.certificate(self.swarm, unix_now()) else {
+            tracing::warn!("swarm {}: certificate expired, no renewal", self.swarm);
+            return;
+        };
+        let (control, keypair) = (self.config.control.clone(), self.keypair.clone());
+        let (crypto, tx) = (self.crypto.clone(), self.renewed.0.clone());
+        tokio::spawn(async move {
+            let renewed = control.renew(&cert, &keypair, crypto.as_ref()).await;
+            let _ = tx.send(renewed);
+        });
+    }
+
+    fn on_renewed(&mut self, renewed: Result<(Certificate, PublicKey), ControlError>) {
+        match renewed {
+            Ok((cert, authority)) => {
+                self.config
+                    .memory
+                    .certified(self.swarm, cert.clone(), authority);
+                self.input(Input::Certificate(Box::new(cert)));
+            }
+            Err(e) => {
+                tracing::warn!("certificate renewal failed: {e}; trying again in a minute");
+                self.renew_at = Some(Instant::now() + RENEW_RETRY);
+            }
         }
     }
 }

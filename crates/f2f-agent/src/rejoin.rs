@@ -1,6 +1,7 @@
-//! Coming back to a swarm while the tracker is away: what the agent remembers of each swarm
-//! it joined (its certificate and members' signalling contacts), and the first contact that
-//! tries the tracker, then those members.
+//! Joining a swarm, and coming back to it while the control plane is away: what the agent
+//! remembers of each swarm (the stream URL that defined it, its certificate, members'
+//! signalling contacts), and the first contact: a certificate from the control plane (or the
+//! remembered one while it has a while to run), then the tracker, else those members.
 //!
 //! A member reached through its contact cannot certify anyone; it checks the certificate the
 //! node presents and names itself as entry peer. The node's first connection is signalled
@@ -13,8 +14,10 @@ use std::time::Duration;
 use f2f_control::protocol::{Contact, FromTracker, ToTracker, welcome_identity};
 use f2f_core::id::{PeerId, SwarmId};
 use f2f_core::identity::{Certificate, Crypto, Keypair, PublicKey, UnixTime, prove_possession};
+use f2f_http::token::token_of;
 use rand::seq::SliceRandom;
 
+use crate::control::ControlClient;
 use crate::signalling::{self, SignalError, TrackerLink};
 
 /// Contacts remembered per swarm, newest first.
@@ -23,10 +26,15 @@ const MAX_CONTACTS: usize = 32;
 const CONTACTS_TRIED: usize = 4;
 /// How long one signalling socket may take to answer a join.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// A remembered certificate is reused for a new node while it runs at least this long more;
+/// closer to its expiry the node asks for a fresh one.
+const REUSE_MARGIN: u64 = 3600;
 
 /// What the agent keeps of one swarm.
 #[derive(Clone, Debug, Default)]
 struct Remembered {
+    /// The stream URL whose manifest defined the swarm (with the viewer's token).
+    stream: Option<String>,
     identity: Option<(Certificate, PublicKey)>,
     contacts: VecDeque<Contact>,
 }
@@ -39,6 +47,22 @@ impl Memory {
     fn with<T>(&self, swarm: SwarmId, f: impl FnOnce(&mut Remembered) -> T) -> T {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         f(map.entry(swarm).or_default())
+    }
+
+    /// Notes the stream URL that defined `swarm`, unless one is known.
+    pub(crate) fn defined_by(&self, swarm: SwarmId, url: &str) {
+        self.with(swarm, |r| {
+            r.stream.get_or_insert_with(|| url.to_owned());
+        });
+    }
+
+    /// The certificate in use for `swarm`, if it is valid at `at`.
+    pub(crate) fn certificate(&self, swarm: SwarmId, at: UnixTime) -> Option<Certificate> {
+        self.with(swarm, |r| {
+            (r.identity.as_ref())
+                .filter(|(c, _)| c.not_after > at)
+                .map(|(c, _)| c.clone())
+        })
     }
 
     /// Notes a certificate and the authority that issued it.
@@ -65,16 +89,18 @@ impl Memory {
         self.with(swarm, |r| r.contacts.retain(|c| c != contact));
     }
 
-    /// The remembered certificate, if still valid at `now`, and a few contacts in random
-    /// order.
-    fn recall(&self, swarm: SwarmId, now: UnixTime) -> Option<(Certificate, Vec<Contact>)> {
+    /// A few contacts, in random order.
+    fn contacts(&self, swarm: SwarmId) -> Vec<Contact> {
         self.with(swarm, |r| {
-            let (cert, _) = r.identity.clone().filter(|(c, _)| c.not_after > now)?;
             let mut contacts: Vec<Contact> = r.contacts.iter().cloned().collect();
             contacts.shuffle(&mut rand::rng());
             contacts.truncate(CONTACTS_TRIED);
-            Some((cert, contacts))
+            contacts
         })
+    }
+
+    fn stream(&self, swarm: SwarmId) -> Option<String> {
+        self.with(swarm, |r| r.stream.clone())
     }
 }
 
@@ -106,26 +132,48 @@ pub(crate) struct Joining<'a> {
     /// This agent's own contact, advertised to the tracker.
     pub(crate) contact: Option<String>,
     pub(crate) memory: &'a Memory,
+    pub(crate) control: &'a ControlClient,
 }
 
-/// Joins through the tracker, else through a remembered member with the remembered
-/// certificate. Remembers what the welcome brings.
+/// The certificate to join with: the remembered one while it runs long enough, else a fresh
+/// one for the viewer's token, else (control plane away) the remembered one while valid.
+async fn certificate(j: &Joining<'_>, now: UnixTime) -> Result<Certificate, SignalError> {
+    let long_enough = UnixTime(now.0 + REUSE_MARGIN);
+    if let Some(cert) = j.memory.certificate(j.swarm, long_enough) {
+        return Ok(cert);
+    }
+    let Some(stream) = j.memory.stream(j.swarm) else {
+        return Err(SignalError::Refused("no stream URL for this swarm".into()));
+    };
+    let token = token_of(&stream);
+    match j.control.session(&stream, token, j.keypair, j.crypto).await {
+        Ok((cert, authority)) => {
+            j.memory.certified(j.swarm, cert.clone(), authority);
+            Ok(cert)
+        }
+        Err(e) => {
+            tracing::warn!("no certificate from the control plane: {e}");
+            (j.memory.certificate(j.swarm, now)).ok_or(SignalError::Refused(e.to_string()))
+        }
+    }
+}
+
+/// Joins through the tracker with a certificate, else through a remembered member. Remembers
+/// what the welcome brings.
 ///
 /// # Errors
 ///
-/// The tracker's failure when no member could be reached either (or none is remembered).
+/// No certificate, or the tracker's failure when no member could be reached either.
 pub(crate) async fn first_contact(j: &Joining<'_>, now: UnixTime) -> Result<Welcomed, SignalError> {
+    let cert = certificate(j, now).await?;
     let possession = prove_possession(j.crypto, j.keypair);
     let key = j.keypair.public();
-    let join = ToTracker::join(j.swarm, &key, &possession, j.contact.clone(), None);
+    let join = ToTracker::join(j.swarm, &key, &possession, j.contact.clone(), Some(&cert));
     let tracker_error = match timed_join(j.tracker, join).await {
         Ok((welcome, link)) => return welcomed(j, welcome, link, Entry::Tracker),
         Err(e) => e,
     };
-    let Some((cert, contacts)) = j.memory.recall(j.swarm, now) else {
-        return Err(tracker_error);
-    };
-    for contact in contacts {
+    for contact in j.memory.contacts(j.swarm) {
         let join = ToTracker::join(j.swarm, &key, &possession, None, Some(&cert));
         match timed_join(&contact.url, join).await {
             Ok((welcome, link)) => return welcomed(j, welcome, link, Entry::Member),

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use f2f_agent::loader::{LoadEvent, LoadRequest, Source};
 use f2f_agent::{Agent, AgentConfig};
-use f2f_control::{Control, Tracker};
+use f2f_control::{Control, Issuer};
 use f2f_core::identity::Keypair;
 use f2f_origin::{Clip, Live, Origin, OriginConfig};
 use tokio::sync::mpsc;
@@ -59,8 +59,8 @@ async fn progress_events_prefetch_hints_and_cdn_only_requests() {
     };
     let live = Live::new(Clip::builtin(), config, SystemTime::now());
     let origin = Origin::start(live, ANY).await.unwrap();
-    let tracker = Tracker::new(Keypair::from_entropy(&[1; 32]), Duration::from_secs(3600));
-    let control = Control::start(tracker, ANY).await.unwrap();
+    let issuer = Issuer::open(Keypair::from_entropy(&[1; 32]), Duration::from_secs(3600));
+    let control = Control::start(issuer, None, ANY).await.unwrap();
     let (a, b) = (agent(&control, &signing, 2), agent(&control, &signing, 3));
     let playlist = format!("http://{}/live/video.m3u8", origin.addr);
     newest(&a, &playlist).await;

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use f2f_agent::proxy::Proxy;
 use f2f_agent::{Agent, AgentConfig};
-use f2f_control::{Control, Tracker};
+use f2f_control::{Control, Issuer};
 use f2f_core::identity::Keypair;
 use f2f_origin::{Clip, Live, Origin, OriginConfig};
 
@@ -14,8 +14,8 @@ const ANY: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST
 async fn setup() -> (Origin, Control, Proxy) {
     let live = Live::new(Clip::builtin(), OriginConfig::default(), SystemTime::now());
     let origin = Origin::start(live, ANY).await.unwrap();
-    let tracker = Tracker::new(Keypair::from_entropy(&[1; 32]), Duration::from_secs(3600));
-    let control = Control::start(tracker, ANY).await.unwrap();
+    let issuer = Issuer::open(Keypair::from_entropy(&[1; 32]), Duration::from_secs(3600));
+    let control = Control::start(issuer, None, ANY).await.unwrap();
     let config = AgentConfig::new(control.signal_url(), Ipv4Addr::LOCALHOST.into());
     let agent = Agent::new(config, Keypair::from_entropy(&[2; 32])).unwrap();
     let proxy = Proxy::start(agent, ANY).await.unwrap();

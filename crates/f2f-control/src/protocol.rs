@@ -19,6 +19,9 @@ pub const MAX_ENTRY_PEERS: usize = 8;
 pub const MAX_SDP_LEN: usize = 16 * 1024;
 /// The longest message either side accepts.
 pub const MAX_MESSAGE_LEN: usize = 32 * 1024;
+/// How often an agent pings its signalling socket so the tracker keeps it (see
+/// `tracker::MEMBER_TTL`).
+pub const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(20);
 /// The longest contact URL a member may advertise.
 pub const MAX_CONTACT_LEN: usize = 256;
 

@@ -1,32 +1,33 @@
-//! The bootstrap tracker: certifies joining nodes, names a few members of their swarm, and
-//! passes SDP between members until they can signal through the overlay.
-//!
-//! What it does not do yet (the control-plane issue adds it): validate the viewer's CDN session
-//! token before certifying (today any key that proves possession is certified), rate limits,
-//! member expiry beyond the socket's life.
+//! The bootstrap tracker: admits nodes whose certificate the issuer gave ([`crate::session`]),
+//! names a few members of their swarm, and passes SDP between members until they can signal
+//! through the overlay. A member whose socket stays silent for [`MEMBER_TTL`] is forgotten
+//! (agents ping every [`crate::protocol::KEEPALIVE`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use f2f_core::id::{PeerId, SwarmId};
-use f2f_core::identity::{
-    Authority, Bls, Keypair, PublicKey, Scope, SessionId, Signature, UnixTime,
-};
+use f2f_core::identity::{Bls, PublicKey, Signature, verify_possession};
 use futures_util::{SinkExt, StreamExt};
 use rand::seq::IteratorRandom;
 use tokio::sync::mpsc;
 
 use crate::protocol::{
-    Contact, FromTracker, HexPeer, MAX_ENTRY_PEERS, MAX_MESSAGE_LEN, ToTracker, parse, to_text,
-    welcome,
+    Contact, FromTracker, HexPeer, MAX_ENTRY_PEERS, MAX_MESSAGE_LEN, ToTracker, joined_certificate,
+    parse, to_text, welcome,
 };
+use crate::remote::{self, Configs};
+use crate::session::{self, Issuer};
+
+/// A member whose socket carried nothing (not even a ping) for this long is forgotten.
+pub const MEMBER_TTL: Duration = Duration::from_secs(60);
 
 /// Messages queued for one member before further signals to it are refused.
 const QUEUE: usize = 64;
@@ -39,43 +40,29 @@ struct Member {
 
 type Swarms = HashMap<SwarmId, HashMap<PeerId, Member>>;
 
-/// The tracker's state: the authority key and who is in which swarm.
+/// The tracker's state: who is in which swarm.
 pub struct Tracker {
-    authority: Authority,
+    issuer: Arc<Issuer>,
     crypto: Bls,
-    lifetime: Duration,
     swarms: Mutex<Swarms>,
 }
 
 impl std::fmt::Debug for Tracker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tracker")
-            .field("authority", &self.authority.public())
+            .field("issuer", &self.issuer)
             .finish_non_exhaustive()
     }
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
-}
-
 impl Tracker {
-    /// A tracker signing certificates with `authority`, valid for `lifetime`.
-    pub fn new(authority: Keypair, lifetime: Duration) -> Self {
+    /// A tracker admitting the certificates `issuer` gives.
+    pub fn new(issuer: Arc<Issuer>) -> Self {
         Self {
-            authority: Authority::new(authority),
+            issuer,
             crypto: Bls::new(),
-            lifetime,
             swarms: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// The key members check certificates against.
-    pub fn authority(&self) -> PublicKey {
-        self.authority.public()
     }
 
     fn members(&self) -> std::sync::MutexGuard<'_, Swarms> {
@@ -104,37 +91,52 @@ impl Tracker {
         (peers, contacts)
     }
 
-    /// Certifies a joining key for `swarm`.
-    fn certify(
+    /// Admits a joining node: its certificate, for `swarm`, and its key's proof of possession.
+    fn admit(
         &self,
         swarm: SwarmId,
         key: &PublicKey,
         possession: &Signature,
+        certificate: Option<&str>,
     ) -> Result<FromTracker, String> {
-        let mut session = [0u8; 16];
-        getrandom::fill(&mut session).map_err(|e| format!("no randomness: {e}"))?;
-        let not_after = UnixTime(unix_now() + self.lifetime.as_secs());
-        let cert = self
-            .authority
-            .issue(
-                &self.crypto,
-                key,
-                possession,
-                Scope::Swarm(swarm),
-                SessionId(session),
-                not_after,
-            )
+        let certificate = certificate.ok_or("join with the certificate /v1/session gives")?;
+        let cert = joined_certificate(certificate).map_err(|e| e.to_string())?;
+        if cert.public_key != *key {
+            return Err("certificate for another key".into());
+        }
+        verify_possession(&self.crypto, key, possession)
             .map_err(|_| "the proof of possession does not verify".to_owned())?;
+        self.issuer
+            .check(&cert, &swarm)
+            .map_err(|e| e.to_string())?;
         let (peers, contacts) = self.entry_peers(&swarm, &key.peer_id());
-        Ok(welcome(&cert, &self.authority.public(), peers, contacts))
+        Ok(welcome(&cert, &self.issuer.authority(), peers, contacts))
     }
 }
 
-/// The tracker's routes: the signalling socket at `/v1/signal`.
-pub fn router(tracker: Arc<Tracker>) -> Router {
-    Router::new()
+/// The control plane's routes: the signalling socket at `/v1/signal`, sessions at
+/// `/v1/session` and `/v1/session/renew`, and with `configs` the remote configuration
+/// (`/v1/config`, `/v1/config/stream`, `/v1/admin/config`).
+pub fn router(issuer: Arc<Issuer>, configs: Option<Arc<Configs>>) -> Router {
+    let tracker = Arc::new(Tracker::new(issuer.clone()));
+    let sessions = Router::new()
+        .route("/v1/session", post(session::issue))
+        .route("/v1/session/renew", post(session::renew))
+        .with_state(issuer);
+    let app = Router::new()
         .route("/v1/signal", get(upgrade))
         .with_state(tracker)
+        .merge(sessions);
+    match configs {
+        Some(configs) => app.merge(
+            Router::new()
+                .route("/v1/config", get(remote::latest))
+                .route("/v1/config/stream", get(remote::stream))
+                .route("/v1/admin/config", post(remote::admin_change))
+                .with_state(configs),
+        ),
+        None => app,
+    }
 }
 
 async fn upgrade(State(tracker): State<Arc<Tracker>>, ws: WebSocketUpgrade) -> Response {
@@ -158,7 +160,7 @@ async fn session(tracker: Arc<Tracker>, socket: WebSocket) {
         }
     });
     let mut joined: Option<(SwarmId, PeerId)> = None;
-    while let Some(Ok(frame)) = stream.next().await {
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(MEMBER_TTL, stream.next()).await {
         let text = match frame {
             Message::Text(text) => text,
             Message::Close(_) => break,
@@ -174,13 +176,14 @@ async fn session(tracker: Arc<Tracker>, socket: WebSocket) {
                     public_key,
                     possession,
                     contact,
-                    ..
+                    certificate,
                 }),
                 None,
             ) => {
                 let swarm = SwarmId::from_bytes(swarm);
                 let key = PublicKey::from_bytes(public_key);
-                match tracker.certify(swarm, &key, &Signature::from_bytes(possession)) {
+                let possession = Signature::from_bytes(possession);
+                match tracker.admit(swarm, &key, &possession, certificate.as_deref()) {
                     Ok(welcome) => {
                         let me = key.peer_id();
                         let contact = contact.filter(|url| Contact::valid_url(url));
@@ -250,22 +253,33 @@ pub struct Control {
     pub addr: SocketAddr,
     /// The authority key its certificates are signed with.
     pub authority: PublicKey,
+    issuer: Arc<Issuer>,
+    operator: Option<PublicKey>,
     _server: f2f_http::Server,
 }
 
 impl Control {
-    /// Serves `tracker` on `addr` (port 0: any) until dropped.
+    /// Serves `issuer`'s sessions, the tracker and `configs` (if any) on `addr` (port 0:
+    /// any) until dropped.
     ///
     /// # Errors
     ///
     /// The address cannot be bound.
-    pub async fn start(tracker: Tracker, addr: SocketAddr) -> std::io::Result<Self> {
-        let authority = tracker.authority();
-        let app = router(Arc::new(tracker));
+    pub async fn start(
+        issuer: Issuer,
+        configs: Option<Configs>,
+        addr: SocketAddr,
+    ) -> std::io::Result<Self> {
+        let authority = issuer.authority();
+        let operator = configs.as_ref().map(Configs::operator);
+        let issuer = Arc::new(issuer);
+        let app = router(issuer.clone(), configs.map(Arc::new));
         let server = f2f_http::Server::start(addr, "control plane", |_| app).await?;
         Ok(Self {
             addr: server.addr,
             authority,
+            issuer,
+            operator,
             _server: server,
         })
     }
@@ -273,5 +287,20 @@ impl Control {
     /// The signalling socket's URL.
     pub fn signal_url(&self) -> String {
         format!("ws://{}/v1/signal", self.addr)
+    }
+
+    /// The key remote configuration is signed with, when it is served.
+    pub fn operator(&self) -> Option<PublicKey> {
+        self.operator
+    }
+
+    /// The issuer (revocations, the database).
+    pub fn issuer(&self) -> &Issuer {
+        &self.issuer
+    }
+
+    /// The HTTP API's base URL.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 }

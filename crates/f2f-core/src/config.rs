@@ -281,9 +281,94 @@ pub enum ConfigError {
         /// What is wrong.
         why: &'static str,
     },
+    /// [`Config::set`] does not know the key.
+    #[error("unknown config key `{0}` (settable: {keys})", keys = Config::SETTABLE.join(", "))]
+    UnknownKey(String),
+    /// [`Config::set`] cannot read the value for the key.
+    #[error("config key `{key}` cannot take `{value}`")]
+    BadValue {
+        /// The key.
+        key: &'static str,
+        /// The value given.
+        value: String,
+    },
+}
+
+fn parse<T: std::str::FromStr>(key: &'static str, value: &str) -> Result<T, ConfigError> {
+    value.trim().parse().map_err(|_| ConfigError::BadValue {
+        key,
+        value: value.to_owned(),
+    })
+}
+
+fn millis(key: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    parse::<u64>(key, value).map(Duration::from_millis)
 }
 
 impl Config {
+    /// The keys remote configuration may set ([`Config::set`]): the knobs an operator turns
+    /// on a running swarm.
+    pub const SETTABLE: &'static [&'static str] = &[
+        "scheduler.source",
+        "scheduler.cdn_budget",
+        "scheduler.stall_timeout_ms",
+        "scheduler.deadline_margin_ms",
+        "scheduler.max_sources",
+        "links.degree",
+        "links.max_degree",
+        "upload.max_slots",
+        "hashes.spot_check",
+        "cache_segments",
+    ];
+
+    /// Sets one field from remote configuration's text (`auto`, `p2p-preferred`, `cdn-only`
+    /// for the source; numbers otherwise, durations in milliseconds). Call
+    /// [`Config::validate`] once every key is set.
+    ///
+    /// # Errors
+    ///
+    /// An unknown key, a value that does not parse, or a spot-check rate on a stream whose
+    /// hashes are signed (there is nothing to sample).
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let k = Self::SETTABLE
+            .iter()
+            .find(|k| **k == key)
+            .ok_or_else(|| ConfigError::UnknownKey(key.to_owned()))?;
+        match *k {
+            "scheduler.source" => {
+                self.scheduler.source = match value.trim() {
+                    "auto" => SourcePreference::Auto,
+                    "p2p-preferred" => SourcePreference::P2pPreferred,
+                    "cdn-only" => SourcePreference::CdnOnly,
+                    _ => {
+                        return Err(ConfigError::BadValue {
+                            key: k,
+                            value: value.to_owned(),
+                        });
+                    }
+                }
+            }
+            "scheduler.cdn_budget" => self.scheduler.cdn_budget = parse(k, value)?,
+            "scheduler.stall_timeout_ms" => self.scheduler.stall_timeout = millis(k, value)?,
+            "scheduler.deadline_margin_ms" => self.scheduler.deadline_margin = millis(k, value)?,
+            "scheduler.max_sources" => self.scheduler.max_sources = parse(k, value)?,
+            "links.degree" => self.links.degree = parse(k, value)?,
+            "links.max_degree" => self.links.max_degree = parse(k, value)?,
+            "upload.max_slots" => self.upload.max_slots = parse(k, value)?,
+            "hashes.spot_check" => match &mut self.hashes {
+                HashSource::Attested { spot_check, .. } => *spot_check = parse(k, value)?,
+                HashSource::Signed => {
+                    return Err(ConfigError::BadValue {
+                        key: k,
+                        value: value.to_owned(),
+                    });
+                }
+            },
+            _ => self.cache_segments = parse(k, value)?,
+        }
+        Ok(())
+    }
+
     /// Checks the fields that would make the engine misbehave.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let check = |ok: bool, field, why| {
@@ -310,6 +395,11 @@ impl Config {
             "must be >= degree",
         )?;
         check(self.upload.slots >= 1, "upload.slots", "must be at least 1")?;
+        check(
+            self.upload.max_slots >= self.upload.slots,
+            "upload.max_slots",
+            "must be >= upload.slots",
+        )?;
         check(
             self.upload.relay_rate_ratio > 0.0,
             "upload.relay_rate_ratio",
@@ -414,5 +504,32 @@ mod tests {
         c.upload.low_water = c.upload.chunk as u64 + 1;
         let err = c.validate().expect_err("low_water > chunk");
         assert!(err.to_string().contains("upload.low_water"), "{err}");
+    }
+
+    #[test]
+    fn remote_keys_set_typed_fields_and_refuse_the_rest() {
+        let mut config = Config::default();
+        config.set("scheduler.source", "p2p-preferred").unwrap();
+        config.set("scheduler.cdn_budget", "1.5").unwrap();
+        config.set("scheduler.stall_timeout_ms", "900").unwrap();
+        config.set("links.degree", "6").unwrap();
+        assert_eq!(config.scheduler.source, SourcePreference::P2pPreferred);
+        assert_eq!(config.scheduler.cdn_budget, 1.5);
+        assert_eq!(config.scheduler.stall_timeout, Duration::from_millis(900));
+        assert_eq!(config.links.degree, 6);
+        config.validate().unwrap();
+        assert!(matches!(
+            config.set("scheduler.sauce", "auto"),
+            Err(ConfigError::UnknownKey(_))
+        ));
+        assert!(matches!(
+            config.set("links.degree", "six"),
+            Err(ConfigError::BadValue { .. })
+        ));
+        // Signed hashes have nothing to sample.
+        assert!(config.set("hashes.spot_check", "0.1").is_err());
+        // A value that parses but cannot work is caught by validate.
+        config.set("links.max_degree", "2").unwrap();
+        assert!(config.validate().is_err());
     }
 }

@@ -135,6 +135,7 @@ impl Server {
         let addr = listener.local_addr()?;
         let app = app(addr);
         let task = tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!("{name} stopped: {e}");
             }

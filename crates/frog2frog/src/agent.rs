@@ -40,20 +40,25 @@ pub(crate) struct AgentArgs {
     /// traffic is encrypted on the network). A debugging aid.
     #[arg(long)]
     pub(crate) capture_peer_messages: Option<PathBuf>,
+    /// The operator's key (96 hex digits): follow the control plane's remote configuration
+    /// signed with it, applied live.
+    #[arg(long)]
+    pub(crate) operator_key: Option<String>,
 }
 
 pub(crate) async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let keypair = f2f_agent::keyfile::load_or_create(&args.key_file)?;
     let mut config = AgentConfig::new(args.tracker, args.ice_addr);
     if let Some(key) = &args.origin_key {
-        let bytes = hex::decode(key).map_err(|e| anyhow::anyhow!("--origin-key: {e}"))?;
-        let bytes: [u8; 48] = (bytes.try_into())
-            .map_err(|_| anyhow::anyhow!("--origin-key must be 48 bytes (96 hex digits)"))?;
-        config.trust_origin(PublicKey::from_bytes(bytes));
+        config.trust_origin(public_key(key, "--origin-key")?);
+    }
+    if let Some(key) = &args.operator_key {
+        config.operator_key = Some(public_key(key, "--operator-key")?);
     }
     config.swarm_idle = std::time::Duration::from_secs(args.swarm_idle_secs);
     config.capture = args.capture_peer_messages;
     let agent = Agent::new(config, keypair)?;
+    agent.follow_config();
     let _contact = match args.contact_listen {
         Some(addr) => {
             let contact =
@@ -73,4 +78,12 @@ pub(crate) async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await?;
     agent.shutdown().await;
     Ok(())
+}
+
+/// A public key given as 96 hex digits.
+fn public_key(hex_text: &str, flag: &str) -> anyhow::Result<PublicKey> {
+    let bytes = hex::decode(hex_text).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    let bytes: [u8; 48] = (bytes.try_into())
+        .map_err(|_| anyhow::anyhow!("{flag} must be 48 bytes (96 hex digits)"))?;
+    Ok(PublicKey::from_bytes(bytes))
 }

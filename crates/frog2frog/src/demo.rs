@@ -55,6 +55,13 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let control = start_control(&ControlArgs {
         listen: LOOPBACK,
         certificate_hours: 6,
+        db: None,
+        key_file: None,
+        token_secret: None,
+        identities_per_session: 3,
+        operator_key: None,
+        admin_token: None,
+        action: None,
     })
     .await?;
     let stream = if args.dash {

@@ -47,10 +47,7 @@ impl OriginArgs {
     pub(crate) fn config(&self) -> anyhow::Result<OriginConfig> {
         let tokens = match &self.token_secret {
             Some(hex_secret) => {
-                let bytes = hex::decode(hex_secret)
-                    .map_err(|e| anyhow::anyhow!("--token-secret is not hex: {e}"))?;
-                let secret: [u8; 32] = (bytes.try_into())
-                    .map_err(|_| anyhow::anyhow!("--token-secret must be 32 bytes"))?;
+                let secret = crate::control::secret(hex_secret, "--token-secret")?;
                 Some(TokenKey::new(secret))
             }
             None => None,

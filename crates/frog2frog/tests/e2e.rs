@@ -517,7 +517,8 @@ fn members_return_and_the_swarm_rewires_while_the_control_plane_is_down() {
 /// Four viewers with their own session tokens, an origin that gives each session its own A/B
 /// watermark sequence (per-session playlists naming `a` or `b` paths) and its own ad in every
 /// fifth slot. Every player must get exactly its own variant of every segment and its own ads,
-/// byte for byte; ads never come from peers; the rest still does.
+/// byte for byte; ads never come from peers; the rest still does. The control plane checks
+/// the same tokens before it certifies the agents' nodes.
 #[test]
 fn watermarks_tokens_and_personal_ads_survive_the_swarm() {
     const SECRET: [u8; 32] = [0x5e; 32];
@@ -544,7 +545,18 @@ fn watermarks_tokens_and_personal_ads_survive_the_swarm() {
         .next()
         .unwrap()
         .to_owned();
-    let (_control, lines) = start(&["control", "--listen", "127.0.0.1:0"], &["tracker:"]);
+    // The control plane certifies a viewer's node only for a valid token of the stream.
+    let secret = hex::encode(SECRET);
+    let (_control, lines) = start(
+        &[
+            "control",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-secret",
+            &secret,
+        ],
+        &["tracker:"],
+    );
     let tracker = after(&lines[0], "tracker:").to_owned();
     let dir = std::env::temp_dir().join(format!("f2f-e2e-{}-wm", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -32,6 +32,8 @@ pub enum Domain {
     Attestation,
     /// A receiver's signature on the bytes an uploader sent it in one window.
     Receipt,
+    /// The operator's signature on a version of the remote configuration.
+    Config,
 }
 
 impl Domain {
@@ -45,6 +47,7 @@ impl Domain {
             Self::Manifest => b"frog2frog/1/manifest\0",
             Self::Attestation => b"frog2frog/1/attestation\0",
             Self::Receipt => b"frog2frog/1/receipt\0",
+            Self::Config => b"frog2frog/1/config\0",
         }
     }
 }
