@@ -1,7 +1,8 @@
 //! The agent's side of the tracker protocol: one WebSocket per swarm, pumped by a task into
-//! two channels, so the node's event loop only sees messages.
+//! two channels, so the node's event loop only sees messages; pinged every
+//! [`KEEPALIVE`] so the tracker keeps the member.
 
-use f2f_control::protocol::{FromTracker, ToTracker, parse, to_text};
+use f2f_control::protocol::{FromTracker, KEEPALIVE, ToTracker, parse, to_text};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -46,8 +47,16 @@ pub async fn join(url: &str, join: ToTracker) -> Result<(FromTracker, TrackerLin
     let (to_tx, mut to_rx) = mpsc::channel::<ToTracker>(QUEUE);
     let (from_tx, mut from_rx) = mpsc::channel::<FromTracker>(QUEUE);
     tokio::spawn(async move {
+        // The tracker forgets a socket that stays silent; a ping is enough.
+        let mut keepalive = tokio::time::interval(KEEPALIVE);
+        keepalive.tick().await;
         loop {
             tokio::select! {
+                _ = keepalive.tick() => {
+                    if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                        break;
+                    }
+                }
                 out = to_rx.recv() => match out {
                     Some(msg) => {
                         if sink.send(Message::Text(to_text(&msg).into())).await.is_err() {

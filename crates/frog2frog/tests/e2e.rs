@@ -233,6 +233,8 @@ fn play_and_check(stream: &str, origin_key: &str, renditions: usize, label: &str
             0.0,
             "agent {i}"
         );
+        // Over a minute in: pings kept the tracker socket (it forgets silent members).
+        assert_eq!(metric(&text, "f2f_tracker_connected"), 1.0, "agent {i}");
         p2p += metric(&text, "f2f_served_bytes_total{source=\"p2p\"}");
         total += metric(&text, "f2f_served_bytes_total{source=\"p2p\"}")
             + metric(&text, "f2f_served_bytes_total{source=\"cdn\"}");
