@@ -25,6 +25,7 @@ use crate::control::ControlClient;
 use crate::loader::{LoadError, LoadEvent, LoadRequest, Segment, Source};
 use crate::node::{self, Command, Listing, NodeConfig, NodeError, NodeHandle, NodeStats};
 use crate::rejoin::Memory;
+use crate::telemetry::Telemetry;
 use crate::transport::{ChannelConfig, Endpoint};
 use crate::{relay, remote};
 
@@ -217,6 +218,7 @@ pub(crate) struct Shared {
     /// This agent's signalling contact, once served ([`Agent::serve_contact`]).
     contact: OnceLock<String>,
     control: ControlClient,
+    telemetry: Telemetry,
     capture: Option<Capture>,
 }
 
@@ -350,6 +352,7 @@ impl Agent {
                 memory: Memory::default(),
                 contact: OnceLock::new(),
                 control,
+                telemetry: Telemetry::default(),
                 capture,
             }),
         })
@@ -487,6 +490,49 @@ impl Agent {
         let used = self.shared.used.lock().unwrap_or_else(|e| e.into_inner());
         let limit = self.shared.config.swarm_idle;
         used.get(&swarm).is_none_or(|at| at.elapsed() > limit)
+    }
+
+    /// Reports telemetry to the control plane every `interval` (billing, receipts, health,
+    /// debug events), until the agent is dropped.
+    pub fn report_telemetry(&self, interval: Duration) {
+        let agent = self.clone();
+        tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default();
+            let mut tick = tokio::time::interval(interval);
+            loop {
+                tick.tick().await;
+                agent.report(&http).await;
+            }
+        });
+    }
+
+    /// Samples every swarm's counters and sends what is buffered now; true when the control
+    /// plane took it.
+    pub async fn flush_telemetry(&self) -> bool {
+        self.report(&reqwest::Client::new()).await
+    }
+
+    async fn report(&self, http: &reqwest::Client) -> bool {
+        let nodes: Vec<(SwarmId, NodeStats)> = {
+            let swarms = self.shared.swarms.lock().await;
+            (swarms.iter())
+                .filter_map(|(swarm, s)| match s {
+                    SwarmState::Running(node) => Some((*swarm, node.stats())),
+                    SwarmState::Failed(_) => None,
+                })
+                .collect()
+        };
+        let stream = |swarm| {
+            let url = self.shared.memory.stream(swarm).unwrap_or_default();
+            (self.shared.canon.canonical_url(&url)).unwrap_or(url)
+        };
+        let telemetry = &self.shared.telemetry;
+        telemetry.sample(&nodes, stream, crate::telemetry::now());
+        let api = &self.shared.config.control;
+        telemetry.send(http, api, self.id()).await
     }
 
     /// Leaves every swarm politely.
@@ -792,6 +838,7 @@ impl Agent {
             memory: shared.memory.clone(),
             capture: shared.capture.clone(),
             control: shared.control.clone(),
+            telemetry: shared.telemetry.clone(),
         };
         let start = node::start(
             swarm,

@@ -20,6 +20,7 @@ mod relay;
 mod remote;
 pub mod rewrite;
 pub mod signalling;
+pub mod telemetry;
 pub mod transport;
 
 pub use agent::{

@@ -112,7 +112,7 @@ pub(crate) fn render(stats: &AgentStats) -> String {
         &mut registry,
         "data_neighbours",
         "Data neighbours",
-        sum_gauge(|s| s.neighbours),
+        sum_gauge(|s| s.neighbours.len()),
     );
     gauge(
         &mut registry,

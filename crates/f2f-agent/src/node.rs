@@ -34,6 +34,7 @@ use crate::control::{ControlClient, ControlError};
 use crate::loader::LoadEvent;
 use crate::rejoin::{self, Entry, Joining, Memory};
 use crate::signalling::{SignalError, TrackerLink};
+use crate::telemetry::Telemetry;
 use crate::transport::{ConnId, Endpoint, TransportError, TransportEvent};
 
 /// A connection attempt that has not opened by then is given up.
@@ -138,7 +139,7 @@ pub struct NodeStats {
     /// Peers with an open connection.
     pub connected: usize,
     /// Data neighbours.
-    pub neighbours: usize,
+    pub neighbours: Vec<PeerId>,
     /// Overlay (active view) members.
     pub overlay: usize,
     /// Whether the tracker socket is up.
@@ -168,6 +169,8 @@ pub(crate) struct NodeConfig {
     pub(crate) control: ControlClient,
     /// Where every message sent to peers is recorded, if anywhere.
     pub(crate) capture: Option<Capture>,
+    /// Receipt bundles and notable events for the control plane.
+    pub(crate) telemetry: Telemetry,
 }
 
 /// Which way a signal travels; an answer goes back the way its offer came.
@@ -453,7 +456,7 @@ impl Node {
         stats.connected = (self.conns.values())
             .filter(|c| matches!(c.attempt, Attempt::Open))
             .count();
-        stats.neighbours = self.engine.data_neighbours().len();
+        stats.neighbours = self.engine.data_neighbours();
         stats.overlay = self.engine.overlay_neighbours().len();
         stats.tracker = self.tracker.is_some();
         stats.signals = self.signals;
@@ -509,11 +512,11 @@ impl Node {
             // Attested hashes need nothing from the driver; signed-hash fetching is not built.
             Output::NeedHash(_) => {}
             Output::Receipts(bundle) => {
-                let bytes: u64 = bundle.entries.iter().map(|e| e.delivery.bytes).sum();
+                self.config.telemetry.receipts(&bundle);
                 self.stats
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .receipt_bytes += bytes;
+                    .receipt_bytes += bundle.bytes();
             }
             Output::RenewCertificate { .. } => self.renew(),
             Output::Signal { from, payload } => match serde_json::from_slice::<Signal>(&payload) {
@@ -522,7 +525,11 @@ impl Node {
                 }
                 _ => tracing::debug!("unreadable signal from {from} through the overlay"),
             },
-            Output::Event(event) => log_event(&event),
+            Output::Event(event) => {
+                if let Some(notable) = log_event(&event) {
+                    self.config.telemetry.debug(notable);
+                }
+            }
             other => tracing::debug!("unhandled engine output {other:?}"),
         }
     }
@@ -1068,13 +1075,19 @@ impl Node {
     }
 }
 
-fn log_event(event: &Event) {
-    match event {
-        Event::PeerBanned { peer, error, .. } => tracing::warn!("peer {peer} banned: {error}"),
+/// Logs an engine event; the notable ones come back as text for the debug channel.
+fn log_event(event: &Event) -> Option<String> {
+    let notable = match event {
+        Event::PeerBanned { peer, error, .. } => format!("peer {peer} banned: {error}"),
         Event::FalseAttestation { signers, .. } => {
-            tracing::warn!("false attestation by {} peers", signers.len());
+            format!("false attestation by {} peers", signers.len())
         }
-        Event::PeerMisbehaved { peer, error } => tracing::info!("peer {peer} misbehaved: {error}"),
-        other => tracing::debug!("{other:?}"),
-    }
+        Event::PeerMisbehaved { peer, error } => format!("peer {peer} misbehaved: {error}"),
+        other => {
+            tracing::debug!("{other:?}");
+            return None;
+        }
+    };
+    tracing::warn!("{notable}");
+    Some(notable)
 }

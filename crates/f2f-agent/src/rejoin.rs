@@ -99,7 +99,8 @@ impl Memory {
         })
     }
 
-    fn stream(&self, swarm: SwarmId) -> Option<String> {
+    /// The stream URL that defined `swarm` (with the viewer's token).
+    pub(crate) fn stream(&self, swarm: SwarmId) -> Option<String> {
         self.with(swarm, |r| r.stream.clone())
     }
 }

@@ -7,12 +7,14 @@
 //! exchanges over a WebSocket ([`protocol`]). A swarm needs it only to form: once members have
 //! neighbours, they signal through the overlay. Remote configuration ([`config`], [`remote`]):
 //! versions of the engine settings, signed with the operator key and pushed to agents.
+//! Telemetry ([`telemetry`]): billing, verified receipts, health and debug events from agents.
 
 pub mod config;
 pub mod protocol;
 pub mod remote;
 pub mod session;
 pub mod store;
+pub mod telemetry;
 pub mod tracker;
 
 pub use remote::Configs;

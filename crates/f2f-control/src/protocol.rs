@@ -26,7 +26,7 @@ pub const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(20);
 pub const MAX_CONTACT_LEN: usize = 256;
 
 /// A peer id in hex (32 bytes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct HexPeer(#[serde(with = "hex::serde")] pub [u8; 32]);
 

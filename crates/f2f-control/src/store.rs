@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use f2f_core::id::SwarmId;
 
 use crate::config::SignedConfig;
+use crate::telemetry::Batch;
 use f2f_core::identity::{PublicKey, SessionId};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -14,6 +15,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_identities.sql"),
     include_str!("../migrations/0002_config.sql"),
+    include_str!("../migrations/0003_telemetry.sql"),
 ];
 
 /// Why the database failed.
@@ -30,6 +32,34 @@ pub struct Revoked {
     pub sessions: Vec<SessionId>,
     /// Revoked keys.
     pub keys: Vec<PublicKey>,
+}
+
+/// Billing totals of one stream.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamBilling {
+    /// The stream's canonical URL.
+    pub stream: String,
+    /// Media bytes from the CDN.
+    pub cdn_bytes: u64,
+    /// Media bytes from peers.
+    pub p2p_bytes: u64,
+    /// Bytes uploaded to peers.
+    pub uploaded_bytes: u64,
+}
+
+/// A verified receipt, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedReceipt {
+    /// The uploader's id.
+    pub uploader: [u8; 32],
+    /// The receiver's id.
+    pub receiver: [u8; 32],
+    /// Receipt window.
+    pub window: u64,
+    /// Bytes vouched for.
+    pub bytes: u64,
+    /// Segments vouched for.
+    pub segments: u32,
 }
 
 /// The database, behind one lock (requests are short; SQLite serialises writes anyway).
@@ -213,6 +243,131 @@ impl Store {
                 signature: signature.try_into().ok()?,
             })
         }))
+    }
+
+    /// Records one telemetry batch: its billing and health rows and the receipts already
+    /// verified from it, in one transaction. False (and nothing recorded) when the batch was
+    /// recorded before (a retry).
+    ///
+    /// # Errors
+    ///
+    /// The database failed.
+    pub fn record_batch(
+        &self,
+        batch: &Batch,
+        receipts: &[(SwarmId, VerifiedReceipt)],
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let agent = batch.agent.0.as_slice();
+        let fresh = tx.execute(
+            "INSERT OR IGNORE INTO telemetry_batches (agent, seq, at) VALUES (?1, ?2, ?3)",
+            params![agent, batch.seq as i64, now as i64],
+        )?;
+        if fresh == 0 {
+            return Ok(false);
+        }
+        for b in &batch.billing {
+            tx.execute(
+                "INSERT INTO billing (agent, window, swarm, stream, cdn_bytes, p2p_bytes, uploaded_bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (agent, window, swarm) DO UPDATE SET
+                   cdn_bytes = cdn_bytes + excluded.cdn_bytes,
+                   p2p_bytes = p2p_bytes + excluded.p2p_bytes,
+                   uploaded_bytes = uploaded_bytes + excluded.uploaded_bytes",
+                params![
+                    agent,
+                    b.window as i64,
+                    b.swarm.as_slice(),
+                    b.stream,
+                    b.cdn_bytes as i64,
+                    b.p2p_bytes as i64,
+                    b.uploaded_bytes as i64
+                ],
+            )?;
+        }
+        for h in &batch.health {
+            let neighbours = serde_json::to_string(&h.neighbours).unwrap_or_default();
+            tx.execute(
+                "INSERT INTO health (agent, window, swarm, connections, failures, bans, peers, neighbours)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (agent, window, swarm) DO UPDATE SET
+                   connections = connections + excluded.connections,
+                   failures = failures + excluded.failures,
+                   bans = bans + excluded.bans,
+                   peers = excluded.peers,
+                   neighbours = excluded.neighbours",
+                params![
+                    agent,
+                    h.window as i64,
+                    h.swarm.as_slice(),
+                    h.connections as i64,
+                    h.failures as i64,
+                    h.bans as i64,
+                    h.peers as i64,
+                    neighbours
+                ],
+            )?;
+        }
+        for (swarm, r) in receipts {
+            tx.execute(
+                "INSERT OR IGNORE INTO receipts (uploader, receiver, window, swarm, bytes, segments)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    r.uploader.as_slice(),
+                    r.receiver.as_slice(),
+                    r.window as i64,
+                    swarm.as_bytes().as_slice(),
+                    r.bytes as i64,
+                    r.segments
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Billing totals per stream.
+    ///
+    /// # Errors
+    ///
+    /// The database failed.
+    pub fn billing(&self) -> Result<Vec<StreamBilling>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT stream, SUM(cdn_bytes), SUM(p2p_bytes), SUM(uploaded_bytes)
+             FROM billing GROUP BY stream ORDER BY stream",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(StreamBilling {
+                stream: r.get(0)?,
+                cdn_bytes: r.get::<_, i64>(1)? as u64,
+                p2p_bytes: r.get::<_, i64>(2)? as u64,
+                uploaded_bytes: r.get::<_, i64>(3)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Verified receipt bytes per uploader (`[u8; 32]` peer id).
+    ///
+    /// # Errors
+    ///
+    /// The database failed.
+    pub fn receipt_bytes(&self) -> Result<Vec<([u8; 32], u64)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT uploader, SUM(bytes) FROM receipts GROUP BY uploader")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (uploader, bytes) = row?;
+            if let Ok(uploader) = uploader.try_into() {
+                out.push((uploader, bytes as u64));
+            }
+        }
+        Ok(out)
     }
 
     /// Everything revoked so far.

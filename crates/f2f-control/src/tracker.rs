@@ -25,6 +25,7 @@ use crate::protocol::{
 };
 use crate::remote::{self, Configs};
 use crate::session::{self, Issuer};
+use crate::telemetry::{self, Ingest};
 
 /// A member whose socket carried nothing (not even a ping) for this long is forgotten.
 pub const MEMBER_TTL: Duration = Duration::from_secs(60);
@@ -115,10 +116,15 @@ impl Tracker {
 }
 
 /// The control plane's routes: the signalling socket at `/v1/signal`, sessions at
-/// `/v1/session` and `/v1/session/renew`, and with `configs` the remote configuration
+/// `/v1/session` and `/v1/session/renew`, telemetry at `/v1/telemetry`, Prometheus at
+/// `/metrics`, and with `configs` the remote configuration
 /// (`/v1/config`, `/v1/config/stream`, `/v1/admin/config`).
-pub fn router(issuer: Arc<Issuer>, configs: Option<Arc<Configs>>) -> Router {
+pub fn router(issuer: Arc<Issuer>, configs: Option<Arc<Configs>>, ingest: Arc<Ingest>) -> Router {
     let tracker = Arc::new(Tracker::new(issuer.clone()));
+    let telemetry = Router::new()
+        .route("/v1/telemetry", post(telemetry::receive))
+        .route("/metrics", get(telemetry::metrics))
+        .with_state(ingest);
     let sessions = Router::new()
         .route("/v1/session", post(session::issue))
         .route("/v1/session/renew", post(session::renew))
@@ -126,7 +132,8 @@ pub fn router(issuer: Arc<Issuer>, configs: Option<Arc<Configs>>) -> Router {
     let app = Router::new()
         .route("/v1/signal", get(upgrade))
         .with_state(tracker)
-        .merge(sessions);
+        .merge(sessions)
+        .merge(telemetry);
     match configs {
         Some(configs) => app.merge(
             Router::new()
@@ -254,6 +261,7 @@ pub struct Control {
     /// The authority key its certificates are signed with.
     pub authority: PublicKey,
     issuer: Arc<Issuer>,
+    ingest: Arc<Ingest>,
     operator: Option<PublicKey>,
     _server: f2f_http::Server,
 }
@@ -273,12 +281,14 @@ impl Control {
         let authority = issuer.authority();
         let operator = configs.as_ref().map(Configs::operator);
         let issuer = Arc::new(issuer);
-        let app = router(issuer.clone(), configs.map(Arc::new));
+        let ingest = Arc::new(Ingest::new(issuer.clone()));
+        let app = router(issuer.clone(), configs.map(Arc::new), ingest.clone());
         let server = f2f_http::Server::start(addr, "control plane", |_| app).await?;
         Ok(Self {
             addr: server.addr,
             authority,
             issuer,
+            ingest,
             operator,
             _server: server,
         })
@@ -292,6 +302,11 @@ impl Control {
     /// The key remote configuration is signed with, when it is served.
     pub fn operator(&self) -> Option<PublicKey> {
         self.operator
+    }
+
+    /// Telemetry ingestion (counters, debug events).
+    pub fn ingest(&self) -> &Ingest {
+        &self.ingest
     }
 
     /// The issuer (revocations, the database).

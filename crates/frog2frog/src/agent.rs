@@ -44,6 +44,10 @@ pub(crate) struct AgentArgs {
     /// signed with it, applied live.
     #[arg(long)]
     pub(crate) operator_key: Option<String>,
+    /// Send telemetry (billing, receipts, health, debug) to the control plane this often,
+    /// seconds; 0: never.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) telemetry_secs: u64,
 }
 
 pub(crate) async fn agent(args: AgentArgs) -> anyhow::Result<()> {
@@ -59,6 +63,9 @@ pub(crate) async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     config.capture = args.capture_peer_messages;
     let agent = Agent::new(config, keypair)?;
     agent.follow_config();
+    if args.telemetry_secs > 0 {
+        agent.report_telemetry(std::time::Duration::from_secs(args.telemetry_secs));
+    }
     let _contact = match args.contact_listen {
         Some(addr) => {
             let contact =
@@ -76,6 +83,7 @@ pub(crate) async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         println!("player URL: {}", proxy.url_for(&url));
     }
     tokio::signal::ctrl_c().await?;
+    agent.flush_telemetry().await;
     agent.shutdown().await;
     Ok(())
 }

@@ -78,6 +78,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         config.trust_origin(origin_public);
         let agent = Agent::new(config, keypair)?;
         let contact = agent.serve_contact(LOOPBACK).await?;
+        agent.report_telemetry(Duration::from_secs(5));
         let proxy = Proxy::start(agent.clone(), LOOPBACK).await?;
         let url = proxy.url_for(&stream);
         if i == 0 {
@@ -152,7 +153,7 @@ fn status(stats: &[(AgentStats, bool)], elapsed: Duration) {
     let t = totals(stats);
     let playing = stats.iter().filter(|(_, p)| *p).count();
     let neighbours: usize = (stats.iter())
-        .flat_map(|(s, _)| s.swarms.iter().map(|n| n.neighbours))
+        .flat_map(|(s, _)| s.swarms.iter().map(|n| n.neighbours.len()))
         .sum();
     print!(
         "\r{:>4}s  viewers {playing}/{}  offload {:5.1} %  p2p {:7.1} MB  cdn {:7.1} MB  neighbours {:4.1}  late {}  failed {}   ",
@@ -182,7 +183,7 @@ fn summary(viewers: &[Viewer], stats: &[(AgentStats, bool)]) {
         "failed"
     );
     for (v, (s, _)) in viewers.iter().zip(stats) {
-        let neighbours: usize = s.swarms.iter().map(|n| n.neighbours).sum();
+        let neighbours: usize = s.swarms.iter().map(|n| n.neighbours.len()).sum();
         println!(
             "{:<12} {:>8} {:>9.1} {:>9.1} {:>7.1}% {:>9.1} {:>10} {:>5} {:>6}",
             v.agent.id().to_string(),
