@@ -246,6 +246,8 @@ struct LoadCounters {
     segments: AtomicU64,
     failed: AtomicU64,
     late: AtomicU64,
+    /// Late loads per swarm (the health channel's rebuffer count).
+    late_by_swarm: Mutex<HashMap<SwarmId, u64>>,
     bytes: AtomicU64,
     p2p_bytes: AtomicU64,
     deliveries: Mutex<VecDeque<DeliveryRecord>>,
@@ -516,11 +518,18 @@ impl Agent {
     }
 
     async fn report(&self, http: &reqwest::Client) -> bool {
-        let nodes: Vec<(SwarmId, NodeStats)> = {
+        let late = {
+            let late = self.shared.loads.late_by_swarm.lock();
+            late.unwrap_or_else(|e| e.into_inner()).clone()
+        };
+        let nodes: Vec<(SwarmId, NodeStats, u64)> = {
             let swarms = self.shared.swarms.lock().await;
             (swarms.iter())
                 .filter_map(|(swarm, s)| match s {
-                    SwarmState::Running(node) => Some((*swarm, node.stats())),
+                    SwarmState::Running(node) => {
+                        let late = late.get(swarm).copied().unwrap_or(0);
+                        Some((*swarm, node.stats(), late))
+                    }
                     SwarmState::Failed(_) => None,
                 })
                 .collect()
@@ -864,6 +873,7 @@ impl Agent {
     pub async fn load_segment(&self, request: LoadRequest) -> Result<Segment, LoadError> {
         let started = Instant::now();
         let canonical = self.shared.canon.canonical_url(&request.url).ok();
+        let swarm = self.known(&request.url).map(|(swarm, ..)| swarm);
         let (result, duration) = self.load(request).await;
         let loads = &self.shared.loads;
         match &result {
@@ -889,6 +899,14 @@ impl Agent {
                     .fetch_add(segment.p2p_bytes, Ordering::Relaxed);
                 if duration.is_some_and(|d| started.elapsed() > d) {
                     loads.late.fetch_add(1, Ordering::Relaxed);
+                    if let Some(swarm) = swarm {
+                        let mut late = loads.late_by_swarm.lock();
+                        *late
+                            .as_mut()
+                            .unwrap_or_else(|e| e.get_mut())
+                            .entry(swarm)
+                            .or_default() += 1;
+                    }
                 }
             }
             Err(_) => {

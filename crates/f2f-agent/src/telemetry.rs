@@ -21,8 +21,8 @@ use f2f_core::receipt::ReceiptBundle;
 
 use crate::node::NodeStats;
 
-/// Billing and health window length.
-pub const WINDOW: Duration = Duration::from_secs(60);
+/// Billing and health window length: fine enough for a live dashboard.
+pub const WINDOW: Duration = Duration::from_secs(f2f_control::telemetry::WINDOW_SECS);
 /// Windows buffered before the oldest two merge.
 pub const MAX_WINDOWS: usize = 64;
 /// Receipt bundles buffered.
@@ -39,6 +39,7 @@ struct Seen {
     connections: u64,
     failures: u64,
     bans: u64,
+    late: u64,
 }
 
 #[derive(Debug, Default)]
@@ -118,13 +119,13 @@ impl Telemetry {
     /// `stream` gives a swarm's canonical stream URL.
     pub(crate) fn sample(
         &self,
-        nodes: &[(SwarmId, NodeStats)],
+        nodes: &[(SwarmId, NodeStats, u64)],
         stream: impl Fn(SwarmId) -> String,
         now: u64,
     ) {
         let window = now - now % WINDOW.as_secs();
         let mut b = self.buffers();
-        for (swarm, stats) in nodes {
+        for (swarm, stats, late) in nodes {
             let e = &stats.engine;
             let current = Seen {
                 cdn: e.cdn_bytes,
@@ -133,6 +134,7 @@ impl Telemetry {
                 connections: e.connections,
                 failures: e.load_failures,
                 bans: e.corrupt_pieces + e.false_attesters,
+                late: *late,
             };
             // A node that restarted counts from zero again.
             let last = b.seen.insert(*swarm, current).unwrap_or_default();
@@ -157,6 +159,7 @@ impl Telemetry {
             health.connections += delta(current.connections, last.connections);
             health.failures += delta(current.failures, last.failures);
             health.bans += delta(current.bans, last.bans);
+            health.late += delta(current.late, last.late);
             health.peers = stats.connected as u64;
             health.neighbours = stats.neighbours.iter().map(|p| HexPeer::from(*p)).collect();
         }
@@ -169,6 +172,7 @@ impl Telemetry {
             into.connections += from.connections;
             into.failures += from.failures;
             into.bans += from.bans;
+            into.late += from.late;
         });
     }
 
@@ -261,7 +265,11 @@ mod tests {
         // A day of samples, a minute apart, nobody taking them.
         let mut start = 1_000_000 - 1_000_000 % 60;
         for minute in 1..=1440u64 {
-            t.sample(&[(swarm, stats(minute * 10, minute * 90))], stream, start);
+            t.sample(
+                &[(swarm, stats(minute * 10, minute * 90), 0)],
+                stream,
+                start,
+            );
             start += 60;
         }
         let batch = t.batch(PeerId::from_bytes([7; 32])).unwrap();
@@ -270,7 +278,7 @@ mod tests {
         let p2p: u64 = batch.billing.iter().map(|b| b.p2p_bytes).sum();
         assert_eq!((cdn, p2p), (14_400, 129_600), "every byte billed once");
         // Until acknowledged, the same batch (same sequence number) goes again.
-        t.sample(&[(swarm, stats(20_000, 0))], stream, start);
+        t.sample(&[(swarm, stats(20_000, 0), 0)], stream, start);
         let again = t.batch(PeerId::from_bytes([7; 32])).unwrap();
         assert_eq!(again, batch);
     }

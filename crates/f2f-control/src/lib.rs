@@ -7,9 +7,11 @@
 //! exchanges over a WebSocket ([`protocol`]). A swarm needs it only to form: once members have
 //! neighbours, they signal through the overlay. Remote configuration ([`config`], [`remote`]):
 //! versions of the engine settings, signed with the operator key and pushed to agents.
-//! Telemetry ([`telemetry`]): billing, verified receipts, health and debug events from agents.
+//! Telemetry ([`telemetry`]): billing, verified receipts, health and debug events from agents,
+//! drawn live by the operator dashboard ([`dashboard`]).
 
 pub mod config;
+pub mod dashboard;
 pub mod protocol;
 pub mod remote;
 pub mod session;

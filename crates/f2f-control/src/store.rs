@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_identities.sql"),
     include_str!("../migrations/0002_config.sql"),
     include_str!("../migrations/0003_telemetry.sql"),
+    include_str!("../migrations/0004_health_late.sql"),
 ];
 
 /// Why the database failed.
@@ -60,6 +61,48 @@ pub struct VerifiedReceipt {
     pub bytes: u64,
     /// Segments vouched for.
     pub segments: u32,
+}
+
+/// One agent's latest health in one swarm, with its billing totals.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgentView {
+    /// The agent's node id.
+    pub agent: [u8; 32],
+    /// The swarm.
+    pub swarm: [u8; 32],
+    /// The stream's canonical URL.
+    pub stream: String,
+    /// Start of its latest health window.
+    pub window: u64,
+    /// Its data neighbours then (hex ids).
+    pub neighbours: Vec<String>,
+    /// Peers connected then.
+    pub peers: u64,
+    /// Totals over every window: failed loads, bans, late loads.
+    pub failures: u64,
+    /// See `failures`.
+    pub bans: u64,
+    /// See `failures`.
+    pub late: u64,
+    /// Billing totals.
+    pub cdn_bytes: u64,
+    /// See `cdn_bytes`.
+    pub p2p_bytes: u64,
+    /// See `cdn_bytes`.
+    pub uploaded_bytes: u64,
+}
+
+/// One swarm's bytes in one window.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WindowBytes {
+    /// The swarm.
+    pub swarm: [u8; 32],
+    /// Window start.
+    pub window: u64,
+    /// Media bytes from the CDN.
+    pub cdn_bytes: u64,
+    /// Media bytes from peers.
+    pub p2p_bytes: u64,
 }
 
 /// The database, behind one lock (requests are short; SQLite serialises writes anyway).
@@ -290,12 +333,13 @@ impl Store {
         for h in &batch.health {
             let neighbours = serde_json::to_string(&h.neighbours).unwrap_or_default();
             tx.execute(
-                "INSERT INTO health (agent, window, swarm, connections, failures, bans, peers, neighbours)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                "INSERT INTO health (agent, window, swarm, connections, failures, bans, peers, neighbours, late)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (agent, window, swarm) DO UPDATE SET
                    connections = connections + excluded.connections,
                    failures = failures + excluded.failures,
                    bans = bans + excluded.bans,
+                   late = late + excluded.late,
                    peers = excluded.peers,
                    neighbours = excluded.neighbours",
                 params![
@@ -306,7 +350,8 @@ impl Store {
                     h.failures as i64,
                     h.bans as i64,
                     h.peers as i64,
-                    neighbours
+                    neighbours,
+                    h.late as i64
                 ],
             )?;
         }
@@ -368,6 +413,69 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Every agent heard from since `since` (Unix seconds), per swarm: its latest health and
+    /// its totals.
+    ///
+    /// # Errors
+    ///
+    /// The database failed.
+    pub fn agents_since(&self, since: u64) -> Result<Vec<AgentView>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT h.agent, h.swarm, h.window, h.neighbours, h.peers,
+                    (SELECT SUM(failures) FROM health WHERE agent = h.agent AND swarm = h.swarm),
+                    (SELECT SUM(bans) FROM health WHERE agent = h.agent AND swarm = h.swarm),
+                    (SELECT SUM(late) FROM health WHERE agent = h.agent AND swarm = h.swarm),
+                    COALESCE((SELECT MAX(stream) FROM billing WHERE agent = h.agent AND swarm = h.swarm), ''),
+                    COALESCE((SELECT SUM(cdn_bytes) FROM billing WHERE agent = h.agent AND swarm = h.swarm), 0),
+                    COALESCE((SELECT SUM(p2p_bytes) FROM billing WHERE agent = h.agent AND swarm = h.swarm), 0),
+                    COALESCE((SELECT SUM(uploaded_bytes) FROM billing WHERE agent = h.agent AND swarm = h.swarm), 0)
+             FROM health h
+             WHERE h.window >= ?1
+               AND h.window = (SELECT MAX(window) FROM health WHERE agent = h.agent AND swarm = h.swarm)",
+        )?;
+        let rows = stmt.query_map(params![since as i64], |r| {
+            let neighbours: String = r.get(3)?;
+            Ok(AgentView {
+                agent: r.get::<_, Vec<u8>>(0)?.try_into().unwrap_or_default(),
+                swarm: r.get::<_, Vec<u8>>(1)?.try_into().unwrap_or_default(),
+                window: r.get::<_, i64>(2)? as u64,
+                neighbours: serde_json::from_str(&neighbours).unwrap_or_default(),
+                peers: r.get::<_, i64>(4)? as u64,
+                failures: r.get::<_, i64>(5)? as u64,
+                bans: r.get::<_, i64>(6)? as u64,
+                late: r.get::<_, i64>(7)? as u64,
+                stream: r.get(8)?,
+                cdn_bytes: r.get::<_, i64>(9)? as u64,
+                p2p_bytes: r.get::<_, i64>(10)? as u64,
+                uploaded_bytes: r.get::<_, i64>(11)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Bytes per swarm and window since `since`, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// The database failed.
+    pub fn windows_since(&self, since: u64) -> Result<Vec<WindowBytes>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT swarm, window, SUM(cdn_bytes), SUM(p2p_bytes) FROM billing
+             WHERE window >= ?1 GROUP BY swarm, window ORDER BY window",
+        )?;
+        let rows = stmt.query_map(params![since as i64], |r| {
+            Ok(WindowBytes {
+                swarm: r.get::<_, Vec<u8>>(0)?.try_into().unwrap_or_default(),
+                window: r.get::<_, i64>(1)? as u64,
+                cdn_bytes: r.get::<_, i64>(2)? as u64,
+                p2p_bytes: r.get::<_, i64>(3)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Everything revoked so far.

@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::protocol::HexPeer;
 
+/// Length of a billing and health window, seconds (window starts are multiples of it).
+pub const WINDOW_SECS: u64 = 10;
+
 /// The largest batch accepted, decompressed.
 pub const MAX_BATCH_LEN: usize = 4 << 20;
 
@@ -75,6 +78,10 @@ pub struct Health {
     pub failures: u64,
     /// Peers banned (bytes failing verification, false attestations).
     pub bans: u64,
+    /// Segment loads slower than the segment's duration (a player without a buffer would
+    /// have rebuffered).
+    #[serde(default)]
+    pub late: u64,
     /// Peers connected at the window's end.
     pub peers: u64,
     /// The agent's neighbours at the window's end (for the topology).
@@ -257,6 +264,11 @@ impl Ingest {
             counters.duplicates += 1;
         }
         Ok(())
+    }
+
+    /// The database the telemetry is recorded in.
+    pub fn store(&self) -> &crate::store::Store {
+        self.issuer.store()
     }
 
     /// What ingestion saw so far.

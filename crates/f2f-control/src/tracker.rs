@@ -19,6 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use rand::seq::IteratorRandom;
 use tokio::sync::mpsc;
 
+use crate::dashboard;
 use crate::protocol::{
     Contact, FromTracker, HexPeer, MAX_ENTRY_PEERS, MAX_MESSAGE_LEN, ToTracker, joined_certificate,
     parse, to_text, welcome,
@@ -117,13 +118,15 @@ impl Tracker {
 
 /// The control plane's routes: the signalling socket at `/v1/signal`, sessions at
 /// `/v1/session` and `/v1/session/renew`, telemetry at `/v1/telemetry`, Prometheus at
-/// `/metrics`, and with `configs` the remote configuration
+/// `/metrics`, the operator dashboard at `/dashboard`, and with `configs` the remote configuration
 /// (`/v1/config`, `/v1/config/stream`, `/v1/admin/config`).
 pub fn router(issuer: Arc<Issuer>, configs: Option<Arc<Configs>>, ingest: Arc<Ingest>) -> Router {
     let tracker = Arc::new(Tracker::new(issuer.clone()));
     let telemetry = Router::new()
         .route("/v1/telemetry", post(telemetry::receive))
         .route("/metrics", get(telemetry::metrics))
+        .route("/dashboard", get(dashboard::page))
+        .route("/v1/dashboard/state", get(dashboard::state_json))
         .with_state(ingest);
     let sessions = Router::new()
         .route("/v1/session", post(session::issue))
