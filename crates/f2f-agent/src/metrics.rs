@@ -54,6 +54,18 @@ pub(crate) fn render(stats: &AgentStats) -> String {
         "Segment bytes returned to players, by source",
         served,
     );
+    let received = Family::<Vec<(String, String)>, Counter<u64>>::default();
+    received
+        .get_or_create(&vec![("source".into(), "p2p".into())])
+        .inc_by(stats.p2p_bytes());
+    received
+        .get_or_create(&vec![("source".into(), "cdn".into())])
+        .inc_by(stats.cdn_bytes());
+    registry.register(
+        "received_bytes",
+        "Media bytes the engines received (what billing counts), by source",
+        received,
+    );
     counter(
         &mut registry,
         "uploaded_bytes",

@@ -674,3 +674,228 @@ fn no_token_reached_a_peer(
     eprintln!("{frames} peer messages captured ({pieces} pieces): no token, session or ad");
     assert!(pieces > 0, "the captures hold the pieces peers exchanged");
 }
+
+/// A POST of `body` as JSON; the status and the body's text.
+fn post_json(url: &str, body: &serde_json::Value) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let response = reqwest::Client::new()
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    })
+}
+
+/// A session request for a fresh key.
+fn session_request(token: &str, stream: &str, seed: u8) -> serde_json::Value {
+    use f2f_core::identity::{Bls, Keypair, prove_possession};
+    let key = Keypair::from_entropy(&[seed; 32]);
+    serde_json::json!({
+        "token": token,
+        "stream": stream,
+        "public_key": hex::encode(key.public().as_bytes()),
+        "possession": hex::encode(prove_possession(&Bls::new(), &key).as_bytes()),
+    })
+}
+
+/// A loopback port free now (the control plane restarts on it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The control plane with real agents: certificates only for valid tokens (and refused for a
+/// bad, expired or over-the-limit one), a config change every agent applies live, and the
+/// control plane stopped for 30 s mid-stream: playback does not notice, and once it is back
+/// the telemetry arrives complete: billed bytes equal what the agents' engines moved, and
+/// receipts are verified.
+#[test]
+fn the_control_plane_authorises_configures_and_bills_and_can_be_away() {
+    const SECRET: [u8; 32] = [0x3c; 32];
+    const VIEWERS: usize = 4;
+    const SECS: u64 = 90;
+    let secret = hex::encode(SECRET);
+    let (_origin, lines) = start(
+        &[
+            "origin",
+            "--listen",
+            "127.0.0.1:0",
+            "--bitrate-kbps",
+            "1000",
+            "--sign",
+            "--token-secret",
+            &secret,
+        ],
+        &["origin key:", "HLS:"],
+    );
+    let origin_key = after(&lines[0], "origin key:").to_owned();
+    let hls = after(&lines[1], "HLS:")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let dir = std::env::temp_dir().join(format!("f2f-e2e-{}-control", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (db, authority, operator) = (
+        dir.join("control.db"),
+        dir.join("authority.key"),
+        dir.join("operator.key"),
+    );
+    let control_args = [
+        "control",
+        "--listen",
+        &listen,
+        "--token-secret",
+        &secret,
+        "--db",
+        db.to_str().unwrap(),
+        "--key-file",
+        authority.to_str().unwrap(),
+        "--operator-key",
+        operator.to_str().unwrap(),
+        "--admin-token",
+        "e2e-admin",
+    ];
+    let (control, lines) = start(&control_args, &["operator:", "api:", "tracker:"]);
+    let mut control = Some(control);
+    let operator_key = after(&lines[0], "operator:").to_owned();
+    let api = after(&lines[1], "api:").to_owned();
+    let tracker = after(&lines[2], "tracker:").to_owned();
+    let tokens = f2f_origin::TokenKey::new(SECRET);
+
+    // Refused: a forged token, an expired one; the identity limit (3 keys per viewer).
+    let stream = format!("{hls}?hdnts=x");
+    let session = format!("{api}/v1/session");
+    let good = tokens.issue("viewer-limit", u64::from(u32::MAX));
+    let forged = good.replace("viewer-limit", "viewer-other");
+    let expired = tokens.issue("viewer-limit", 1);
+    for (token, why) in [(&forged, "signature"), (&expired, "expired")] {
+        let (status, body) = post_json(&session, &session_request(token, &stream, 1));
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains(why), "{body}");
+    }
+    for seed in 1..=3 {
+        let (status, body) = post_json(&session, &session_request(&good, &stream, seed));
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = post_json(&session, &session_request(&good, &stream, 4));
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("identities"), "{body}");
+
+    // The viewers: each agent gets its certificate with its own token.
+    let mut agents = Vec::new();
+    let mut players = Vec::new();
+    for i in 0..VIEWERS {
+        let token = tokens.issue(&format!("viewer-{i}"), u64::from(u32::MAX));
+        let stream = format!("{hls}?hdnts={token}");
+        let key = dir.join(format!("agent{i}.key"));
+        let extra = ["--operator-key", &operator_key, "--telemetry-secs", "2"];
+        let (proc, proxy, url) = start_agent(&tracker, &origin_key, &stream, &key, &extra);
+        players.push(player_for(&url, SECS));
+        agents.push((proc, proxy));
+    }
+    let started = Instant::now();
+    let metrics = |i: usize| String::from_utf8(get(&format!("{}/metrics", agents[i].1))).unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+
+    // A config change reaches every running agent.
+    let set = Command::new(BIN)
+        .args([
+            "control",
+            "config",
+            "set",
+            "scheduler.cdn_budget=1.5",
+            "--api",
+            &api,
+        ])
+        .args(["--admin-token", "e2e-admin"])
+        .output()
+        .unwrap();
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let changed = Instant::now();
+    for i in 0..VIEWERS {
+        while metric(&metrics(i), "f2f_config_version") < 1.0 {
+            assert!(
+                changed.elapsed() < Duration::from_secs(10),
+                "agent {i} runs version 1"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    eprintln!(
+        "config reached {VIEWERS} agent processes in {} ms",
+        changed.elapsed().as_millis()
+    );
+
+    // The control plane goes away for 30 s, then comes back with its database and keys.
+    std::thread::sleep(Duration::from_secs(12));
+    drop(control.take());
+    std::thread::sleep(Duration::from_secs(30));
+    let (restarted, _) = start(&control_args, &["tracker:"]);
+    control = Some(restarted);
+
+    for (i, player) in players.iter_mut().enumerate() {
+        wait_clean_exit(player, started + Duration::from_secs(SECS + 40), i);
+    }
+    // The stream is over; the agents' last counts reach the control plane.
+    drop(_origin);
+    std::thread::sleep(Duration::from_secs(8));
+    let (mut cdn, mut p2p) = (0.0, 0.0);
+    for i in 0..VIEWERS {
+        let text = metrics(i);
+        assert_eq!(
+            metric(&text, "f2f_segment_failures_total"),
+            0.0,
+            "agent {i}"
+        );
+        assert_eq!(metric(&text, "f2f_config_version"), 1.0, "agent {i}");
+        cdn += metric(&text, "f2f_received_bytes_total{source=\"cdn\"}");
+        p2p += metric(&text, "f2f_received_bytes_total{source=\"p2p\"}");
+    }
+    let control_metrics = String::from_utf8(get(&format!("{api}/metrics"))).unwrap();
+    let billed = |source: &str| -> f64 {
+        (control_metrics.lines())
+            .filter(|l| {
+                l.starts_with("f2f_control_billed_bytes_total{")
+                    && l.contains(&format!("source=\"{source}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    eprintln!(
+        "billed cdn {} / p2p {} bytes; agents moved cdn {cdn} / p2p {p2p}",
+        billed("cdn"),
+        billed("p2p")
+    );
+    assert_eq!(
+        (billed("cdn"), billed("p2p")),
+        (cdn, p2p),
+        "billing matches the bytes moved"
+    );
+    assert!(p2p > 0.0);
+    assert!(
+        metric(&control_metrics, "f2f_control_receipts_verified_total") > 0.0,
+        "{control_metrics}"
+    );
+    assert_eq!(
+        metric(&control_metrics, "f2f_control_receipts_refused_total"),
+        0.0
+    );
+    drop(control);
+    let _ = std::fs::remove_dir_all(&dir);
+}
