@@ -202,6 +202,8 @@ pub(crate) struct Shared {
     /// The remote configuration version in force (0: none), and versions refused.
     config_version: AtomicU64,
     configs_refused: AtomicU64,
+    /// The newest revocation list pushed, handed to nodes that start later too.
+    revocations: Mutex<Option<Arc<f2f_core::identity::RevocationList>>>,
     canon: Canonicalizer,
     keypair: Keypair,
     cdn: Cdn,
@@ -342,6 +344,7 @@ impl Agent {
                 engine: Mutex::new(Arc::new(config.engine.clone())),
                 config_version: AtomicU64::new(0),
                 configs_refused: AtomicU64::new(0),
+                revocations: Mutex::new(None),
                 cdn: Cdn::new(config.cdn_timeout),
                 canon,
                 keypair,
@@ -431,6 +434,26 @@ impl Agent {
             for state in swarms.values() {
                 if let SwarmState::Running(node) = state {
                     let _ = node.commands.send(Command::Config(config.clone())).await;
+                }
+            }
+        });
+    }
+
+    /// Hands a revocation list to every node (their engines check the authority's
+    /// signature and spread it to their neighbours), and to nodes started later.
+    pub(crate) fn apply_revocations(&self, list: f2f_core::identity::RevocationList) {
+        let list = Arc::new(list);
+        *self
+            .shared
+            .revocations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(list.clone());
+        let agent = self.clone();
+        tokio::spawn(async move {
+            let swarms = agent.shared.swarms.lock().await;
+            for state in swarms.values() {
+                if let SwarmState::Running(node) = state {
+                    let _ = node.commands.send(Command::Revocations(list.clone())).await;
                 }
             }
         });
@@ -822,6 +845,13 @@ impl Agent {
         let started = self.start_node(swarm).await;
         match started {
             Ok(node) => {
+                let list = {
+                    let revocations = self.shared.revocations.lock();
+                    revocations.unwrap_or_else(|e| e.into_inner()).clone()
+                };
+                if let Some(list) = list {
+                    let _ = node.commands.try_send(Command::Revocations(list));
+                }
                 swarms.insert(swarm, SwarmState::Running(node.clone()));
                 Some(node)
             }

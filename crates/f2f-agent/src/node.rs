@@ -116,6 +116,8 @@ pub(crate) enum Command {
     GuestGone(PeerId),
     /// New engine configuration (remote config).
     Config(Arc<Config>),
+    /// The authority's newest revocation list.
+    Revocations(Arc<f2f_core::identity::RevocationList>),
     Leave,
 }
 
@@ -904,6 +906,9 @@ impl Node {
                 self.guests.remove(&guest);
             }
             Command::Config(config) => self.input(Input::UpdateConfig(config)),
+            Command::Revocations(list) => {
+                self.input(Input::Revocations(Box::new((*list).clone())));
+            }
             Command::Leave => {}
         }
     }

@@ -2,13 +2,14 @@
 //! (`/v1/config/stream`) gives the newest signed version on connect and each new one as the
 //! operator makes it. A version is applied only if the operator signed it, it is newer than
 //! the one running, and the engine accepts every setting on top of the agent's own
-//! configuration; otherwise the last good one stays. The stream reconnects after a failure,
+//! configuration; otherwise the last good one stays. The stream also brings the authority's
+//! signed revocation list, handed to every engine (which checks it). The stream reconnects after a failure,
 //! and what changed meanwhile arrives with the reconnection.
 
 use std::time::Duration;
 
-use f2f_control::config::{MAX_CONFIG_LEN, SignedConfig};
-use f2f_core::identity::{Bls, PublicKey};
+use f2f_control::config::{MAX_CONFIG_LEN, SignedConfig, WireRevocations};
+use f2f_core::identity::{Bls, PublicKey, RevocationList};
 use futures_util::StreamExt;
 
 use crate::agent::Agent;
@@ -51,11 +52,14 @@ async fn stream_once(
         // Events end with a blank line; an oversized one is dropped, not buffered.
         while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
             let event: Vec<u8> = buffer.drain(..end + 2).collect();
-            if let Some(signed) = config_event(&event) {
-                match signed.verify(crypto, operator) {
+            match parse_event(&event) {
+                Some(Pushed::Config(signed)) => match signed.verify(crypto, operator) {
                     Ok(remote) => agent.apply_config(&remote),
                     Err(e) => agent.config_refused(&e.to_string()),
-                }
+                },
+                // The engines check the authority's signature.
+                Some(Pushed::Revocations(list)) => agent.apply_revocations(list),
+                None => {}
             }
         }
         if buffer.len() > 2 * MAX_CONFIG_LEN {
@@ -65,8 +69,14 @@ async fn stream_once(
     Ok(())
 }
 
-/// The signed config an SSE event carries (`event: config`, `data: <json>`).
-fn config_event(event: &[u8]) -> Option<SignedConfig> {
+/// What the config stream pushes.
+enum Pushed {
+    Config(SignedConfig),
+    Revocations(RevocationList),
+}
+
+/// What an SSE event carries (`event: config|revocations`, `data: <json>`).
+fn parse_event(event: &[u8]) -> Option<Pushed> {
     let text = std::str::from_utf8(event).ok()?;
     let mut kind = None;
     let mut data = String::new();
@@ -77,24 +87,45 @@ fn config_event(event: &[u8]) -> Option<SignedConfig> {
             data.push_str(d.trim_start());
         }
     }
-    (kind == Some("config"))
-        .then(|| serde_json::from_str(&data).ok())
-        .flatten()
+    match kind? {
+        "config" => serde_json::from_str(&data).ok().map(Pushed::Config),
+        "revocations" => {
+            let wire: WireRevocations = serde_json::from_str(&data).ok()?;
+            RevocationList::try_from(&wire)
+                .ok()
+                .map(Pushed::Revocations)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::config_event;
+    use super::{Pushed, parse_event};
 
     #[test]
-    fn reads_config_events_and_skips_the_rest() {
+    fn reads_config_and_revocation_events_and_skips_the_rest() {
         let signature = "00".repeat(96);
         let event =
             format!("event: config\ndata: {{\"body\":\"{{}}\",\"signature\":\"{signature}\"}}\n\n");
-        let signed = config_event(event.as_bytes()).unwrap();
+        let Some(Pushed::Config(signed)) = parse_event(event.as_bytes()) else {
+            panic!("a config event");
+        };
         assert_eq!(signed.body, "{}");
-        assert!(config_event(b"event: none\ndata: \n\n").is_none());
-        assert!(config_event(b": keep-alive\n\n").is_none());
-        assert!(config_event(b"event: config\ndata: {not json\n\n").is_none());
+        let session = "11".repeat(16);
+        let event = format!(
+            "event: revocations\ndata: {{\"serial\":2,\"sessions\":[\"{session}\"],\"keys\":[],\"signature\":\"{signature}\"}}\n\n"
+        );
+        let Some(Pushed::Revocations(list)) = parse_event(event.as_bytes()) else {
+            panic!("a revocations event");
+        };
+        assert_eq!((list.serial, list.sessions.len()), (2, 1));
+        assert!(parse_event(b"event: none\ndata: \n\n").is_none());
+        assert!(parse_event(b": keep-alive\n\n").is_none());
+        assert!(parse_event(b"event: config\ndata: {not json\n\n").is_none());
+        let bad = format!(
+            "event: revocations\ndata: {{\"serial\":1,\"sessions\":[\"zz\"],\"keys\":[],\"signature\":\"{signature}\"}}\n\n"
+        );
+        assert!(parse_event(bad.as_bytes()).is_none());
     }
 }

@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 
 use f2f_core::config::{Config, ConfigError};
-use f2f_core::identity::{Crypto, Domain, Keypair, PublicKey, Signature, SignatureError};
+use f2f_core::identity::{
+    Crypto, Domain, Keypair, PublicKey, RevocationList, SessionId, Signature, SignatureError,
+};
 use serde::{Deserialize, Serialize};
 
 /// The longest signed config accepted.
@@ -95,6 +97,62 @@ impl SignedConfig {
         let signature = Signature::from_bytes(self.signature);
         crypto.verify(operator, Domain::Config, self.body.as_bytes(), &signature)?;
         Ok(serde_json::from_str(&self.body)?)
+    }
+}
+
+/// The authority's signed revocation list in JSON; it travels on the config stream beside
+/// the config, and agents hand it to their engines (`Input::Revocations`), which check the
+/// signature and pass it on to their neighbours.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireRevocations {
+    /// Increases with every revocation.
+    pub serial: u64,
+    /// Revoked certificate sessions (16 bytes each, hex).
+    pub sessions: Vec<String>,
+    /// Revoked keys (48 bytes each, hex).
+    pub keys: Vec<String>,
+    /// The authority's signature.
+    #[serde(with = "hex::serde")]
+    pub signature: [u8; 96],
+}
+
+impl From<&RevocationList> for WireRevocations {
+    fn from(list: &RevocationList) -> Self {
+        Self {
+            serial: list.serial,
+            sessions: list.sessions.iter().map(|s| hex::encode(s.0)).collect(),
+            keys: list
+                .keys
+                .iter()
+                .map(|k| hex::encode(k.as_bytes()))
+                .collect(),
+            signature: *list.signature.as_bytes(),
+        }
+    }
+}
+
+impl TryFrom<&WireRevocations> for RevocationList {
+    type Error = hex::FromHexError;
+
+    fn try_from(w: &WireRevocations) -> Result<Self, Self::Error> {
+        let mut sessions = Vec::with_capacity(w.sessions.len());
+        for s in &w.sessions {
+            let mut id = [0; 16];
+            hex::decode_to_slice(s, &mut id)?;
+            sessions.push(SessionId(id));
+        }
+        let mut keys = Vec::with_capacity(w.keys.len());
+        for k in &w.keys {
+            let mut key = [0; 48];
+            hex::decode_to_slice(k, &mut key)?;
+            keys.push(PublicKey::from_bytes(key));
+        }
+        Ok(Self {
+            serial: w.serial,
+            sessions,
+            keys,
+            signature: Signature::from_bytes(w.signature),
+        })
     }
 }
 

@@ -2,7 +2,8 @@
 //! settings into a new version, checks it against the engine's defaults, signs it with the
 //! operator key and stores it; `GET /v1/config` gives the newest version and
 //! `GET /v1/config/stream` (server-sent events) gives it on connect and every new one as it is
-//! made, so a reconnecting agent pulls what it missed.
+//! made, so a reconnecting agent pulls what it missed. The same stream carries the authority's
+//! signed revocation list (`POST /v1/admin/revoke` adds to it).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -19,9 +20,28 @@ use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, watch};
 
-use crate::config::{RemoteConfig, SignedConfig};
+use crate::config::{RemoteConfig, SignedConfig, WireRevocations};
+use crate::session::Issuer;
 use crate::session::unix_now;
 use crate::store::Store;
+
+/// `POST /v1/admin/revoke`: what to revoke.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Revoke {
+    /// A viewer session id (from its CDN token): every certificate it holds.
+    #[serde(default)]
+    pub viewer: Option<String>,
+    /// One node key (96 hex digits).
+    #[serde(default)]
+    pub public_key: Option<String>,
+}
+
+/// What the remote routes need: the config versions and the issuer (revocations).
+#[derive(Clone, Debug)]
+pub(crate) struct Remote {
+    pub(crate) configs: Arc<Configs>,
+    pub(crate) issuer: Arc<Issuer>,
+}
 
 /// `POST /v1/admin/config`: settings to change.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -126,7 +146,7 @@ impl Configs {
 }
 
 pub(crate) async fn admin_change(
-    State(configs): State<Arc<Configs>>,
+    State(Remote { configs, .. }): State<Remote>,
     headers: HeaderMap,
     Json(change): Json<ConfigChange>,
 ) -> Response {
@@ -140,30 +160,82 @@ pub(crate) async fn admin_change(
     }
 }
 
-pub(crate) async fn latest(State(configs): State<Arc<Configs>>) -> Response {
+pub(crate) async fn admin_revoke(
+    State(Remote { configs, issuer }): State<Remote>,
+    headers: HeaderMap,
+    Json(revoke): Json<Revoke>,
+) -> Response {
+    if !configs.authorised(&headers) {
+        let why = "admin token required";
+        return f2f_http::Refused::new(StatusCode::UNAUTHORIZED, why).into_response();
+    }
+    let key = match revoke.public_key.as_deref().map(hex::decode) {
+        Some(Ok(bytes)) => match <[u8; 48]>::try_from(bytes) {
+            Ok(key) => Some(PublicKey::from_bytes(key)),
+            Err(_) => None,
+        },
+        _ => None,
+    };
+    let done = match (&revoke.viewer, key, &revoke.public_key) {
+        (Some(viewer), _, _) => issuer.revoke_viewer(viewer),
+        (None, Some(key), _) => issuer.revoke_key(&key),
+        (None, None, _) => {
+            let why = "name a viewer or a public_key (96 hex digits)";
+            return f2f_http::Refused::new(StatusCode::BAD_REQUEST, why).into_response();
+        }
+    };
+    match done {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(crate) async fn latest(State(Remote { configs, .. }): State<Remote>) -> Response {
     match configs.latest() {
         Some(signed) => Json(signed).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     }
 }
 
+/// What the stream says next.
+enum Next {
+    Config,
+    Revocations,
+}
+
 pub(crate) async fn stream(
-    State(configs): State<Arc<Configs>>,
+    State(Remote { configs, issuer }): State<Remote>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let rx = configs.current.subscribe();
-    let events = futures_util::stream::unfold((rx, true), |(mut rx, first)| async move {
-        if !first && rx.changed().await.is_err() {
-            return None;
-        }
-        let signed = rx.borrow_and_update().clone();
-        let event = match signed {
-            Some(signed) => Event::default()
-                .event("config")
-                .json_data(&signed)
-                .unwrap_or_default(),
-            None => Event::default().event("none").data(""),
-        };
-        Some((Ok(event), (rx, false)))
-    });
+    let config_rx = configs.current.subscribe();
+    let revoked_rx = issuer.watch_revocations();
+    // On connect: the config, then the revocations; afterwards whichever changes.
+    let start = vec![Next::Config, Next::Revocations];
+    let state = (config_rx, revoked_rx, start, issuer);
+    let events =
+        futures_util::stream::unfold(state, |(mut c, mut r, mut queue, issuer)| async move {
+            let next = match queue.pop() {
+                Some(next) => next,
+                None => tokio::select! {
+                    changed = c.changed() => { changed.ok()?; Next::Config }
+                    changed = r.changed() => { changed.ok()?; Next::Revocations }
+                },
+            };
+            let event = match next {
+                Next::Config => match c.borrow_and_update().clone() {
+                    Some(signed) => Event::default().event("config").json_data(&signed),
+                    None => Ok(Event::default().event("none").data("")),
+                },
+                Next::Revocations => {
+                    r.borrow_and_update();
+                    match issuer.revocations() {
+                        Ok(list) if list.serial > 0 => Event::default()
+                            .event("revocations")
+                            .json_data(WireRevocations::from(&list)),
+                        _ => Ok(Event::default().event("none").data("")),
+                    }
+                }
+            };
+            Some((Ok(event.unwrap_or_default()), (c, r, queue, issuer)))
+        });
     Sse::new(events).keep_alive(KeepAlive::default())
 }

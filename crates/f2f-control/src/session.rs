@@ -174,6 +174,8 @@ pub struct Issuer {
     canon: Canonicalizer,
     by_token: DefaultKeyedRateLimiter<[u8; 32]>,
     by_address: DefaultKeyedRateLimiter<IpAddr>,
+    /// The newest revocation serial, for the config stream.
+    revoked: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -213,7 +215,9 @@ impl Issuer {
     /// The canonicalisation config is invalid.
     pub fn new(config: IssuerConfig) -> Result<Self, String> {
         let canon = Canonicalizer::new(config.canonical).map_err(|e| e.to_string())?;
+        let serial = config.store.revoked().map_err(|e| e.to_string())?.serial;
         Ok(Self {
+            revoked: tokio::sync::watch::channel(serial).0,
             authority: Authority::new(config.authority),
             crypto: Bls::new(),
             lifetime: config.lifetime,
@@ -396,7 +400,29 @@ impl Issuer {
     /// The database failed.
     pub fn revoke_viewer(&self, viewer: &str) -> Result<(), SessionError> {
         let session = certificate_session(viewer);
-        Ok(self.store.revoke_session(&session, unix_now())?)
+        self.store.revoke_session(&session, unix_now())?;
+        self.announce_revocations()
+    }
+
+    /// Revokes one node key.
+    ///
+    /// # Errors
+    ///
+    /// The database failed.
+    pub fn revoke_key(&self, key: &PublicKey) -> Result<(), SessionError> {
+        self.store.revoke_key(key, unix_now())?;
+        self.announce_revocations()
+    }
+
+    fn announce_revocations(&self) -> Result<(), SessionError> {
+        let serial = self.store.revoked()?.serial;
+        self.revoked.send_replace(serial);
+        Ok(())
+    }
+
+    /// Follows the revocation serial (it changes with every revocation).
+    pub fn watch_revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revoked.subscribe()
     }
 
     /// The signed list of everything revoked, for agents.

@@ -122,6 +122,7 @@ impl Tracker {
 /// (`/v1/config`, `/v1/config/stream`, `/v1/admin/config`).
 pub fn router(issuer: Arc<Issuer>, configs: Option<Arc<Configs>>, ingest: Arc<Ingest>) -> Router {
     let tracker = Arc::new(Tracker::new(issuer.clone()));
+    let sessions_issuer = issuer.clone();
     let telemetry = Router::new()
         .route("/v1/telemetry", post(telemetry::receive))
         .route("/metrics", get(telemetry::metrics))
@@ -131,7 +132,7 @@ pub fn router(issuer: Arc<Issuer>, configs: Option<Arc<Configs>>, ingest: Arc<In
     let sessions = Router::new()
         .route("/v1/session", post(session::issue))
         .route("/v1/session/renew", post(session::renew))
-        .with_state(issuer);
+        .with_state(sessions_issuer);
     let app = Router::new()
         .route("/v1/signal", get(upgrade))
         .with_state(tracker)
@@ -143,7 +144,8 @@ pub fn router(issuer: Arc<Issuer>, configs: Option<Arc<Configs>>, ingest: Arc<In
                 .route("/v1/config", get(remote::latest))
                 .route("/v1/config/stream", get(remote::stream))
                 .route("/v1/admin/config", post(remote::admin_change))
-                .with_state(configs),
+                .route("/v1/admin/revoke", post(remote::admin_revoke))
+                .with_state(remote::Remote { configs, issuer }),
         ),
         None => app,
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use f2f_control::remote::ConfigChange;
+use f2f_control::remote::{ConfigChange, Revoke};
 use f2f_control::{Configs, Control, Issuer, IssuerConfig, SessionLimits, Store, TokenValidator};
 use f2f_core::content::CanonicalConfig;
 use f2f_core::identity::Keypair;
@@ -55,6 +55,22 @@ pub(crate) enum ControlAction {
     /// Remote configuration of the running agents.
     #[command(subcommand)]
     Config(ConfigAction),
+    /// Revokes a viewer's certificates (or one node key); the signed list reaches running
+    /// agents on their config stream and spreads between neighbours.
+    Revoke {
+        /// The viewer session id (`sid` of its CDN token).
+        #[arg(long, required_unless_present = "key")]
+        viewer: Option<String>,
+        /// One node key (96 hex digits).
+        #[arg(long)]
+        key: Option<String>,
+        /// The control plane's API.
+        #[arg(long, default_value = "http://127.0.0.1:8090")]
+        api: String,
+        /// Its admin token.
+        #[arg(long, env = "F2F_ADMIN_TOKEN")]
+        admin_token: String,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -127,13 +143,27 @@ pub(crate) async fn start(args: &ControlArgs) -> anyhow::Result<Control> {
 }
 
 pub(crate) async fn control(args: ControlArgs) -> anyhow::Result<()> {
-    if let Some(ControlAction::Config(ConfigAction::Set {
-        settings,
-        api,
-        admin_token,
-    })) = args.action
-    {
-        return set_config(&settings, &api, &admin_token).await;
+    match args.action {
+        Some(ControlAction::Config(ConfigAction::Set {
+            settings,
+            api,
+            admin_token,
+        })) => return set_config(&settings, &api, &admin_token).await,
+        Some(ControlAction::Revoke {
+            viewer,
+            key,
+            api,
+            admin_token,
+        }) => {
+            let revoke = Revoke {
+                viewer,
+                public_key: key,
+            };
+            admin_post(&api, "/v1/admin/revoke", &admin_token, &revoke).await?;
+            println!("revoked");
+            return Ok(());
+        }
+        None => {}
     }
     let control = start(&args).await?;
     println!("authority: {}", hex::encode(control.authority.as_bytes()));
@@ -155,16 +185,27 @@ async fn set_config(settings: &[String], api: &str, admin_token: &str) -> anyhow
             .set
             .insert(key.trim().to_owned(), value.trim().to_owned());
     }
+    let body = admin_post(api, "/v1/admin/config", admin_token, &change).await?;
+    println!("config: {body}");
+    Ok(())
+}
+
+/// An authenticated admin call; the answer's body.
+async fn admin_post<T: serde::Serialize>(
+    api: &str,
+    path: &str,
+    admin_token: &str,
+    body: &T,
+) -> anyhow::Result<String> {
     let response = reqwest::Client::new()
-        .post(format!("{}/v1/admin/config", api.trim_end_matches('/')))
+        .post(format!("{}{path}", api.trim_end_matches('/')))
         .bearer_auth(admin_token)
-        .json(&change)
+        .json(body)
         .send()
         .await
         .with_context(|| format!("reaching {api}"))?;
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
     anyhow::ensure!(status.is_success(), "refused ({status}): {}", body.trim());
-    println!("config: {body}");
-    Ok(())
+    Ok(body)
 }
