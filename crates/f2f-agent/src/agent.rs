@@ -17,6 +17,7 @@ use f2f_core::id::{RenditionId, SegmentKey, SwarmId};
 use f2f_core::identity::{Bls, Keypair, PublicKey};
 use f2f_core::integrity::SignedHashes;
 use f2f_core::time::Instant;
+use f2f_http::token::watermark_variant;
 use tokio::sync::oneshot;
 
 use crate::capture::Capture;
@@ -193,6 +194,9 @@ struct Index {
     playlists: HashMap<String, SwarmId>,
     /// Canonical segment URL → its key (matching signed hashes to segments).
     keys: HashMap<String, SegmentKey>,
+    /// Renditions whose edge picks the watermark variant from the token (their signed hashes
+    /// list a variant per URL): keys carry the viewer's variant from its pattern.
+    token_variants: HashSet<RenditionId>,
 }
 
 pub(crate) struct Shared {
@@ -681,6 +685,7 @@ impl Agent {
         swarm: SwarmId,
     ) -> (Vec<Listing>, Option<Duration>) {
         let canon = &self.shared.canon;
+        let pattern = self.shared.memory.watermark(swarm);
         let mut out = Vec::new();
         let listed_at = Instant::now();
         let mut add = |rendition: RenditionId,
@@ -689,7 +694,14 @@ impl Agent {
                        ahead: Duration,
                        index: &mut Index| {
             for s in segments {
-                let Ok(key) = canon.segment_key(swarm, rendition, s.position, &s.uri, None) else {
+                // Token-picked variants: the viewer's own, from its pattern; without one the
+                // variant is unknown and the segment is not shared.
+                let by_token = index.token_variants.contains(&rendition);
+                let watermark = (pattern.filter(|_| by_token))
+                    .map(|p| watermark_variant(&p, s.position.value()));
+                let shareable = s.shareable && (watermark.is_some() || !by_token);
+                let Ok(key) = canon.segment_key(swarm, rendition, s.position, &s.uri, watermark)
+                else {
                     continue;
                 };
                 let duration = Duration::from_secs_f32(s.duration_secs.max(0.0));
@@ -704,7 +716,7 @@ impl Agent {
                     swarm,
                     key,
                     duration,
-                    shareable: s.shareable,
+                    shareable,
                     available,
                 };
                 if index.segments.insert(s.uri.clone(), known).is_none() {
@@ -814,16 +826,31 @@ impl Agent {
                 return;
             }
         };
+        let pattern = self.shared.memory.watermark(node.swarm);
+        let canon = &self.shared.canon;
         let known = {
-            let index = self.shared.index.lock().unwrap_or_else(|e| e.into_inner());
+            let mut index = self.shared.index.lock().unwrap_or_else(|e| e.into_inner());
             (hashes.entries.iter())
-                // Token-picked variants need the session's watermark pattern (not built).
-                .filter(|e| e.variant.is_none())
                 .filter_map(|e| {
                     let absolute = url.join(&e.uri).ok()?;
-                    let canonical = self.shared.canon.canonical_url(absolute.as_str()).ok()?;
+                    let canonical = canon.canonical_url(absolute.as_str()).ok()?;
                     let key = *index.keys.get(&canonical)?;
-                    Some((key, e.hash, e.size))
+                    let Some(variant) = &e.variant else {
+                        return Some((key, e.hash, e.size));
+                    };
+                    // The edge picks this one by token: only the viewer's own variant's hash,
+                    // for a key listed with it (listings after this one are).
+                    index.token_variants.insert(key.rendition);
+                    let own = watermark_variant(&pattern?, key.position.value());
+                    let ours = canon.segment_key(
+                        key.swarm,
+                        key.rendition,
+                        key.position,
+                        absolute.as_str(),
+                        Some(own),
+                    );
+                    (variant.as_bytes() == [own] && ours.ok()? == key)
+                        .then_some((key, e.hash, e.size))
                 })
                 .collect::<Vec<_>>()
         };

@@ -25,6 +25,15 @@ pub enum ControlError {
     BadAnswer(String),
 }
 
+/// What the control plane granted.
+#[derive(Clone, Debug)]
+pub(crate) struct Granted {
+    pub(crate) certificate: Certificate,
+    pub(crate) authority: PublicKey,
+    /// The session's private watermark pattern, when its token carries a watermark id.
+    pub(crate) watermark: Option<[u8; 32]>,
+}
+
 /// The control plane's HTTP API.
 #[derive(Clone, Debug)]
 pub(crate) struct ControlClient {
@@ -60,7 +69,7 @@ impl ControlClient {
         token: Option<String>,
         keypair: &Keypair,
         crypto: &dyn Crypto,
-    ) -> Result<(Certificate, PublicKey), ControlError> {
+    ) -> Result<Granted, ControlError> {
         let request = SessionRequest {
             token,
             stream: stream.to_owned(),
@@ -76,7 +85,7 @@ impl ControlClient {
         cert: &Certificate,
         keypair: &Keypair,
         crypto: &dyn Crypto,
-    ) -> Result<(Certificate, PublicKey), ControlError> {
+    ) -> Result<Granted, ControlError> {
         let request = RenewRequest {
             certificate: encode_certificate(cert).to_vec(),
             possession: *prove_possession(crypto, keypair).as_bytes(),
@@ -89,7 +98,7 @@ impl ControlClient {
         path: &str,
         body: &T,
         keypair: &Keypair,
-    ) -> Result<(Certificate, PublicKey), ControlError> {
+    ) -> Result<Granted, ControlError> {
         let response = (self.http.post(format!("{}{path}", self.base)))
             .json(body)
             .send()
@@ -112,7 +121,19 @@ impl ControlClient {
                 "certificate for another key".into(),
             ));
         }
-        Ok((cert, PublicKey::from_bytes(grant.authority)))
+        let watermark = match grant.watermark.as_deref().map(hex::decode) {
+            None => None,
+            Some(Ok(bytes)) => Some(
+                <[u8; 32]>::try_from(bytes)
+                    .map_err(|_| ControlError::BadAnswer("watermark pattern length".into()))?,
+            ),
+            Some(Err(e)) => return Err(ControlError::BadAnswer(e.to_string())),
+        };
+        Ok(Granted {
+            certificate: cert,
+            authority: PublicKey::from_bytes(grant.authority),
+            watermark,
+        })
     }
 }
 

@@ -15,8 +15,8 @@ use f2f_core::config::Config;
 use f2f_core::engine::{CdnError as EngineCdnError, Engine, Input, Output, SegmentInfo};
 use f2f_core::id::{PeerId, SegmentKey, SwarmId};
 use f2f_core::identity::{
-    Bls, Certificate, CertificateVerifier, ChannelBinding, Crypto, Fingerprint, Identity, Keypair,
-    PublicKey, Revocations, Signature, UnixTime, verify_possession,
+    Bls, CertificateVerifier, ChannelBinding, Crypto, Fingerprint, Identity, Keypair, PublicKey,
+    Revocations, Signature, UnixTime, verify_possession,
 };
 use f2f_core::integrity::SegmentHash;
 use f2f_core::membership::NetGroup;
@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::capture::Capture;
 use crate::cdn::{Cdn, CdnError};
-use crate::control::{ControlClient, ControlError};
+use crate::control::{ControlClient, ControlError, Granted};
 use crate::loader::LoadEvent;
 use crate::rejoin::{self, Entry, Joining, Memory};
 use crate::signalling::{SignalError, TrackerLink};
@@ -263,7 +263,7 @@ pub(crate) struct Node {
     renew_at: Option<Instant>,
 }
 
-type Renewal = Result<(Certificate, PublicKey), ControlError>;
+type Renewal = Result<Granted, ControlError>;
 type Renewals = (
     mpsc::UnboundedSender<Renewal>,
     mpsc::UnboundedReceiver<Renewal>,
@@ -1064,12 +1064,11 @@ impl Node {
         });
     }
 
-    fn on_renewed(&mut self, renewed: Result<(Certificate, PublicKey), ControlError>) {
+    fn on_renewed(&mut self, renewed: Renewal) {
         match renewed {
-            Ok((cert, authority)) => {
-                self.config
-                    .memory
-                    .certified(self.swarm, cert.clone(), authority);
+            Ok(granted) => {
+                let cert = granted.certificate;
+                (self.config.memory).certified(self.swarm, cert.clone(), granted.authority);
                 self.input(Input::Certificate(Box::new(cert)));
             }
             Err(e) => {

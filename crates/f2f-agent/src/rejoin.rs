@@ -36,6 +36,8 @@ struct Remembered {
     /// The stream URL whose manifest defined the swarm (with the viewer's token).
     stream: Option<String>,
     identity: Option<(Certificate, PublicKey)>,
+    /// The viewer's private watermark pattern, when the edge picks variants by token.
+    watermark: Option<[u8; 32]>,
     contacts: VecDeque<Contact>,
 }
 
@@ -63,6 +65,11 @@ impl Memory {
                 .filter(|(c, _)| c.not_after > at)
                 .map(|(c, _)| c.clone())
         })
+    }
+
+    /// The viewer's watermark pattern for `swarm`, if the control plane gave one.
+    pub(crate) fn watermark(&self, swarm: SwarmId) -> Option<[u8; 32]> {
+        self.with(swarm, |r| r.watermark)
     }
 
     /// Notes a certificate and the authority that issued it.
@@ -148,8 +155,10 @@ async fn certificate(j: &Joining<'_>, now: UnixTime) -> Result<Certificate, Sign
     };
     let token = token_of(&stream);
     match j.control.session(&stream, token, j.keypair, j.crypto).await {
-        Ok((cert, authority)) => {
-            j.memory.certified(j.swarm, cert.clone(), authority);
+        Ok(granted) => {
+            let cert = granted.certificate;
+            j.memory.certified(j.swarm, cert.clone(), granted.authority);
+            j.memory.with(j.swarm, |r| r.watermark = granted.watermark);
             Ok(cert)
         }
         Err(e) => {

@@ -38,11 +38,22 @@ pub trait TokenValidator: Send + Sync + 'static {
     ///
     /// Why it is refused, for the answer's body.
     fn validate(&self, token: &str, now: u64) -> Result<Session, String>;
+
+    /// The private A/B pattern of a session whose token carries a watermark id, for streams
+    /// whose edge picks the variant from the token; `None` when the scheme has none.
+    fn watermark_pattern(&self, session: &Session) -> Option<[u8; 32]> {
+        let _ = session;
+        None
+    }
 }
 
 impl TokenValidator for TokenKey {
     fn validate(&self, token: &str, now: u64) -> Result<Session, String> {
         self.check(token, now).map_err(|e| e.to_string())
+    }
+
+    fn watermark_pattern(&self, session: &Session) -> Option<[u8; 32]> {
+        (session.watermark.as_deref()).map(|id| TokenKey::watermark_pattern(self, id))
     }
 }
 
@@ -120,6 +131,11 @@ pub struct SessionGrant {
     /// The authority key it is signed with.
     #[serde(with = "hex::serde")]
     pub authority: [u8; 48],
+    /// The session's private watermark pattern (hex), when its token carries a watermark id:
+    /// which variant of each segment this viewer gets (`f2f_http::token::watermark_variant`),
+    /// so its agent exchanges segments only with peers that hold the same variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<String>,
 }
 
 /// Why a session request was refused.
@@ -272,6 +288,7 @@ impl Issuer {
         }
         let now = unix_now();
         let key = PublicKey::from_bytes(request.public_key);
+        let mut pattern = None;
         let viewer = match (&self.validator, &request.token) {
             (None, _) => hex::encode(key.peer_id().as_bytes()),
             (Some(_), None) => return Err(SessionError::Token("missing".into())),
@@ -288,6 +305,7 @@ impl Issuer {
                 if !session.covers(path.path()) {
                     return Err(SessionError::Token("not for this stream".into()));
                 }
+                pattern = validator.watermark_pattern(&session);
                 session.id
             }
         };
@@ -304,7 +322,9 @@ impl Issuer {
         if !(self.store).certify(&key, &viewer, &swarm, now, not_after, limit)? {
             return Err(SessionError::IdentityLimit(limit));
         }
-        self.grant(&key, &possession, Scope::Swarm(swarm), session, not_after)
+        let mut grant = self.grant(&key, &possession, Scope::Swarm(swarm), session, not_after)?;
+        grant.watermark = pattern.map(hex::encode);
+        Ok(grant)
     }
 
     /// Renews a certificate this issuer gave, before it expires.
@@ -390,6 +410,7 @@ impl Issuer {
         Ok(SessionGrant {
             certificate: encode_certificate(&cert).to_vec(),
             authority: *self.authority.public().as_bytes(),
+            watermark: None,
         })
     }
 

@@ -103,6 +103,16 @@ impl TokenKey {
         format!("{claims}~hmac={mac}")
     }
 
+    /// The private A/B watermark pattern of watermark id `id`: only holders of the secret (the
+    /// edge that applies watermarks, the control plane that hands each viewer its own) can
+    /// tell which variant of a segment a session gets.
+    pub fn watermark_pattern(&self, id: &str) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_keyed(&self.0);
+        h.update(b"frog2frog watermark pattern v1\0");
+        h.update(id.as_bytes());
+        *h.finalize().as_bytes()
+    }
+
     /// The session a token names, if it is genuine and unexpired at `now` (Unix seconds).
     ///
     /// # Errors
@@ -151,6 +161,18 @@ impl TokenKey {
             acl,
             watermark,
         })
+    }
+}
+
+/// The variant (`b'a'` or `b'b'`) segment `number` takes in the watermark `pattern`.
+pub fn watermark_variant(pattern: &[u8; 32], number: u64) -> u8 {
+    let mut h = blake3::Hasher::new();
+    h.update(pattern);
+    h.update(&number.to_le_bytes());
+    if h.finalize().as_bytes()[0] & 1 == 0 {
+        b'a'
+    } else {
+        b'b'
     }
 }
 
@@ -210,6 +232,15 @@ mod tests {
         assert!(!session.covers("/other/master.m3u8"));
         let widened = token.replace("acl=/live/*", "acl=/*");
         assert_eq!(key.check(&widened, 0), Err(TokenError::BadSignature));
+        let pattern = key.watermark_pattern("w-17");
+        assert_ne!(
+            pattern,
+            TokenKey::new([8; 32]).watermark_pattern("w-17"),
+            "secret"
+        );
+        assert_ne!(pattern, key.watermark_pattern("w-18"));
+        let variants: Vec<u8> = (0..64).map(|n| watermark_variant(&pattern, n)).collect();
+        assert!(variants.contains(&b'a') && variants.contains(&b'b'));
         let url = format!("http://cdn/live/master.m3u8?a=1&hdnts={token}");
         assert_eq!(token_of(&url), Some(token));
         assert_eq!(token_of("http://cdn/live/master.m3u8?a=1"), None);

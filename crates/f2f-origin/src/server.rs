@@ -15,8 +15,8 @@ use axum::routing::get;
 use bytes::Bytes;
 use f2f_http::Refused;
 
-use crate::live::{Copy, Live, Rendition, Watermark, unix_secs, variant_of};
-use f2f_http::token::{Session, TOKEN_PARAM};
+use crate::live::{Copy, Live, Rendition, Watermark, unix_secs};
+use f2f_http::token::{Session, TOKEN_PARAM, watermark_variant};
 
 /// A running origin.
 #[derive(Debug)]
@@ -206,7 +206,11 @@ async fn segment(
         let n = published(&live, &file).await?;
         let copy = match (rendition, live.config().watermark, &session) {
             (Rendition::Video, Watermark::Token, Some((s, _))) => {
-                Copy::Variant(variant_of(&s.id, n))
+                // The session's private pattern, from its watermark id (or its session id).
+                let keys = live.config().tokens.as_ref();
+                let id = s.watermark.as_deref().unwrap_or(&s.id);
+                let pattern = keys.map(|k| k.watermark_pattern(id)).unwrap_or_default();
+                Copy::Variant(char::from(watermark_variant(&pattern, n)))
             }
             _ => Copy::Common,
         };

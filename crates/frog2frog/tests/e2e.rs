@@ -899,3 +899,93 @@ fn the_control_plane_authorises_configures_and_bills_and_can_be_away() {
     drop(control);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Watermarks the edge picks from the token: one URL per segment, the variant chosen by the
+/// viewer's private pattern (its token's watermark id). The control plane gives each viewer
+/// its pattern with its certificate; each agent keys segments with its own variant, so peers
+/// exchange only same-variant copies. Every player gets its own variant, byte for byte, and
+/// some of it from peers.
+#[test]
+fn token_picked_watermarks_are_shared_only_between_same_variant_viewers() {
+    const SECRET: [u8; 32] = [0x7a; 32];
+    let secret = hex::encode(SECRET);
+    let (_origin, lines) = start(
+        &[
+            "origin",
+            "--listen",
+            "127.0.0.1:0",
+            "--bitrate-kbps",
+            "1000",
+            "--sign",
+            "--token-secret",
+            &secret,
+            "--watermark",
+            "token",
+        ],
+        &["origin key:", "HLS:"],
+    );
+    let origin_key = after(&lines[0], "origin key:").to_owned();
+    let hls = after(&lines[1], "HLS:")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (_control, lines) = start(
+        &[
+            "control",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-secret",
+            &secret,
+        ],
+        &["tracker:"],
+    );
+    let tracker = after(&lines[0], "tracker:").to_owned();
+    let dir = std::env::temp_dir().join(format!("f2f-e2e-{}-wmtoken", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tokens = f2f_origin::TokenKey::new(SECRET);
+    let mut agents = Vec::new();
+    let mut players = Vec::new();
+    for i in 0..4 {
+        let token = tokens.issue_session(&f2f_origin::Session {
+            id: format!("viewer-{i}"),
+            expires: u64::from(u32::MAX),
+            acl: None,
+            watermark: Some(format!("wm-{i}")),
+        });
+        let stream = format!("{hls}?hdnts={token}");
+        let key = dir.join(format!("agent{i}.key"));
+        let (proc, proxy, url) = start_agent(&tracker, &origin_key, &stream, &key, &[]);
+        players.push(player(&url));
+        agents.push((proc, proxy, token));
+    }
+    finish(&mut players, Instant::now() - Duration::from_secs(5));
+    let (mut p2p, mut total) = (0, 0);
+    for (i, (_, proxy, token)) in agents.iter().enumerate() {
+        let deliveries: Vec<Delivery> =
+            serde_json::from_slice(&get(&format!("{proxy}/f2f/v1/deliveries"))).unwrap();
+        let mut video = 0;
+        for d in &deliveries {
+            // The origin picks this viewer's variant from its token.
+            let original = get(&format!("http://{}?hdnts={token}", d.url));
+            assert_eq!(
+                d.blake3,
+                blake3::hash(&original).to_hex().as_str(),
+                "agent {i}: {}",
+                d.url
+            );
+            if d.url.contains("/video/") && d.url.ends_with(".m4s") {
+                video += 1;
+                p2p += d.p2p_bytes;
+                total += d.bytes;
+            }
+        }
+        assert!(video >= 20, "agent {i}: {video} video segments");
+    }
+    eprintln!(
+        "token watermarks: {:.1} % of video from peers",
+        p2p as f64 * 100.0 / total as f64
+    );
+    assert!(p2p > 0, "same-variant viewers shared");
+    let _ = std::fs::remove_dir_all(&dir);
+}
