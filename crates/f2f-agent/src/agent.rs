@@ -568,7 +568,9 @@ impl Agent {
         let telemetry = &self.shared.telemetry;
         telemetry.sample(&nodes, stream, crate::telemetry::now());
         let api = &self.shared.config.control;
-        telemetry.send(http, api, self.id()).await
+        telemetry
+            .send(http, api, (self.id(), self.config_version()))
+            .await
     }
 
     /// Leaves every swarm politely.

@@ -177,7 +177,7 @@ impl Telemetry {
     }
 
     /// The batch to send: the one in flight, else everything buffered as a new one.
-    fn batch(&self, agent: PeerId) -> Option<Batch> {
+    fn batch(&self, agent: PeerId, config_version: u64) -> Option<Batch> {
         let mut b = self.buffers();
         if let Some(batch) = &b.in_flight {
             return Some(batch.clone());
@@ -202,6 +202,7 @@ impl Telemetry {
             receipts: b.receipts.drain(..).collect(),
             health: std::mem::take(&mut b.health).into_values().collect(),
             debug,
+            config_version,
         };
         b.in_flight = Some(batch.clone());
         Some(batch)
@@ -209,8 +210,13 @@ impl Telemetry {
 
     /// Sends what is buffered (or the batch still unacknowledged); true when the control
     /// plane took it or there was nothing to send.
-    pub(crate) async fn send(&self, http: &reqwest::Client, api: &str, agent: PeerId) -> bool {
-        let Some(batch) = self.batch(agent) else {
+    pub(crate) async fn send(
+        &self,
+        http: &reqwest::Client,
+        api: &str,
+        (agent, config_version): (PeerId, u64),
+    ) -> bool {
+        let Some(batch) = self.batch(agent, config_version) else {
             return true;
         };
         let sent = http
@@ -272,14 +278,14 @@ mod tests {
             );
             start += 60;
         }
-        let batch = t.batch(PeerId::from_bytes([7; 32])).unwrap();
+        let batch = t.batch(PeerId::from_bytes([7; 32]), 0).unwrap();
         assert!(batch.billing.len() <= MAX_WINDOWS);
         let cdn: u64 = batch.billing.iter().map(|b| b.cdn_bytes).sum();
         let p2p: u64 = batch.billing.iter().map(|b| b.p2p_bytes).sum();
         assert_eq!((cdn, p2p), (14_400, 129_600), "every byte billed once");
         // Until acknowledged, the same batch (same sequence number) goes again.
         t.sample(&[(swarm, stats(20_000, 0), 0)], stream, start);
-        let again = t.batch(PeerId::from_bytes([7; 32])).unwrap();
+        let again = t.batch(PeerId::from_bytes([7; 32]), 0).unwrap();
         assert_eq!(again, batch);
     }
 }

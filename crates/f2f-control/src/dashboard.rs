@@ -23,6 +23,10 @@ const PAGE: &str = include_str!("../dashboard/index.html");
 const LIVE: u64 = 60;
 /// How far back the charts go.
 const HISTORY: u64 = 600;
+/// A window with this many times the swarm's usual connection openings (and at least
+/// [`CHURN_MIN`]) is flagged as sudden churn.
+const CHURN_FACTOR: f64 = 3.0;
+const CHURN_MIN: u64 = 5;
 /// A peer whose failed loads exceed this share of the swarm's average (and at least 3) is
 /// flagged.
 const FAILURE_OUTLIER: f64 = 3.0;
@@ -167,6 +171,11 @@ pub fn state(ingest: &Ingest) -> Result<DashboardState, crate::store::StoreError
         }
     }
     let secs = crate::telemetry::WINDOW_SECS as f64;
+    sudden_churn(
+        &mut swarms,
+        &store.connections_since(now.saturating_sub(HISTORY))?,
+        now,
+    );
     // The window still filling would show as a dip.
     let complete = windows
         .into_iter()
@@ -185,6 +194,32 @@ pub fn state(ingest: &Ingest) -> Result<DashboardState, crate::store::StoreError
         now,
         swarms: swarms.into_values().collect(),
     })
+}
+
+/// Flags a swarm whose last complete window opened far more connections than its others.
+fn sudden_churn(
+    swarms: &mut BTreeMap<[u8; 32], SwarmView>,
+    rows: &[([u8; 32], u64, u64)],
+    now: u64,
+) {
+    for (swarm, view) in swarms.iter_mut() {
+        let series: Vec<(u64, u64)> = (rows.iter())
+            .filter(|(s, w, _)| s == swarm && w + crate::telemetry::WINDOW_SECS <= now)
+            .map(|(_, w, c)| (*w, *c))
+            .collect();
+        let Some((&(window, last), before)) = series.split_last() else {
+            continue;
+        };
+        if before.is_empty() {
+            continue;
+        }
+        let mean = before.iter().map(|(_, c)| *c as f64).sum::<f64>() / before.len() as f64;
+        if last >= CHURN_MIN && last as f64 > CHURN_FACTOR * mean.max(1.0) {
+            view.anomalies.push(format!(
+                "sudden churn: {last} connections opened in the window at {window} (usual {mean:.1})"
+            ));
+        }
+    }
 }
 
 pub(crate) async fn page() -> Html<&'static str> {

@@ -478,6 +478,27 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Connections opened per swarm and window since `since` (all agents), oldest first.
+    ///
+    /// # Errors
+    ///
+    /// The database failed.
+    pub fn connections_since(&self, since: u64) -> Result<Vec<([u8; 32], u64, u64)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT swarm, window, SUM(connections) FROM health
+             WHERE window >= ?1 GROUP BY swarm, window ORDER BY window",
+        )?;
+        let rows = stmt.query_map(params![since as i64], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?.try_into().unwrap_or_default(),
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Everything revoked so far.
     ///
     /// # Errors

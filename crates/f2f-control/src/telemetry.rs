@@ -43,6 +43,9 @@ pub struct Batch {
     /// Debug events.
     #[serde(default)]
     pub debug: Vec<String>,
+    /// The remote configuration version the agent runs (0: none).
+    #[serde(default)]
+    pub config_version: u64,
 }
 
 /// Bytes of one swarm in one window.
@@ -167,6 +170,8 @@ pub struct Ingest {
     crypto: f2f_core::identity::Bls,
     debug: std::sync::Mutex<std::collections::VecDeque<String>>,
     counters: std::sync::Mutex<IngestCounters>,
+    /// Each agent's config version, as it last reported.
+    versions: std::sync::Mutex<std::collections::HashMap<HexPeer, u64>>,
 }
 
 /// What ingestion saw.
@@ -199,6 +204,7 @@ impl Ingest {
             crypto: f2f_core::identity::Bls::new(),
             debug: std::sync::Mutex::new(std::collections::VecDeque::new()),
             counters: std::sync::Mutex::new(IngestCounters::default()),
+            versions: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -250,6 +256,8 @@ impl Ingest {
         }
         let fresh =
             (self.issuer.store()).record_batch(batch, &receipts, crate::session::unix_now())?;
+        (self.versions.lock().unwrap_or_else(|e| e.into_inner()))
+            .insert(batch.agent, batch.config_version);
         let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         if fresh {
             counters.batches += 1;
@@ -269,6 +277,16 @@ impl Ingest {
     /// The database the telemetry is recorded in.
     pub fn store(&self) -> &crate::store::Store {
         self.issuer.store()
+    }
+
+    /// How many agents run each config version, as they last reported.
+    pub fn config_versions(&self) -> std::collections::BTreeMap<u64, usize> {
+        let versions = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut count = std::collections::BTreeMap::new();
+        for v in versions.values() {
+            *count.entry(*v).or_insert(0) += 1;
+        }
+        count
     }
 
     /// What ingestion saw so far.
@@ -375,6 +393,17 @@ pub(crate) async fn metrics(
         "billed_bytes",
         "Bytes reported for billing, by stream and source",
         billed,
+    );
+    let running =
+        Family::<Vec<(String, String)>, prometheus_client::metrics::gauge::Gauge>::default();
+    for (version, agents) in ingest.config_versions() {
+        let labels = vec![("version".into(), version.to_string())];
+        running.get_or_create(&labels).set(agents as i64);
+    }
+    registry.register(
+        "agents_by_config_version",
+        "Agents running each remote config version, as they last reported",
+        running,
     );
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).expect("writing to a String");

@@ -316,8 +316,10 @@ impl Config {
         "scheduler.max_sources",
         "links.degree",
         "links.max_degree",
+        "links.idle_timeout_ms",
         "upload.max_slots",
         "hashes.spot_check",
+        "receipts.window_secs",
         "cache_segments",
     ];
 
@@ -354,6 +356,10 @@ impl Config {
             "scheduler.max_sources" => self.scheduler.max_sources = parse(k, value)?,
             "links.degree" => self.links.degree = parse(k, value)?,
             "links.max_degree" => self.links.max_degree = parse(k, value)?,
+            "links.idle_timeout_ms" => self.links.idle_timeout = millis(k, value)?,
+            "receipts.window_secs" => {
+                self.receipts.window = Duration::from_secs(parse(k, value)?);
+            }
             "upload.max_slots" => self.upload.max_slots = parse(k, value)?,
             "hashes.spot_check" => match &mut self.hashes {
                 HashSource::Attested { spot_check, .. } => *spot_check = parse(k, value)?,
@@ -513,6 +519,8 @@ mod tests {
         config.set("scheduler.cdn_budget", "1.5").unwrap();
         config.set("scheduler.stall_timeout_ms", "900").unwrap();
         config.set("links.degree", "6").unwrap();
+        config.set("receipts.window_secs", "30").unwrap();
+        assert_eq!(config.receipts.window, Duration::from_secs(30));
         assert_eq!(config.scheduler.source, SourcePreference::P2pPreferred);
         assert_eq!(config.scheduler.cdn_budget, 1.5);
         assert_eq!(config.scheduler.stall_timeout, Duration::from_millis(900));

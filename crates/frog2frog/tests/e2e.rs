@@ -896,6 +896,9 @@ fn the_control_plane_authorises_configures_and_bills_and_can_be_away() {
         metric(&control_metrics, "f2f_control_receipts_refused_total"),
         0.0
     );
+    // Every agent told the control plane it runs version 1.
+    let running = "f2f_control_agents_by_config_version{version=\"1\"}";
+    assert_eq!(metric(&control_metrics, running), VIEWERS as f64);
     drop(control);
     let _ = std::fs::remove_dir_all(&dir);
 }
