@@ -1004,6 +1004,7 @@ impl Agent {
             deadline: Instant::now() + duration,
             reply,
             events: None,
+            prefer_peers: false,
         };
         node.commands.send(load).await.is_ok()
     }
@@ -1015,12 +1016,18 @@ impl Agent {
         if let Some((swarm, _, _)) = known {
             self.touch(swarm);
         }
-        if let (Some((swarm, key, duration)), Source::Auto) = (known, request.source) {
+        let from_swarm = match request.source {
+            Source::Auto => Some(false),
+            Source::P2pPreferred => Some(true),
+            Source::CdnOnly => None,
+        };
+        if let (Some((swarm, key, duration)), Some(prefer_peers)) = (known, from_swarm) {
             if let Some(node) = self.node(swarm).await {
                 let deadline = request.deadline.unwrap_or(duration);
                 request.report(LoadEvent::Swarm);
                 let events = request.events.clone();
-                match self.load_from_swarm(&node, key, deadline, events).await {
+                let load = self.load_from_swarm(&node, key, deadline, events, prefer_peers);
+                match load.await {
                     Ok(segment) => return (Ok(segment), Some(duration)),
                     Err(e) => tracing::debug!("swarm could not deliver {key}: {e}; trying the CDN"),
                 }
@@ -1041,6 +1048,7 @@ impl Agent {
         key: SegmentKey,
         deadline: Duration,
         events: Option<tokio::sync::mpsc::UnboundedSender<LoadEvent>>,
+        prefer_peers: bool,
     ) -> Result<Segment, NodeError> {
         let (reply, answer) = oneshot::channel();
         let load = Command::Load {
@@ -1048,6 +1056,7 @@ impl Agent {
             deadline: Instant::now() + deadline,
             reply,
             events,
+            prefer_peers,
         };
         node.commands
             .send(load)

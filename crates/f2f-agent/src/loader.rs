@@ -10,8 +10,10 @@
 //! request's priority is its deadline. [`Agent::prefetch`](crate::Agent::prefetch) hints at a
 //! segment the player will want: the swarm loads it into the node's store at its own deadline,
 //! and the later request is answered from there. Whether the node may ever fetch a new
-//! segment from the CDN first (P2P-preferred) is decided when the segment is listed, before
-//! any request, so it is the agent's setting (`Config::scheduler.source`), not a request's.
+//! segment from the CDN first is decided when the segment is listed: a
+//! [`Source::P2pPreferred`] request cancels a first fetch that has not started, and the
+//! agent-wide setting (`Config::scheduler.source`) keeps the node from being a first fetcher
+//! at all.
 
 use std::time::Duration;
 
@@ -26,6 +28,10 @@ pub enum Source {
     /// The engine decides: peers when they can make the deadline, the CDN otherwise.
     #[default]
     Auto,
+    /// Peers, and the CDN only when the deadline demands: this node does not fetch the
+    /// segment as one of the swarm's first fetchers (unless that fetch already started when
+    /// the playlist listed it; the agent-wide `Config::scheduler.source` decides that too).
+    P2pPreferred,
     /// The CDN only (the engine is bypassed for this request).
     CdnOnly,
 }

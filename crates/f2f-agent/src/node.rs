@@ -98,6 +98,8 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<Delivered, NodeError>>,
         /// Told of verified peer bytes as they arrive.
         events: Option<mpsc::UnboundedSender<LoadEvent>>,
+        /// The request prefers peers (`Input::PreferPeers`).
+        prefer_peers: bool,
     },
     Cancel(SegmentKey),
     /// Trusted hashes (the origin's, signature checked).
@@ -853,7 +855,11 @@ impl Node {
                 deadline,
                 reply,
                 events,
+                prefer_peers,
             } => {
+                if prefer_peers {
+                    self.input(Input::PreferPeers(key));
+                }
                 if !self.urls.contains_key(&key) {
                     let _ = reply.send(Err(NodeError::NotListed));
                     return;

@@ -1,7 +1,8 @@
 //! The segment loader API as an embedding program uses it: two agents on one live stream of
 //! the built-in origin, loading each new segment with progress events (the core's own test,
 //! `p2p_delivery`, checks that they add up to a transfer's bytes); a prefetch hint that
-//! makes the later request an instant answer from the node's store; a CDN-only request.
+//! makes the later request an instant answer from the node's store; a P2P-preferred and a
+//! CDN-only request.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime};
@@ -119,8 +120,29 @@ async fn progress_events_prefetch_hints_and_cdn_only_requests() {
     let direct = reqwest::get(&next).await.unwrap().bytes().await.unwrap();
     assert_eq!(segment.bytes, direct);
 
+    // P2P-preferred: through the swarm, the origin's bytes.
+    let preferred = loop {
+        let urls = newest(&a, &playlist).await;
+        newest(&b, &playlist).await;
+        let url = urls.last().unwrap().clone();
+        if url != next {
+            break url;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (segment, events) = load(&b, &preferred, Source::P2pPreferred).await;
+    assert_eq!(events.first(), Some(&LoadEvent::Swarm));
+    let direct = reqwest::get(&preferred)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(segment.bytes, direct);
+
     // CDN only: one direct request, no swarm.
     let (segment, events) = load(&a, &next, Source::CdnOnly).await;
     assert_eq!(events, vec![LoadEvent::CdnAttempt(0)]);
+    let direct = reqwest::get(&next).await.unwrap().bytes().await.unwrap();
     assert_eq!((segment.p2p_bytes, segment.bytes), (0, direct));
 }

@@ -151,6 +151,11 @@ pub enum Input {
         /// When playback reaches it.
         deadline: Instant,
     },
+    /// The player's request for a segment prefers peers (P2P-preferred): this node does not
+    /// fetch it from the CDN as a first fetcher, only when its deadline demands. Given before
+    /// the segment is listed it also keeps the listing from starting a fetch; given after, it
+    /// cancels a first fetch that has not started yet.
+    PreferPeers(SegmentKey),
     /// The player no longer needs a segment.
     CancelLoad(SegmentKey),
     /// A CDN fetch asked for by [`Output::FetchCdn`] finished.
@@ -325,6 +330,8 @@ pub struct Engine {
     first_p2p_byte: bool,
     /// Keys the playlist listed as personal (SSAI), remembered for later loads.
     personal: BTreeSet<SegmentKey>,
+    /// Keys whose requests prefer peers ([`Input::PreferPeers`]).
+    peers_preferred: BTreeSet<SegmentKey>,
     /// Media bit rate, from completed segments' sizes and durations.
     media_bps: Option<f64>,
     /// The bootstrap named other members: the swarm existed before us.
@@ -407,6 +414,7 @@ impl Engine {
             joined_with_peers: false,
             media_bps: None,
             personal: BTreeSet::new(),
+            peers_preferred: BTreeSet::new(),
             next_maintain: now,
             timers_done: now,
             now,
@@ -511,6 +519,13 @@ impl Engine {
             Input::Receive { from, frame } => self.on_frame(from, &frame, now),
             Input::Listed(info) => self.on_listed(info, now),
             Input::Load { key, deadline } => self.on_load(key, deadline, now),
+            Input::PreferPeers(key) => {
+                self.peers_preferred.insert(key);
+                while self.peers_preferred.len() > PERSONAL_MEMORY {
+                    self.peers_preferred.pop_first();
+                }
+                self.scheduler.prefer_peers(&key);
+            }
             Input::CancelLoad(key) => {
                 self.loads.remove(&key);
                 let actions = self.scheduler.remove(&key);
@@ -1087,7 +1102,7 @@ impl Engine {
     /// within the swarm's budget, later the further back it ranks.
     fn first_fetch_at(&self, key: &SegmentKey, now: Instant) -> Option<Instant> {
         let cfg = &self.config.scheduler;
-        if cfg.source != SourcePreference::Auto {
+        if cfg.source != SourcePreference::Auto || self.peers_preferred.contains(key) {
             return None;
         }
         if self.covers_upload_deficit() {

@@ -313,6 +313,14 @@ impl Scheduler {
         self.wanted.keys().copied().collect()
     }
 
+    /// This node will not fetch `key` from the CDN as one of its first fetchers: only when its
+    /// deadline demands (the player's request prefers peers).
+    pub(crate) fn prefer_peers(&mut self, key: &SegmentKey) {
+        if let Some(w) = self.wanted.get_mut(key) {
+            w.first_fetch_at = None;
+        }
+    }
+
     /// Starts tracking a segment the playlist listed. `first_fetch_at` is when this node fetches
     /// it from the CDN unless a neighbour announces it first (`None`: never as a first fetcher).
     pub(crate) fn list(
