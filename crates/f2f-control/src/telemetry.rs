@@ -389,6 +389,14 @@ pub(crate) async fn metrics(
             billed.get_or_create(&labels).inc_by(bytes);
         }
     }
+    let vouched = Counter::<u64>::default();
+    let receipts = ingest.issuer.store().receipt_bytes().unwrap_or_default();
+    vouched.inc_by(receipts.iter().map(|(_, bytes)| bytes).sum());
+    registry.register(
+        "verified_delivery_bytes",
+        "Peer-delivered bytes vouched for by verified receipts (kept across restarts)",
+        vouched,
+    );
     registry.register(
         "billed_bytes",
         "Bytes reported for billing, by stream and source",

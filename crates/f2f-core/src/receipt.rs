@@ -18,7 +18,7 @@ use crate::identity::{
 /// What one receiver vouches for about one uploader in one window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Delivery {
-    /// Window number: wall-clock seconds divided by the window length.
+    /// The window's first second (Unix time, a multiple of the window length).
     pub window: u64,
     /// Verified media bytes the receiver got from the uploader in the window.
     pub bytes: u64,

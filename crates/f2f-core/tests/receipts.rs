@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use common::Net;
 use f2f_core::config::{Config, SourcePreference};
+use f2f_core::engine::Input;
 use f2f_core::identity::{
     Authority, Bls, CertificateVerifier, Crypto, Domain, Keypair, Revocations, Scope, UnixTime,
 };
@@ -19,13 +20,18 @@ const WINDOW: u64 = 5;
 /// `a` serves a segment to `b`; returns `a`'s reported bundles, `b`'s peer bytes, and the
 /// network.
 fn served() -> (Net, Vec<ReceiptBundle>, u64) {
+    serve(WINDOW, WINDOW)
+}
+
+/// [`served`] with windows of `first` seconds, changed live to `then` once `b` has the segment.
+fn serve(first: u64, then: u64) -> (Net, Vec<ReceiptBundle>, u64) {
     let mut config = Config::default();
-    config.receipts.window = Duration::from_secs(WINDOW);
+    config.receipts.window = Duration::from_secs(first);
     let mut holder = config.clone();
     holder.scheduler.source = SourcePreference::CdnOnly;
     config.scheduler.source = SourcePreference::P2pPreferred;
-    let mut net = Net::new(config);
-    let a = net.add_with(Arc::new(holder));
+    let mut net = Net::new(config.clone());
+    let a = net.add_with(Arc::new(holder.clone()));
     let b = net.add();
     net.bootstrap(b, &[a]);
     net.run_for(Duration::from_secs(2));
@@ -33,7 +39,14 @@ fn served() -> (Net, Vec<ReceiptBundle>, u64) {
     net.load(a, seg, Duration::from_secs(3));
     net.run_for(Duration::from_millis(500));
     net.load(b, seg, Duration::from_secs(4));
-    net.run_for(Duration::from_secs(3 * WINDOW));
+    // A third into the first window: receipts signed at the change cover a window that
+    // started more than two new windows ago.
+    net.run_for(Duration::from_secs(4 + first / 3));
+    for (ix, mut config) in [(a, holder), (b, config)] {
+        config.receipts.window = Duration::from_secs(then);
+        net.input(ix, Input::UpdateConfig(Arc::new(config)));
+    }
+    net.run_for(Duration::from_secs(3 * then));
     let p2p = net.nodes[b].delivered[0].sources.p2p;
     assert!(p2p > 0, "precondition: b took the segment from a");
     let bundles = net.nodes[a].receipts.clone();
@@ -72,6 +85,18 @@ fn an_uploader_reports_what_its_receiver_signed() {
     assert!(net.nodes[1].receipts.is_empty());
 }
 
+/// The window length is a remote setting: shortening it while receipts are under way loses
+/// none of them.
+#[test]
+fn a_live_change_of_the_window_loses_no_receipt() {
+    let (net, bundles, p2p) = serve(60, WINDOW);
+    let vouched: u64 = bundles.iter().map(ReceiptBundle::bytes).sum();
+    assert_eq!(vouched, p2p, "{bundles:?}");
+    for bundle in &bundles {
+        assert_eq!(check(&net, bundle), Ok(()));
+    }
+}
+
 #[test]
 fn an_uploader_cannot_inflate_or_forge_receipts() {
     let (net, bundles, _) = served();
@@ -98,7 +123,7 @@ fn an_uploader_cannot_inflate_or_forge_receipts() {
         Err(ReceiptError::Signature(_))
     ));
     let mut moved = honest.clone();
-    moved.entries[0].delivery.window += 1;
+    moved.entries[0].delivery.window += WINDOW;
     assert!(matches!(
         check(&net, &moved),
         Err(ReceiptError::Signature(_))
@@ -122,7 +147,7 @@ fn an_uploader_cannot_inflate_or_forge_receipts() {
     let forged = ReceiptEntry {
         receiver: other,
         delivery: Delivery {
-            window: delivery.window + 1,
+            window: delivery.window + WINDOW,
             ..delivery
         },
     };

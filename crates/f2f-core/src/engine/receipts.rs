@@ -30,12 +30,35 @@ pub(super) struct Ledger {
     received: BTreeMap<u64, FxHashMap<PeerId, Received>>,
     /// Receipts our receivers signed for us, with their signatures.
     held: BTreeMap<u64, Vec<(ReceiptEntry, Signature)>>,
+    /// The longest window length in effect lately, and until when (Unix seconds) receipts
+    /// for its windows are still accepted: after remote config shortens the window, a
+    /// receiver still on the old length signs a window that started long ago.
+    longest: (u64, u64),
 }
 
 impl Engine {
-    /// The receipt window now.
+    /// The receipt window under way: its first second. Named by its start rather than its
+    /// index so that a live change of the length keeps older windows comparable.
     fn receipt_window(&self) -> u64 {
-        self.unix_now().0 / self.config.receipts.window.as_secs().max(1)
+        let now = self.unix_now().0;
+        now - now % self.receipt_len()
+    }
+
+    fn receipt_len(&self) -> u64 {
+        self.config.receipts.window.as_secs().max(1)
+    }
+
+    /// The longest window length whose receipts may still arrive.
+    fn longest_receipt_len(&mut self) -> u64 {
+        let (len, now) = (self.receipt_len(), self.unix_now().0);
+        let (longest, until) = &mut self.ledger.longest;
+        if len >= *longest || now >= *until {
+            *longest = len;
+        }
+        if len == *longest {
+            *until = now + 2 * len;
+        }
+        *longest
     }
 
     /// `len` verified bytes of `key` arrived from `from`.
@@ -51,11 +74,13 @@ impl Engine {
     /// Signs receipts for the windows that closed, and reports the receipts held for windows
     /// closed long enough for every receiver's to have arrived.
     pub(super) fn settle_receipts(&mut self) {
+        self.longest_receipt_len();
         let now = self.receipt_window();
         self.sign_receipts(now);
+        let settled = self.receipt_len() * 2;
         let due: Vec<u64> = (self.ledger.held.keys())
             .copied()
-            .filter(|w| w + 2 <= now)
+            .filter(|w| w + settled <= now)
             .collect();
         for window in due {
             let held = self.ledger.held.remove(&window).unwrap_or_default();
@@ -63,7 +88,7 @@ impl Engine {
         }
     }
 
-    /// Sends each uploader our receipt for every window before `until`.
+    /// Sends each uploader our receipt for every window that started before `until`.
     fn sign_receipts(&mut self, until: u64) {
         let closed: Vec<u64> = (self.ledger.received.keys())
             .copied()
@@ -124,8 +149,13 @@ impl Engine {
         now: Instant,
     ) {
         let current = self.receipt_window();
-        // Only for a window not reported yet (the current one from a receiver that leaves).
-        if delivery.window > current || delivery.window + 2 <= current {
+        let (len, longest) = (self.receipt_len(), self.longest_receipt_len());
+        // Only for a window that can still be under way or just closed (the current one from
+        // a receiver that leaves), and that starts where a window of either length does.
+        if delivery.window > current
+            || delivery.window + longest * 2 <= current
+            || (delivery.window % len != 0 && delivery.window % longest != 0)
+        {
             return;
         }
         let Some(cert) = self.peers.get(&from).and_then(|p| p.certificate.clone()) else {
