@@ -25,6 +25,11 @@ pub struct Stats {
     pub cdn_deadline_fetches: u64,
     /// Peer transfers abandoned for the CDN (stalled or too slow for the deadline).
     pub p2p_fallbacks: u64,
+    /// Peer transfers (a segment or a range of one) that completed.
+    pub p2p_transfers: u64,
+    /// Sum over completed peer transfers of each one's throughput, kbit/s: divided by
+    /// `p2p_transfers`, the mean throughput per transfer that peer selection is judged by.
+    pub p2p_transfer_kbps: u64,
     /// Requests a peer answered with `Absent`.
     pub p2p_refused: u64,
     /// Segments handed to the player.

@@ -76,6 +76,13 @@ pub struct RunReport {
     pub deadline_fetches_per_segment: f64,
     /// Peer transfers abandoned for another source.
     pub p2p_fallbacks: u64,
+    /// Peer transfers (segments or ranges) that completed.
+    pub p2p_transfers: u64,
+    /// Mean throughput per completed peer transfer, Mbit/s (request to last byte).
+    pub p2p_transfer_mbps: f64,
+    /// Chunk loss: the share of peer transfers that missed their deadline or fell back to
+    /// the CDN, `p2p_fallbacks / (p2p_transfers + p2p_fallbacks)`.
+    pub chunk_loss: f64,
     /// The same, by reason (`NoFirstByte`, `Stalled`, `TooSlow`, `PeerLost`).
     pub fallbacks_by_reason: std::collections::BTreeMap<String, u64>,
     /// Requests peers answered with `Absent` (busy, or no longer held).
@@ -242,6 +249,10 @@ impl Report {
         row("  of which deadline fetches", &|r| {
             format!("{:.2}", r.deadline_fetches_per_segment)
         });
+        row("P2P transfers / mean Mbit/s", &|r| {
+            format!("{} / {:.2}", r.p2p_transfers, r.p2p_transfer_mbps)
+        });
+        row("chunk loss", &|r| format!("{:.2} %", r.chunk_loss * 100.0));
         row("P2P fallbacks", &|r| r.p2p_fallbacks.to_string());
         row("  no first byte / stalled", &|r| {
             let n = |k: &str| r.fallbacks_by_reason.get(k).copied().unwrap_or(0);
@@ -382,6 +393,46 @@ pub fn seed_table(reports: &[Report]) -> String {
         pct(min),
         pct(summary.max)
     );
+    s
+}
+
+/// Peer-selection rules side by side on the same scenario and seeds: per rule, the mean and
+/// the range over the seeds of what selection is judged by.
+pub fn ranker_table(runs: &[(&str, Vec<Report>)]) -> String {
+    let mut s = String::new();
+    let Some(first) = runs.first().and_then(|(_, r)| r.first()) else {
+        return s;
+    };
+    let seeds = runs[0].1.len();
+    let _ = writeln!(
+        s,
+        "scenario {} · {} viewers · {seeds} seeds from {} · {:.0} s · mean (min–max) over seeds",
+        first.scenario, first.p2p.viewers, first.seed, first.duration_s
+    );
+    let _ = writeln!(
+        s,
+        "{:<10} {:>28} {:>26} {:>26} {:>26}",
+        "ranker", "throughput/transfer Mbit/s", "chunk loss %", "offload %", "rebuffer %"
+    );
+    let spread = |reports: &[Report], f: &dyn Fn(&RunReport) -> f64, digits: usize| {
+        let values: Vec<f64> = reports.iter().map(|r| f(&r.p2p)).collect();
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let summary = Summary::of(values);
+        format!(
+            "{:.digits$} ({:.digits$}–{:.digits$})",
+            summary.mean, min, summary.max
+        )
+    };
+    for (name, reports) in runs {
+        let _ = writeln!(
+            s,
+            "{name:<10} {:>28} {:>26} {:>26} {:>26}",
+            spread(reports, &|r| r.p2p_transfer_mbps, 2),
+            spread(reports, &|r| r.chunk_loss * 100.0, 2),
+            spread(reports, &|r| r.offload * 100.0, 2),
+            spread(reports, &|r| r.rebuffer_ratio * 100.0, 3),
+        );
+    }
     s
 }
 

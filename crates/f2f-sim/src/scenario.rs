@@ -224,6 +224,21 @@ pub struct NetworkSpec {
     /// Time to notice that a peer vanished without closing (ICE consent / SCTP heartbeat), ms.
     #[serde(default = "default_crash_detect")]
     pub crash_detect_ms: f64,
+    /// Peers whose uplink stalls now and then (a saturated home link, a phone changing cells).
+    #[serde(default)]
+    pub flaky: Option<FlakySpec>,
+}
+
+/// Flaky peers: the uplink of a share of the viewers stops for a while, again and again.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FlakySpec {
+    /// Share of the viewers that are flaky.
+    pub fraction: f64,
+    /// Mean time between the starts of two stalls, seconds (exponential).
+    pub every_s: f64,
+    /// Mean length of a stall, seconds (exponential).
+    pub stall_s: f64,
 }
 
 fn default_overhead() -> u64 {
@@ -304,6 +319,48 @@ pub struct EngineSpec {
     pub chunk_bytes: Option<usize>,
     /// `scheduler.stall_timeout`, ms.
     pub stall_timeout_ms: Option<u64>,
+    /// How nodes rank peers as sources.
+    #[serde(default)]
+    pub ranker: RankerSpec,
+}
+
+/// The peer-selection rule every node runs.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RankerSpec {
+    /// The engine's own (`BaselineRanker`): expected arrival from RTT, throughput, load and
+    /// failures.
+    #[default]
+    Baseline,
+    /// The nearest peer first (`RttRanker`).
+    Rtt,
+    /// Bandwidth-weighted random choice, as p2p-media-loader does (`BandwidthLottery`).
+    Bandwidth,
+}
+
+impl RankerSpec {
+    /// Every rule, in report order.
+    pub const ALL: [Self; 3] = [Self::Baseline, Self::Rtt, Self::Bandwidth];
+
+    /// The name scenarios and the command line use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Baseline => "baseline",
+            Self::Rtt => "rtt",
+            Self::Bandwidth => "bandwidth",
+        }
+    }
+}
+
+impl std::str::FromStr for RankerSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| format!("unknown ranker {s:?} (baseline, rtt, bandwidth)"))
+    }
 }
 
 /// How signatures are made and checked.
@@ -521,6 +578,11 @@ impl Scenario {
         }
         if self.cdn.capacity_mbps.is_some_and(|c| !positive(c)) {
             return bad("cdn.capacity_mbps must be positive");
+        }
+        if let Some(f) = &self.network.flaky {
+            if !(0.0..=1.0).contains(&f.fraction) || !positive(f.every_s) || !positive(f.stall_s) {
+                return bad("network.flaky: fraction in [0, 1], every_s and stall_s positive");
+            }
         }
         if let Some(m) = &self.audience.mass_leave {
             if !(0.0..=1.0).contains(&m.fraction) {

@@ -21,7 +21,7 @@ use f2f_core::identity::{
 };
 use f2f_core::integrity::SegmentHash;
 use f2f_core::membership::NetGroup;
-use f2f_core::scheduler::FetchId;
+use f2f_core::scheduler::{BandwidthLottery, FetchId, RttRanker};
 use f2f_core::segment::SegmentData;
 use f2f_core::telemetry::Event;
 use f2f_core::time::{Duration, Instant};
@@ -36,7 +36,7 @@ use crate::crypto::{Memoised, Modelled, ModelledHashing};
 use crate::player::Player;
 use crate::queue::EventQueue;
 use crate::report::{AttackReport, ReceiptReport, RunReport, Summary};
-use crate::scenario::{CryptoSpec, HashesSpec, HashingSpec, Scenario};
+use crate::scenario::{CryptoSpec, FlakySpec, HashesSpec, HashingSpec, RankerSpec, Scenario};
 use crate::source::{Rung, Source};
 
 const EGRESS_BUCKET_S: f64 = 10.0;
@@ -146,6 +146,8 @@ struct Node {
     down_bps: f64,
     lat_us: u64,
     up_free: u64,
+    /// When this node's uplink stalls, `(from, until)` in order (flaky peers only).
+    stalls: Vec<(u64, u64)>,
     timer_at: Option<u64>,
     joined_at: u64,
     left_at: Option<u64>,
@@ -308,6 +310,7 @@ impl World {
                 down_bps: net.downlink_kbps.sample(&mut rng).max(1.0) * 1000.0,
                 lat_us: (net.latency_ms.sample(&mut rng).max(0.0) * 1000.0) as u64,
                 up_free: 0,
+                stalls: Vec::new(),
                 timer_at: None,
                 joined_at,
                 left_at: None,
@@ -319,6 +322,15 @@ impl World {
         }
         if let Some(m) = &scenario.audience.mass_leave {
             queue.push(start + (m.at_s * 1e6) as u64, Ev::MassLeave);
+        }
+        if let Some(flaky) = &net.flaky {
+            // Their own random sequence: scenarios without flaky peers keep theirs.
+            let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed ^ 0xF1A4_F1A4);
+            for node in &mut nodes {
+                if rng.random_bool(flaky.fraction) {
+                    node.stalls = stall_times(&mut rng, flaky, end);
+                }
+            }
         }
         Self {
             scenario: scenario.clone(),
@@ -620,6 +632,13 @@ impl World {
         if self.scenario.security.hashing == HashingSpec::Modelled {
             engine.set_hashing(Box::new(ModelledHashing));
         }
+        match self.scenario.engine.ranker {
+            RankerSpec::Baseline => {}
+            RankerSpec::Rtt => engine.set_ranker(Box::new(RttRanker::default())),
+            RankerSpec::Bandwidth => engine.set_ranker(Box::new(BandwidthLottery::new(
+                self.scenario.seed.rotate_left(32) ^ u64::from(i),
+            ))),
+        }
         self.nodes[i as usize].engine = Some(engine);
         self.bootstrap(i);
         self.alive.push(i);
@@ -803,7 +822,12 @@ impl World {
             self.nodes[j as usize].down_bps,
         );
         let sender = &mut self.nodes[i as usize];
-        let departed = sender.up_free.max(self.now) + (size / up_bps * 1e6) as u64;
+        let begins = sender.up_free.max(self.now);
+        // A frame that would start during a stall waits for its end.
+        let begins = (sender.stalls.iter())
+            .find(|(from, until)| (*from..*until).contains(&begins))
+            .map_or(begins, |(_, until)| *until);
+        let departed = begins + (size / up_bps * 1e6) as u64;
         sender.up_free = departed;
         let mut arrival = departed + lat;
         if self.scenario.network.loss > 0.0 && self.rng.random_bool(self.scenario.network.loss) {
@@ -1023,6 +1047,8 @@ impl World {
         let stats = || joined.iter().filter_map(|n| n.stats.as_ref());
 
         let cdn_bytes: u64 = stats().map(|s| s.cdn_bytes).sum();
+        let p2p_transfers: u64 = stats().map(|s| s.p2p_transfers).sum();
+        let fallbacks: u64 = stats().map(|s| s.p2p_fallbacks).sum();
         let p2p_bytes: u64 = stats().map(|s| s.p2p_bytes).sum();
         let stall: u64 = joined.iter().map(|n| n.player.stall_us()).sum();
         let play: u64 = joined.iter().map(|n| n.player.play_us).sum();
@@ -1086,6 +1112,19 @@ impl World {
             first_fetches_per_segment: stats().map(|s| s.cdn_first_fetches).sum::<u64>() as f64
                 / published,
             p2p_fallbacks: stats().map(|s| s.p2p_fallbacks).sum(),
+            p2p_transfers,
+            p2p_transfer_mbps: if p2p_transfers == 0 {
+                0.0
+            } else {
+                stats().map(|s| s.p2p_transfer_kbps).sum::<u64>() as f64
+                    / p2p_transfers as f64
+                    / 1000.0
+            },
+            chunk_loss: if p2p_transfers + fallbacks == 0 {
+                0.0
+            } else {
+                fallbacks as f64 / (p2p_transfers + fallbacks) as f64
+            },
             fallbacks_by_reason: std::mem::take(&mut self.tally.fallbacks),
             deadline_fetches_per_segment: stats().map(|s| s.cdn_deadline_fetches).sum::<u64>()
                 as f64
@@ -1175,4 +1214,17 @@ fn certified(
 /// Unordered pair key.
 fn key(a: NodeIx, b: NodeIx) -> (NodeIx, NodeIx) {
     if a < b { (a, b) } else { (b, a) }
+}
+
+/// A flaky uplink's stalls until `end` (virtual µs): exponential gaps and lengths.
+fn stall_times(rng: &mut ChaCha8Rng, flaky: &FlakySpec, end: u64) -> Vec<(u64, u64)> {
+    let mut exp = |mean_s: f64| (-rng.random_range(f64::EPSILON..1.0).ln() * mean_s * 1e6) as u64;
+    let mut stalls = Vec::new();
+    let mut at = exp(flaky.every_s);
+    while at < end {
+        let until = at + exp(flaky.stall_s);
+        stalls.push((at, until));
+        at = until + exp(flaky.every_s);
+    }
+    stalls
 }

@@ -64,6 +64,10 @@ struct SimArgs {
     /// Skip the CDN-only baseline run.
     #[arg(long)]
     no_baseline: bool,
+    /// Compare peer-selection rules (`baseline`, `rtt`, `bandwidth`, comma-separated): run each
+    /// over the same seeds, without the CDN-only baseline, and print one row per rule.
+    #[arg(long, value_delimiter = ',')]
+    rankers: Vec<f2f_sim::RankerSpec>,
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -117,8 +121,36 @@ fn sim(args: SimArgs) -> anyhow::Result<()> {
         }
     };
     let first_seed = scenario.seed;
+    let seeds = first_seed..first_seed + args.seeds.max(1);
+    if !args.rankers.is_empty() {
+        let mut runs = Vec::new();
+        for ranker in &args.rankers {
+            scenario.engine.ranker = *ranker;
+            let reports: Vec<_> = (seeds.clone())
+                .map(|seed| {
+                    scenario.seed = seed;
+                    f2f_sim::run(&scenario, false, &mut progress)
+                })
+                .collect();
+            runs.push((ranker.name(), reports));
+        }
+        if !quiet {
+            eprintln!(
+                "\rdone in {:.1} s wall-clock{:30}",
+                started.elapsed().as_secs_f64(),
+                ""
+            );
+        }
+        print!("{}", f2f_sim::ranker_table(&runs));
+        if let Some(path) = args.json {
+            let json: std::collections::BTreeMap<_, _> = runs.into_iter().collect();
+            let json = serde_json::to_string_pretty(&json).context("serialising reports")?;
+            std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(());
+    }
     let mut reports = Vec::new();
-    for seed in first_seed..first_seed + args.seeds.max(1) {
+    for seed in seeds {
         scenario.seed = seed;
         reports.push(f2f_sim::run(&scenario, !args.no_baseline, &mut progress));
     }

@@ -1016,6 +1016,9 @@ impl Engine {
 
     /// Folds a range a peer delivered into its throughput estimate.
     fn measure_range(&mut self, range: RangeStats) {
+        self.stats.p2p_transfers += 1;
+        let secs = range.elapsed.as_secs_f64().max(1e-3);
+        self.stats.p2p_transfer_kbps += (range.bytes as f64 * 8.0 / secs / 1000.0) as u64;
         if let Some(p) = self.peers.get_mut(&range.peer) {
             p.transfer_done(range.bytes, range.elapsed);
         }

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-pub use ranking::{BaselineRanker, PeerMeasurements, SourceRanker};
+pub use ranking::{BandwidthLottery, BaselineRanker, PeerMeasurements, RttRanker, SourceRanker};
 
 use crate::config::{SchedulerConfig, SourcePreference};
 use crate::id::{PeerId, SegmentKey};

@@ -47,14 +47,20 @@ impl Default for BaselineRanker {
     }
 }
 
+impl BaselineRanker {
+    /// The peer's bandwidth to us, bit/s: measured, else reported, else the prior.
+    fn bandwidth(&self, peer: &PeerMeasurements) -> f64 {
+        peer.throughput_bps
+            .or((peer.reported_upload_bps > 0.0).then_some(peer.reported_upload_bps))
+            .unwrap_or(self.throughput_prior_bps)
+            .max(1.0)
+    }
+}
+
 impl SourceRanker for BaselineRanker {
     fn peer_eta(&self, peer: &PeerMeasurements, bytes: u64) -> Option<Duration> {
         let rtt = peer.srtt.unwrap_or(self.rtt_prior);
-        let rate = peer
-            .throughput_bps
-            .or((peer.reported_upload_bps > 0.0).then_some(peer.reported_upload_bps))
-            .unwrap_or(self.throughput_prior_bps)
-            .max(1.0);
+        let rate = self.bandwidth(peer);
         // Each upload already in progress or queued shares the peer's uplink.
         let share = f64::from(peer.load) + 1.0;
         let transfer = bytes as f64 * 8.0 * share / rate;
@@ -65,6 +71,65 @@ impl SourceRanker for BaselineRanker {
         let penalty = 1.0 / (1.0 - p_fail.min(0.9));
         Some(Duration::from_secs_f64(
             rtt.as_secs_f64() + transfer * penalty,
+        ))
+    }
+}
+
+/// RTT-only selection, for comparison: the nearest peer first, whatever its throughput,
+/// load or record. Transfer time assumes the prior rate for every peer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RttRanker {
+    /// The priors, as the baseline has them.
+    pub priors: BaselineRanker,
+}
+
+impl SourceRanker for RttRanker {
+    fn peer_eta(&self, peer: &PeerMeasurements, bytes: u64) -> Option<Duration> {
+        let rtt = peer.srtt.unwrap_or(self.priors.rtt_prior);
+        let transfer = bytes as f64 * 8.0 / self.priors.throughput_prior_bps;
+        Some(rtt + Duration::from_secs_f64(transfer))
+    }
+}
+
+/// Bandwidth-weighted random selection, the rule p2p-media-loader uses, for comparison: each
+/// peer wins with probability proportional to its bandwidth (measured, else reported, else
+/// the prior). The estimate is the transfer time scaled by an exponential draw, so the
+/// earliest of several is peer *i* with probability `bw_i / Σ bw`, and on average it is the
+/// expected transfer time. Deterministic given its seed and the order of the calls.
+#[derive(Debug)]
+pub struct BandwidthLottery {
+    priors: BaselineRanker,
+    state: std::sync::atomic::AtomicU64,
+}
+
+impl BandwidthLottery {
+    /// A lottery drawing from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            priors: BaselineRanker::default(),
+            state: std::sync::atomic::AtomicU64::new(seed),
+        }
+    }
+
+    /// A uniform draw in (0, 1] (SplitMix64).
+    fn uniform(&self) -> f64 {
+        use std::sync::atomic::Ordering;
+        let mut z = (self.state)
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+}
+
+impl SourceRanker for BandwidthLottery {
+    fn peer_eta(&self, peer: &PeerMeasurements, bytes: u64) -> Option<Duration> {
+        let bandwidth = self.priors.bandwidth(peer);
+        let draw = -self.uniform().ln();
+        Some(Duration::from_secs_f64(
+            bytes as f64 * 8.0 / bandwidth * draw,
         ))
     }
 }
@@ -102,6 +167,38 @@ mod tests {
             .expect("ranked");
         assert!(loaded > base * 2);
         assert!(flaky > base);
+    }
+
+    #[test]
+    fn rtt_only_prefers_the_nearest_peer_however_slow() {
+        let r = RttRanker::default();
+        let near_slow = PeerMeasurements {
+            srtt: Some(Duration::from_millis(5)),
+            throughput_bps: Some(1e6),
+            ..peer()
+        };
+        let far_fast = PeerMeasurements {
+            srtt: Some(Duration::from_millis(80)),
+            throughput_bps: Some(100e6),
+            ..peer()
+        };
+        assert!(r.peer_eta(&near_slow, 1_000_000) < r.peer_eta(&far_fast, 1_000_000));
+    }
+
+    #[test]
+    fn the_lottery_picks_peers_in_proportion_to_their_bandwidth() {
+        let r = BandwidthLottery::new(7);
+        let with = |bps| PeerMeasurements {
+            throughput_bps: Some(bps),
+            ..peer()
+        };
+        let (slow, fast) = (with(10e6), with(30e6));
+        let draws: u32 = 20_000;
+        let fast_wins = (0..draws)
+            .filter(|_| r.peer_eta(&fast, 1_000_000) < r.peer_eta(&slow, 1_000_000))
+            .count();
+        let share = fast_wins as f64 / f64::from(draws);
+        assert!((share - 0.75).abs() < 0.02, "{share}");
     }
 
     #[test]
