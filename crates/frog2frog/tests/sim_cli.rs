@@ -106,3 +106,42 @@ fn several_seeds_give_one_row_each_and_a_json_array() {
         .collect();
     assert_eq!(seeds, [11, 12]);
 }
+
+#[test]
+fn rankers_are_compared_over_the_same_seeds() {
+    let dir = temp_dir("rankers");
+    let scenario = dir.join("s.toml");
+    let json = dir.join("rankers.json");
+    std::fs::write(&scenario, SCENARIO).expect("write scenario");
+    let sim = |rankers: &str| {
+        Command::new(env!("CARGO_BIN_EXE_frog2frog"))
+            .args(["sim", "-q", "--seeds", "2", "--rankers", rankers, "--json"])
+            .arg(&json)
+            .arg(&scenario)
+            .output()
+            .expect("run frog2frog")
+    };
+    let out = sim("baseline,bandwidth");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).expect("utf-8");
+    let rows: Vec<&str> = table.lines().skip(2).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(rows[0].starts_with("baseline") && rows[1].starts_with("bandwidth"));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("json written")).expect("valid json");
+    for rule in ["baseline", "bandwidth"] {
+        let seeds: Vec<u64> = (report[rule].as_array().expect("reports per rule"))
+            .iter()
+            .map(|r| r["seed"].as_u64().expect("seed"))
+            .collect();
+        assert_eq!(seeds, [11, 12]);
+    }
+    let out = sim("baseline,psychic");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown ranker"), "{err}");
+}
