@@ -78,10 +78,11 @@ pub struct RunReport {
     pub p2p_fallbacks: u64,
     /// Peer transfers (segments or ranges) that completed.
     pub p2p_transfers: u64,
-    /// Mean throughput per completed peer transfer, Mbit/s (request to last byte).
+    /// Mean throughput per completed peer transfer, Mbit/s (first byte to last).
     pub p2p_transfer_mbps: f64,
-    /// Chunk loss: the share of peer transfers that missed their deadline or fell back to
-    /// the CDN, `p2p_fallbacks / (p2p_transfers + p2p_fallbacks)`.
+    /// Chunk loss: the share of peer transfers abandoned for another source (no first byte
+    /// in time, stalled, too slow for the deadline), `p2p_fallbacks / (p2p_transfers +
+    /// p2p_fallbacks)`.
     pub chunk_loss: f64,
     /// The same, by reason (`NoFirstByte`, `Stalled`, `TooSlow`, `PeerLost`).
     pub fallbacks_by_reason: std::collections::BTreeMap<String, u64>,

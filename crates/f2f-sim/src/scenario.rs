@@ -336,11 +336,13 @@ pub enum RankerSpec {
     Rtt,
     /// Bandwidth-weighted random choice, as p2p-media-loader does (`BandwidthLottery`).
     Bandwidth,
+    /// The online model trained from each node's own outcomes (`LearnedRanker`).
+    Learned,
 }
 
 impl RankerSpec {
     /// Every rule, in report order.
-    pub const ALL: [Self; 3] = [Self::Baseline, Self::Rtt, Self::Bandwidth];
+    pub const ALL: [Self; 4] = [Self::Baseline, Self::Rtt, Self::Bandwidth, Self::Learned];
 
     /// The name scenarios and the command line use.
     pub fn name(self) -> &'static str {
@@ -348,6 +350,7 @@ impl RankerSpec {
             Self::Baseline => "baseline",
             Self::Rtt => "rtt",
             Self::Bandwidth => "bandwidth",
+            Self::Learned => "learned",
         }
     }
 }
@@ -359,7 +362,7 @@ impl std::str::FromStr for RankerSpec {
         Self::ALL
             .into_iter()
             .find(|r| r.name() == s)
-            .ok_or_else(|| format!("unknown ranker {s:?} (baseline, rtt, bandwidth)"))
+            .ok_or_else(|| format!("unknown ranker {s:?} (baseline, rtt, bandwidth, learned)"))
     }
 }
 

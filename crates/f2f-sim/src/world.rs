@@ -21,7 +21,7 @@ use f2f_core::identity::{
 };
 use f2f_core::integrity::SegmentHash;
 use f2f_core::membership::NetGroup;
-use f2f_core::scheduler::{BandwidthLottery, FetchId, RttRanker};
+use f2f_core::scheduler::{BandwidthLottery, FetchId, LearnedRanker, RttRanker};
 use f2f_core::segment::SegmentData;
 use f2f_core::telemetry::Event;
 use f2f_core::time::{Duration, Instant};
@@ -638,6 +638,7 @@ impl World {
             RankerSpec::Bandwidth => engine.set_ranker(Box::new(BandwidthLottery::new(
                 self.scenario.seed.rotate_left(32) ^ u64::from(i),
             ))),
+            RankerSpec::Learned => engine.set_ranker(Box::new(LearnedRanker::default())),
         }
         self.nodes[i as usize].engine = Some(engine);
         self.bootstrap(i);

@@ -184,7 +184,7 @@ impl Engine {
                 let m = self
                     .peers
                     .get(id)
-                    .map(|p| p.measurements())
+                    .map(|p| p.measurements(now))
                     .unwrap_or_default();
                 self.ranker.peer_eta(&m, size).unwrap_or(Duration::MAX)
             };

@@ -64,8 +64,8 @@ use crate::integrity::{Blake3, GROUP_BYTES, Hashing, IntegrityError, SegmentHash
 use crate::membership::{Membership, MembershipOutput, NetGroup};
 use crate::receipt::ReceiptBundle;
 use crate::scheduler::{
-    Action, BaselineRanker, ByteSources, Candidate, CdnWhy, FetchId, GivenUp, Progress, RangeStats,
-    Scheduler, SourceRanker,
+    Action, BaselineRanker, ByteSources, Candidate, CdnWhy, FetchId, GivenUp, Outcome,
+    PeerMeasurements, Progress, RangeStats, Scheduler, SourceRanker,
 };
 use crate::segment::SegmentData;
 use crate::store::Store;
@@ -88,6 +88,10 @@ const PERSONAL_MEMORY: usize = 256;
 
 /// Trusted segment hashes remembered until their segment is listed (a few live windows).
 const HASH_MEMORY: usize = 64;
+
+/// Requests remembered for the ranker's outcomes (far above what is under way at once; on
+/// overflow they are forgotten, costing the model a few lessons).
+const MAX_ASKED: usize = 4096;
 
 /// A segment the playlist lists, as the engine needs to know it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -309,6 +313,9 @@ pub struct Engine {
     banned: BTreeSet<PeerId>,
     config: Arc<Config>,
     ranker: Box<dyn SourceRanker>,
+    /// Requests under way: the peer's measurements when each was sent, for the ranker to
+    /// learn from the outcome.
+    asked: FxHashMap<(PeerId, SegmentKey), PeerMeasurements>,
     membership: Membership,
     /// Everyone we hold a connection to (hash map: looked up on every frame).
     peers: FxHashMap<PeerId, Peer>,
@@ -393,6 +400,7 @@ impl Engine {
             banned: BTreeSet::new(),
             membership: Membership::new(me, config.membership.clone(), seed),
             ranker: Box::new(BaselineRanker::default()),
+            asked: FxHashMap::default(),
             peers: FxHashMap::default(),
             scheduler: Scheduler::new(),
             uploads: Uploads::new(),
@@ -681,6 +689,9 @@ impl Engine {
         self.drain_membership();
         self.uploads.forget_peer(&peer);
         for key in self.scheduler.on_peer_lost(peer) {
+            if let Some(asked) = self.asked.remove(&(peer, key)) {
+                self.ranker.observe(&asked, Outcome::Failed);
+            }
             self.out.push_back(Output::Event(Event::Fallback {
                 key,
                 peer,
@@ -801,6 +812,9 @@ impl Engine {
                     .then(|| now + self.config.scheduler.busy_backoff);
                 if self.scheduler.on_refused(from, &key, busy_until) {
                     self.stats.p2p_refused += 1;
+                    if let Some(p) = self.peers.get_mut(&from) {
+                        p.refused = p.refused.saturating_add(1);
+                    }
                     self.decide(&key, now);
                 }
             }
@@ -987,7 +1001,7 @@ impl Engine {
                 self.count_received(from, key, len);
                 self.note_p2p_byte(len, now);
                 self.loading(key, len);
-                self.measure_range(range);
+                self.measure_range(key, range);
                 self.pump_uploads(now);
                 self.decide(&key, now);
             }
@@ -1015,7 +1029,14 @@ impl Engine {
     }
 
     /// Folds a range a peer delivered into its throughput estimate.
-    fn measure_range(&mut self, range: RangeStats) {
+    fn measure_range(&mut self, key: SegmentKey, range: RangeStats) {
+        if let Some(asked) = self.asked.remove(&(range.peer, key)) {
+            let outcome = Outcome::Delivered {
+                bytes: range.bytes,
+                elapsed: range.elapsed,
+            };
+            self.ranker.observe(&asked, outcome);
+        }
         self.stats.p2p_transfers += 1;
         let secs = range.elapsed.as_secs_f64().max(1e-3);
         self.stats.p2p_transfer_kbps += (range.bytes as f64 * 8.0 / secs / 1000.0) as u64;
@@ -1139,7 +1160,7 @@ impl Engine {
             .peers
             .values()
             .filter(|p| p.is_linked())
-            .map(|p| p.measurements().reported_upload_bps)
+            .map(|p| p.upload_bps)
             .filter(|r| *r > 0.0)
             .collect();
         let mine = self.uplink.estimate_bps(self.now);
@@ -1231,7 +1252,7 @@ impl Engine {
             self.relax_budget();
         }
         if let Some(range) = last {
-            self.measure_range(range);
+            self.measure_range(key, range);
         }
         if self.loads.remove(&key) {
             self.stats.delivered += 1;
@@ -1333,7 +1354,7 @@ impl Engine {
                 let p = self.peers.get(&peer).filter(|p| p.is_linked())?;
                 Some(Candidate {
                     peer,
-                    measurements: p.measurements(),
+                    measurements: p.measurements(self.now),
                     complete,
                 })
             })
@@ -1369,8 +1390,19 @@ impl Engine {
                     key,
                     offset,
                     end,
-                } => self.send(peer, Message::Request { key, offset, end }),
-                Action::Cancel { peer, key } => self.send(peer, Message::Cancel { key }),
+                } => {
+                    if let Some(p) = self.peers.get(&peer) {
+                        if self.asked.len() >= MAX_ASKED {
+                            self.asked.clear();
+                        }
+                        self.asked.insert((peer, key), p.measurements(now));
+                    }
+                    self.send(peer, Message::Request { key, offset, end });
+                }
+                Action::Cancel { peer, key } => {
+                    self.asked.remove(&(peer, key));
+                    self.send(peer, Message::Cancel { key });
+                }
                 Action::FetchCdn {
                     id,
                     key,
@@ -1397,6 +1429,9 @@ impl Engine {
                 }
                 Action::Fallback { peer, key, reason } => {
                     self.stats.p2p_fallbacks += 1;
+                    if let Some(asked) = self.asked.remove(&(peer, key)) {
+                        self.ranker.observe(&asked, Outcome::Failed);
+                    }
                     if let Some(p) = self.peers.get_mut(&peer) {
                         p.failed = p.failed.saturating_add(1);
                     }

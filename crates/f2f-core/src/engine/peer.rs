@@ -77,9 +77,12 @@ pub(crate) struct Peer {
     pub(crate) upload_bps: f64,
     pub(crate) load: u8,
     pub(crate) srtt: Option<Duration>,
+    pub(crate) rttvar: Option<Duration>,
     pub(crate) throughput_bps: Option<f64>,
     pub(crate) completed: u32,
     pub(crate) failed: u32,
+    pub(crate) refused: u32,
+    pub(crate) since: Instant,
 }
 
 impl Conn {
@@ -107,9 +110,12 @@ impl Peer {
             upload_bps: 0.0,
             load: 0,
             srtt: None,
+            rttvar: None,
             throughput_bps: None,
             completed: 0,
             failed: 0,
+            refused: 0,
+            since: now,
         }
     }
 
@@ -117,23 +123,32 @@ impl Peer {
         self.link == Link::Linked
     }
 
-    pub(crate) fn measurements(&self) -> PeerMeasurements {
+    pub(crate) fn measurements(&self, now: Instant) -> PeerMeasurements {
         PeerMeasurements {
             srtt: self.srtt,
+            rttvar: self.rttvar,
             throughput_bps: self.throughput_bps,
             reported_upload_bps: self.upload_bps,
             load: self.load,
             completed: self.completed,
             failed: self.failed,
+            refused: self.refused,
+            age: now.saturating_duration_since(self.since),
         }
     }
 
-    /// Folds one RTT sample into the smoothed estimate (RFC 6298 gain 1/8).
+    /// Folds one RTT sample into the smoothed estimate and its deviation (RFC 6298: gains
+    /// 1/8 and 1/4).
     pub(crate) fn rtt_sample(&mut self, sample: Duration) {
-        self.srtt = Some(match self.srtt {
-            None => sample,
-            Some(s) => (s * 7 + sample) / 8,
-        });
+        let (srtt, rttvar) = match (self.srtt, self.rttvar) {
+            (Some(s), Some(v)) => {
+                let deviation = s.abs_diff(sample);
+                ((s * 7 + sample) / 8, (v * 3 + deviation) / 4)
+            }
+            _ => (sample, sample / 2),
+        };
+        self.srtt = Some(srtt);
+        self.rttvar = Some(rttvar);
     }
 
     /// Folds a completed transfer into the throughput estimate (gain 1/4: recent matters).

@@ -15,13 +15,17 @@
 //! - Otherwise wait for an announcement, until the deadline leaves just enough time for the
 //!   CDN: then the CDN.
 
+mod learned;
 mod ranking;
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-pub use ranking::{BandwidthLottery, BaselineRanker, PeerMeasurements, RttRanker, SourceRanker};
+pub use learned::LearnedRanker;
+pub use ranking::{
+    BandwidthLottery, BaselineRanker, Outcome, PeerMeasurements, RttRanker, SourceRanker,
+};
 
 use crate::config::{SchedulerConfig, SourcePreference};
 use crate::id::{PeerId, SegmentKey};
@@ -806,13 +810,14 @@ impl Scheduler {
         // Bytes had started and stopped: the swarm's copy is unreliable, don't wait for more.
         // A request that merely waited in a queue may still find another free holder.
         w.fell_back |= reason == FallbackReason::Stalled;
+        // The outcome first: the cancel forgets the request.
         let mut actions = vec![
-            Action::Cancel { peer, key: *key },
             Action::Fallback {
                 peer,
                 key: *key,
                 reason,
             },
+            Action::Cancel { peer, key: *key },
         ];
         if too_slow {
             actions.push(self.start_cdn(key, i, CdnWhy::Fallback));

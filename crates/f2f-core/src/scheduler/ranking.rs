@@ -10,6 +10,8 @@ use crate::time::Duration;
 pub struct PeerMeasurements {
     /// Smoothed round-trip time, if measured.
     pub srtt: Option<Duration>,
+    /// Its mean deviation (RFC 6298 `RTTVAR`), if measured.
+    pub rttvar: Option<Duration>,
     /// Smoothed delivered throughput of past transfers, bit/s, if any completed.
     pub throughput_bps: Option<f64>,
     /// The upload capacity the peer reported, bit/s (0 = unknown).
@@ -20,12 +22,34 @@ pub struct PeerMeasurements {
     pub completed: u32,
     /// Transfers from this peer that stalled, were refused or missed their deadline.
     pub failed: u32,
+    /// Requests the peer answered `Absent` (busy, or no longer held).
+    pub refused: u32,
+    /// How long the connection has been up: young connections are where churn shows.
+    pub age: Duration,
+}
+
+/// How a request to a peer ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The peer delivered `bytes` in `elapsed`.
+    Delivered {
+        /// The bytes of the range.
+        bytes: u64,
+        /// From the first byte to the last (waiting in the peer's queue is not in it).
+        elapsed: Duration,
+    },
+    /// The transfer fell back to another source (stalled, too slow, peer lost).
+    Failed,
 }
 
 /// Ranks sources by expected delivery time.
 pub trait SourceRanker: std::fmt::Debug + Send + Sync {
     /// Expected time for the peer to deliver `bytes`, or `None` to rule it out.
     fn peer_eta(&self, peer: &PeerMeasurements, bytes: u64) -> Option<Duration>;
+
+    /// How a request ranked with `peer` (the measurements as they were when it was sent)
+    /// ended. Fixed rules ignore it; a learned model trains on it.
+    fn observe(&mut self, _peer: &PeerMeasurements, _outcome: Outcome) {}
 }
 
 /// Expected arrival from measured RTT and throughput, falling back to priors; unreliable peers
@@ -49,7 +73,7 @@ impl Default for BaselineRanker {
 
 impl BaselineRanker {
     /// The peer's bandwidth to us, bit/s: measured, else reported, else the prior.
-    fn bandwidth(&self, peer: &PeerMeasurements) -> f64 {
+    pub(super) fn bandwidth(&self, peer: &PeerMeasurements) -> f64 {
         peer.throughput_bps
             .or((peer.reported_upload_bps > 0.0).then_some(peer.reported_upload_bps))
             .unwrap_or(self.throughput_prior_bps)
@@ -142,10 +166,8 @@ mod tests {
         PeerMeasurements {
             srtt: Some(Duration::from_millis(40)),
             throughput_bps: Some(20e6),
-            reported_upload_bps: 0.0,
-            load: 0,
             completed: 10,
-            failed: 0,
+            ..PeerMeasurements::default()
         }
     }
 
@@ -204,14 +226,7 @@ mod tests {
     #[test]
     fn priors_apply_to_unmeasured_peers() {
         let r = BaselineRanker::default();
-        let fresh = PeerMeasurements {
-            srtt: None,
-            throughput_bps: None,
-            reported_upload_bps: 0.0,
-            load: 0,
-            completed: 0,
-            failed: 0,
-        };
+        let fresh = PeerMeasurements::default();
         let eta = r.peer_eta(&fresh, 1_000_000).expect("ranked").as_secs_f64();
         // 100 ms + 1 s at 8 Mb/s, inflated by the prior failure rate of 1 in 10.
         assert!((eta - (0.1 + 1.0 / 0.9)).abs() < 1e-6, "{eta}");

@@ -27,9 +27,8 @@ fn holder(n: u8, upload_bps: f64) -> Candidate {
             srtt: Some(Duration::from_millis(20)),
             throughput_bps: Some(upload_bps),
             reported_upload_bps: upload_bps,
-            load: 0,
             completed: 10,
-            failed: 0,
+            ..PeerMeasurements::default()
         },
         complete: true,
     }

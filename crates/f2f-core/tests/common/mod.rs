@@ -259,6 +259,9 @@ impl Net {
     pub(crate) fn engine(&self, ix: Ix) -> &Engine {
         self.nodes[ix].engine.as_ref().expect("a live engine")
     }
+    pub(crate) fn engine_mut(&mut self, ix: Ix) -> &mut Engine {
+        self.nodes[ix].engine.as_mut().expect("a live engine")
+    }
 
     /// Puts segment `seq` on the CDN: `len` deterministic bytes.
     pub(crate) fn publish(&mut self, seq: u64, len: usize) -> SegmentKey {

@@ -1,0 +1,207 @@
+//! A learned peer model: two small online regressions over a neighbour's measurements,
+//! trained from this node's own transfer outcomes.
+//!
+//! - `on_time`: logistic regression, the probability that a request to the peer completes
+//!   without falling back to the CDN;
+//! - `rate`: linear regression of the log throughput a completed request achieved.
+//!
+//! The expected arrival is the RTT plus the transfer time at the predicted rate, divided by the
+//! predicted success probability (a failure costs a fallback). The starting weights make it the
+//! [`BaselineRanker`] (throughput shared by the peer's queue, a 1-in-10 failure prior); what it
+//! learns is how far each measurement really moves the outcome on this node's network.
+//! Plain `f32`, no dependencies: it builds for wasm32 and is deterministic.
+
+use super::ranking::{BaselineRanker, Outcome, PeerMeasurements, SourceRanker};
+use crate::time::Duration;
+
+/// Inputs per candidate: see [`features`].
+const FEATURES: usize = 9;
+
+/// Learning rate of both regressions.
+const LEARNING_RATE: f32 = 0.02;
+
+/// Predicted success below this is taken as this (bounds the estimate of a poor peer).
+const MIN_SUCCESS: f32 = 0.05;
+
+/// The two regressions and how well the rate one has been predicting.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LearnedRanker {
+    priors: BaselineRanker,
+    on_time: [f32; FEATURES],
+    rate: [f32; FEATURES],
+    /// Outcomes learnt from.
+    observed: u64,
+    /// Exponentially weighted mean absolute error of the log-rate prediction.
+    rate_error: f32,
+}
+
+impl Default for LearnedRanker {
+    fn default() -> Self {
+        let mut on_time = [0.0; FEATURES];
+        let mut rate = [0.0; FEATURES];
+        // Success: 9 in 10 at first; failures and refusals push it down.
+        on_time[0] = 9f32.ln();
+        on_time[5] = -4.0;
+        on_time[6] = -2.0;
+        // Rate: the bandwidth estimate, shared by the peer's queue.
+        rate[1] = 1.0;
+        rate[3] = -1.0;
+        Self {
+            priors: BaselineRanker::default(),
+            on_time,
+            rate,
+            observed: 0,
+            rate_error: 0.0,
+        }
+    }
+}
+
+/// The model's view of a candidate: `[bias, ln bandwidth (Mb/s), bandwidth measured (0/1),
+/// ln(1 + load), srtt (s), failure share, refusal share, rttvar (s), ln(1 + age in minutes)]`.
+fn features(priors: &BaselineRanker, peer: &PeerMeasurements) -> [f32; FEATURES] {
+    let tried = f64::from(peer.completed + peer.failed) + 2.0;
+    let srtt = peer.srtt.unwrap_or(priors.rtt_prior).as_secs_f64();
+    [
+        1.0,
+        (priors.bandwidth(peer) / 1e6).ln() as f32,
+        f32::from(u8::from(peer.throughput_bps.is_some())),
+        f32::from(peer.load).ln_1p(),
+        srtt as f32,
+        ((f64::from(peer.failed) + 0.2) / tried) as f32,
+        (f64::from(peer.refused) / (tried + f64::from(peer.refused))) as f32,
+        peer.rttvar.map_or(srtt / 2.0, |v| v.as_secs_f64()) as f32,
+        (peer.age.as_secs_f64() / 60.0).ln_1p() as f32,
+    ]
+}
+
+fn dot(w: &[f32; FEATURES], x: &[f32; FEATURES]) -> f32 {
+    w.iter().zip(x).map(|(w, x)| w * x).sum()
+}
+
+fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+impl LearnedRanker {
+    /// Outcomes the model has learnt from.
+    pub fn observed(&self) -> u64 {
+        self.observed
+    }
+
+    /// Mean absolute error of the recent log-throughput predictions (0.7 ≈ off by 2×).
+    pub fn rate_error(&self) -> f32 {
+        self.rate_error
+    }
+
+    /// The predicted probability that a request to `peer` completes from it.
+    pub fn success(&self, peer: &PeerMeasurements) -> f32 {
+        sigmoid(dot(&self.on_time, &features(&self.priors, peer)))
+    }
+
+    /// The predicted throughput of a request to `peer`, bit/s.
+    pub fn throughput_bps(&self, peer: &PeerMeasurements) -> f64 {
+        f64::from(dot(&self.rate, &features(&self.priors, peer)).clamp(-12.0, 12.0)).exp() * 1e6
+    }
+}
+
+impl SourceRanker for LearnedRanker {
+    fn peer_eta(&self, peer: &PeerMeasurements, bytes: u64) -> Option<Duration> {
+        let rtt = peer.srtt.unwrap_or(self.priors.rtt_prior).as_secs_f64();
+        let transfer = bytes as f64 * 8.0 / self.throughput_bps(peer);
+        let success = f64::from(self.success(peer).max(MIN_SUCCESS));
+        Some(Duration::from_secs_f64(rtt + transfer / success))
+    }
+
+    fn observe(&mut self, peer: &PeerMeasurements, outcome: Outcome) {
+        let x = features(&self.priors, peer);
+        let delivered = matches!(outcome, Outcome::Delivered { .. });
+        let miss = f32::from(u8::from(delivered)) - sigmoid(dot(&self.on_time, &x));
+        for (w, x) in self.on_time.iter_mut().zip(&x) {
+            *w += LEARNING_RATE * miss * x;
+        }
+        if let Outcome::Delivered { bytes, elapsed } = outcome {
+            let secs = elapsed.as_secs_f64().max(1e-3);
+            let target = ((bytes as f64 * 8.0 / secs / 1e6).max(1e-6)).ln() as f32;
+            let miss = target - dot(&self.rate, &x);
+            for (w, x) in self.rate.iter_mut().zip(&x) {
+                *w += LEARNING_RATE * miss * x;
+            }
+            self.rate_error = 0.99 * self.rate_error + 0.01 * miss.abs();
+        }
+        self.observed += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(mbps: f64, load: u8) -> PeerMeasurements {
+        PeerMeasurements {
+            srtt: Some(Duration::from_millis(30)),
+            throughput_bps: Some(mbps * 1e6),
+            load,
+            completed: 10,
+            ..PeerMeasurements::default()
+        }
+    }
+
+    #[test]
+    fn untrained_it_ranks_as_the_baseline_does() {
+        let (learned, baseline) = (LearnedRanker::default(), BaselineRanker::default());
+        let candidates = [peer(2.0, 0), peer(20.0, 3), peer(8.0, 1), peer(50.0, 0)];
+        let order = |r: &dyn SourceRanker| {
+            let mut ix: Vec<usize> = (0..candidates.len()).collect();
+            ix.sort_by_key(|&i| r.peer_eta(&candidates[i], 2_000_000));
+            ix
+        };
+        assert_eq!(order(&learned), order(&baseline));
+    }
+
+    #[test]
+    fn it_learns_that_a_loaded_peer_fails() {
+        // On this network a peer with a queue never delivers in time; an idle one does, at the
+        // rate it measured.
+        let mut r = LearnedRanker::default();
+        let (idle, busy) = (peer(10.0, 0), peer(10.0, 2));
+        let before = r.success(&busy);
+        for _ in 0..500 {
+            r.observe(&busy, Outcome::Failed);
+            r.observe(
+                &idle,
+                Outcome::Delivered {
+                    bytes: 1_000_000,
+                    elapsed: Duration::from_millis(800),
+                },
+            );
+        }
+        assert!(r.success(&busy) < before / 2.0, "{}", r.success(&busy));
+        assert!(r.success(&idle) > 0.8, "{}", r.success(&idle));
+        let rate = r.throughput_bps(&idle);
+        assert!((rate / 10e6 - 1.0).abs() < 0.15, "{rate}");
+        assert!(r.rate_error() < 0.5, "{}", r.rate_error());
+        assert_eq!(r.observed(), 1000);
+        assert!(r.peer_eta(&busy, 1_000_000) > r.peer_eta(&idle, 1_000_000));
+    }
+
+    #[test]
+    fn training_is_deterministic() {
+        let train = || {
+            let mut r = LearnedRanker::default();
+            for i in 0..100u8 {
+                let p = peer(f64::from(i % 7) + 1.0, i % 3);
+                let outcome = if i % 5 == 0 {
+                    Outcome::Failed
+                } else {
+                    Outcome::Delivered {
+                        bytes: 500_000,
+                        elapsed: Duration::from_millis(u64::from(i) * 10 + 100),
+                    }
+                };
+                r.observe(&p, outcome);
+            }
+            r
+        };
+        assert_eq!(train(), train());
+    }
+}

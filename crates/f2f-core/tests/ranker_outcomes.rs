@@ -1,0 +1,89 @@
+//! The ranker hears how every peer request it ranked ended, with the peer's measurements as
+//! they were when the request went out: what a learned model trains on.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::Net;
+use f2f_core::config::Config;
+use f2f_core::scheduler::{BaselineRanker, Outcome, PeerMeasurements, SourceRanker};
+use f2f_core::time::Duration;
+use f2f_core::wire::Message;
+
+/// Ranks as the baseline does and writes down every outcome.
+#[derive(Debug, Default)]
+struct Recorder(Arc<Mutex<Vec<(PeerMeasurements, Outcome)>>>);
+
+impl SourceRanker for Recorder {
+    fn peer_eta(&self, peer: &PeerMeasurements, bytes: u64) -> Option<Duration> {
+        BaselineRanker::default().peer_eta(peer, bytes)
+    }
+
+    fn observe(&mut self, peer: &PeerMeasurements, outcome: Outcome) {
+        self.0.lock().expect("not poisoned").push((*peer, outcome));
+    }
+}
+
+/// `b` loads a 1 MB segment `a` holds; with `stall`, `a` goes quiet after its first piece.
+fn load_from_a(stall: bool) -> Vec<(PeerMeasurements, Outcome)> {
+    let mut net = Net::new(Config::default());
+    let (a, b) = (net.add(), net.add());
+    net.nodes[a].up_bps = 4e6;
+    let heard = Recorder::default();
+    let log = heard.0.clone();
+    net.engine_mut(b).set_ranker(Box::new(heard));
+    net.bootstrap(b, &[a]);
+    net.run_for(Duration::from_secs(3));
+    let seg = net.publish(42, 1_000_000);
+    net.load(a, seg, Duration::from_secs(6));
+    net.run_for(Duration::from_secs(1));
+    net.load(b, seg, Duration::from_secs(6));
+    if stall {
+        let piece_from_a = |net: &Net| {
+            net.messages()
+                .any(|(from, to, m)| (from, to) == (a, b) && matches!(m, Message::Piece { .. }))
+        };
+        assert!(net.run_until(Duration::from_secs(2), piece_from_a));
+        net.mute(a, b);
+    }
+    net.run_for(Duration::from_secs(7));
+    assert_eq!(
+        net.nodes[b].delivered.len(),
+        1,
+        "the player got its segment"
+    );
+    log.lock().expect("not poisoned").clone()
+}
+
+#[test]
+fn a_delivered_request_is_reported_with_its_bytes_and_time() {
+    let heard = load_from_a(false);
+    let [(asked, Outcome::Delivered { bytes, elapsed })] = heard.as_slice() else {
+        panic!("one delivered request: {heard:?}")
+    };
+    assert_eq!(*bytes, 1_000_000);
+    // 1 MB at 4 Mb/s, timed from the first byte: about two seconds.
+    assert!(
+        *elapsed >= Duration::from_millis(1_800) && *elapsed < Duration::from_millis(2_500),
+        "{elapsed:?}"
+    );
+    // As measured when the request went out: the connection was up, nothing transferred yet.
+    assert_eq!(asked.completed, 0);
+    assert!(asked.age > Duration::from_secs(3), "{asked:?}");
+}
+
+#[test]
+fn a_stalled_request_is_reported_failed() {
+    let heard = load_from_a(true);
+    assert!(
+        heard.iter().any(|(_, o)| *o == Outcome::Failed),
+        "{heard:?}"
+    );
+    assert!(
+        !heard
+            .iter()
+            .any(|(_, o)| matches!(o, Outcome::Delivered { .. })),
+        "{heard:?}"
+    );
+}
