@@ -362,7 +362,10 @@ impl std::str::FromStr for RankerSpec {
         Self::ALL
             .into_iter()
             .find(|r| r.name() == s)
-            .ok_or_else(|| format!("unknown ranker {s:?} (baseline, rtt, bandwidth, learned)"))
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.into_iter().map(Self::name).collect();
+                format!("unknown ranker {s:?} ({})", known.join(", "))
+            })
     }
 }
 

@@ -64,7 +64,7 @@ struct SimArgs {
     /// Skip the CDN-only baseline run.
     #[arg(long)]
     no_baseline: bool,
-    /// Compare peer-selection rules (`baseline`, `rtt`, `bandwidth`, comma-separated): run each
+    /// Compare peer-selection rules (`baseline`, `rtt`, `bandwidth`, `learned`, comma-separated): run each
     /// over the same seeds, without the CDN-only baseline, and print one row per rule.
     #[arg(long, value_delimiter = ',')]
     rankers: Vec<f2f_sim::RankerSpec>,
@@ -122,37 +122,28 @@ fn sim(args: SimArgs) -> anyhow::Result<()> {
     };
     let first_seed = scenario.seed;
     let seeds = first_seed..first_seed + args.seeds.max(1);
-    if !args.rankers.is_empty() {
-        let mut runs = Vec::new();
-        for ranker in &args.rankers {
+    // One set of runs per rule compared (none asked: one set, with the CDN-only baseline).
+    let rules: Vec<Option<f2f_sim::RankerSpec>> = if args.rankers.is_empty() {
+        vec![None]
+    } else {
+        args.rankers.iter().copied().map(Some).collect()
+    };
+    let mut runs = Vec::new();
+    for rule in &rules {
+        if let Some(ranker) = rule {
             scenario.engine.ranker = *ranker;
-            let reports: Vec<_> = (seeds.clone())
-                .map(|seed| {
-                    scenario.seed = seed;
-                    f2f_sim::run(&scenario, false, &mut progress)
-                })
-                .collect();
-            runs.push((ranker.name(), reports));
         }
-        if !quiet {
-            eprintln!(
-                "\rdone in {:.1} s wall-clock{:30}",
-                started.elapsed().as_secs_f64(),
-                ""
-            );
-        }
-        print!("{}", f2f_sim::ranker_table(&runs));
-        if let Some(path) = args.json {
-            let json: std::collections::BTreeMap<_, _> = runs.into_iter().collect();
-            let json = serde_json::to_string_pretty(&json).context("serialising reports")?;
-            std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
-        }
-        return Ok(());
-    }
-    let mut reports = Vec::new();
-    for seed in seeds {
-        scenario.seed = seed;
-        reports.push(f2f_sim::run(&scenario, !args.no_baseline, &mut progress));
+        let reports: Vec<_> = (seeds.clone())
+            .map(|seed| {
+                scenario.seed = seed;
+                f2f_sim::run(
+                    &scenario,
+                    rule.is_none() && !args.no_baseline,
+                    &mut progress,
+                )
+            })
+            .collect();
+        runs.push((rule.map_or("", |r| r.name()), reports));
     }
     if !quiet {
         eprintln!(
@@ -161,14 +152,19 @@ fn sim(args: SimArgs) -> anyhow::Result<()> {
             ""
         );
     }
-    let json = match reports.as_slice() {
-        [one] => {
+    let json = match (args.rankers.is_empty(), runs[0].1.as_slice()) {
+        (true, [one]) => {
             print!("{}", one.table());
             one.to_json()
         }
-        many => {
+        (true, many) => {
             print!("{}", f2f_sim::seed_table(many));
             serde_json::to_string_pretty(many).context("serialising reports")?
+        }
+        (false, _) => {
+            print!("{}", f2f_sim::ranker_table(&runs));
+            let by_rule: std::collections::BTreeMap<_, _> = runs.into_iter().collect();
+            serde_json::to_string_pretty(&by_rule).context("serialising reports")?
         }
     };
     if let Some(path) = args.json {

@@ -1037,11 +1037,11 @@ impl Engine {
             };
             self.ranker.observe(&asked, outcome);
         }
+        let bps = Outcome::rate_bps(range.bytes, range.elapsed);
         self.stats.p2p_transfers += 1;
-        let secs = range.elapsed.as_secs_f64().max(1e-3);
-        self.stats.p2p_transfer_kbps += (range.bytes as f64 * 8.0 / secs / 1000.0) as u64;
+        self.stats.p2p_transfer_kbps += (bps / 1000.0) as u64;
         if let Some(p) = self.peers.get_mut(&range.peer) {
-            p.transfer_done(range.bytes, range.elapsed);
+            p.transfer_done(bps);
         }
     }
 

@@ -152,10 +152,8 @@ impl Peer {
     }
 
     /// Folds a completed transfer into the throughput estimate (gain 1/4: recent matters).
-    pub(crate) fn transfer_done(&mut self, bytes: u64, elapsed: Duration) {
+    pub(crate) fn transfer_done(&mut self, bps: f64) {
         self.completed = self.completed.saturating_add(1);
-        let secs = elapsed.as_secs_f64().max(1e-3);
-        let bps = bytes as f64 * 8.0 / secs;
         self.throughput_bps = Some(match self.throughput_bps {
             None => bps,
             Some(t) => 0.75 * t + 0.25 * bps,

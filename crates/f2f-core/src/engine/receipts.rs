@@ -74,6 +74,7 @@ impl Engine {
     /// Signs receipts for the windows that closed, and reports the receipts held for windows
     /// closed long enough for every receiver's to have arrived.
     pub(super) fn settle_receipts(&mut self) {
+        // Keeps the longest length's expiry moving while it is in effect, receipts or not.
         self.longest_receipt_len();
         let now = self.receipt_window();
         self.sign_receipts(now);

@@ -120,8 +120,7 @@ impl SourceRanker for LearnedRanker {
             *w += LEARNING_RATE * miss * x;
         }
         if let Outcome::Delivered { bytes, elapsed } = outcome {
-            let secs = elapsed.as_secs_f64().max(1e-3);
-            let target = ((bytes as f64 * 8.0 / secs / 1e6).max(1e-6)).ln() as f32;
+            let target = (Outcome::rate_bps(bytes, elapsed) / 1e6).max(1e-6).ln() as f32;
             let miss = target - dot(&self.rate, &x);
             for (w, x) in self.rate.iter_mut().zip(&x) {
                 *w += LEARNING_RATE * miss * x;

@@ -42,6 +42,13 @@ pub enum Outcome {
     Failed,
 }
 
+impl Outcome {
+    /// The rate a delivery achieved, bit/s (elapsed floored at 1 ms).
+    pub fn rate_bps(bytes: u64, elapsed: Duration) -> f64 {
+        bytes as f64 * 8.0 / elapsed.as_secs_f64().max(1e-3)
+    }
+}
+
 /// Ranks sources by expected delivery time.
 pub trait SourceRanker: std::fmt::Debug + Send + Sync {
     /// Expected time for the peer to deliver `bytes`, or `None` to rule it out.
