@@ -42,6 +42,7 @@ pub mod membership;
 pub mod receipt;
 pub mod scheduler;
 pub mod segment;
+pub mod swap;
 pub mod swarm_size;
 pub mod telemetry;
 pub mod time;
