@@ -12,6 +12,7 @@ use f2f_core::id::PeerId;
 use f2f_core::swap::{Neighbourhood, SwapConfig, SwapId, SwapMessage, SwapOutput, Swaps};
 use f2f_core::time::{Duration, Instant};
 use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -385,34 +386,47 @@ impl Net {
 
 const SECOND: u64 = 1_000_000;
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
-
-    /// Under loss and crashes: no node is left without neighbours, degrees stay within the
-    /// target ±1 (beyond what crashes took), no swap commits on edges another swap changed, and
-    /// every lock expires once proposals stop.
-    #[test]
-    fn swaps_keep_the_invariants(
-        seed in any::<u64>(),
-        n in 10usize..40,
-        loss in 0.0f64..0.2,
-        crashes in 0usize..4,
-    ) {
+/// Under loss and crashes: no node is left without neighbours, degrees stay within the target
+/// ±1 (beyond what crashes took), no swap commits on edges another swap changed, and every lock
+/// expires once proposals stop.
+#[test]
+fn swaps_keep_the_invariants() {
+    let commits = std::cell::Cell::new(0);
+    let cases = (any::<u64>(), 10usize..40, 0.0f64..0.2, 0usize..4);
+    let mut runner = TestRunner::new(ProptestConfig::with_cases(48));
+    let outcome = runner.run(&cases, |(seed, n, loss, crashes)| {
         let mut net = Net::new(n, seed, loss);
         for _ in 0..crashes {
-            let (who, when) = (net.rng.random_range(0..n), net.rng.random_range(0..60 * SECOND));
+            let (who, when) = (
+                net.rng.random_range(0..n),
+                net.rng.random_range(0..60 * SECOND),
+            );
             net.at(when, Event::Crash(who));
         }
         net.run_until(90 * SECOND);
         prop_assert_eq!(net.stale_commits, 0);
-        prop_assert!(!net.commits_at.is_empty(), "no swap committed: nothing was tested");
+        commits.set(commits.get() + net.commits_at.len());
         net.proposing = false;
         let lock = net.cfg.lock.as_micros() as u64;
         net.run_until(90 * SECOND + 3 * lock);
         for (i, s) in net.swaps.iter().enumerate() {
-            prop_assert!(!s.is_locked() || !net.nodes[i].alive, "node {} still locked", i);
+            prop_assert!(
+                !s.is_locked() || !net.nodes[i].alive,
+                "node {} still locked",
+                i
+            );
         }
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
     }
+    // Small rings that lost nodes may find nothing to swap; over all cases, plenty commit.
+    assert!(
+        commits.get() > 200,
+        "only {} swaps committed: too little was tested",
+        commits.get()
+    );
 }
 
 /// With nothing lost, swaps shorten the links and then stop: the gains run out, and so do the
