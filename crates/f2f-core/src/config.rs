@@ -153,6 +153,9 @@ pub struct LinkConfig {
     pub idle_timeout: Duration,
     /// Segments whose announcements (who holds them) are remembered. Default 24.
     pub have_memory: usize,
+    /// Share of link refills that take a random candidate instead of the best ranked, so
+    /// peers the model misjudges get measured again. Default 0.1.
+    pub explore: f64,
 }
 
 impl Default for LinkConfig {
@@ -163,6 +166,36 @@ impl Default for LinkConfig {
             maintain_interval: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(10),
             have_memory: 24,
+            explore: 0.1,
+        }
+    }
+}
+
+/// Swap refinement of the data neighbours (see [`crate::swap`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SwapConfig {
+    /// Whether this node proposes swaps (it always answers others'). Default false.
+    pub enabled: bool,
+    /// Summed predicted gain a swap must clear, Mbit/s of expected segment throughput. The
+    /// proposer also needs its own share above it. Default 1.0.
+    pub threshold: f32,
+    /// How often a node considers proposing. Default 5 s.
+    pub interval: Duration,
+    /// How long a party stays locked for a swap, and rests after. Default 4 s.
+    pub lock: Duration,
+    /// Data neighbours per node that no swap takes away (random links that keep the graph
+    /// connected while the rest cluster by locality). Default 2.
+    pub anchors: usize,
+}
+
+impl Default for SwapConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            threshold: 1.0,
+            interval: Duration::from_secs(5),
+            lock: Duration::from_secs(4),
+            anchors: 2,
         }
     }
 }
@@ -230,6 +263,8 @@ pub struct Config {
     pub membership: MembershipConfig,
     /// Data neighbours.
     pub links: LinkConfig,
+    /// Swap refinement of the data neighbours.
+    pub swap: SwapConfig,
     /// Downloads.
     pub scheduler: SchedulerConfig,
     /// Uploads.
@@ -256,6 +291,7 @@ impl Default for Config {
             seed: 0,
             membership: MembershipConfig::default(),
             links: LinkConfig::default(),
+            swap: SwapConfig::default(),
             scheduler: SchedulerConfig::default(),
             upload: UploadConfig::default(),
             size: SizeConfig::default(),
@@ -317,6 +353,12 @@ impl Config {
         "links.degree",
         "links.max_degree",
         "links.idle_timeout_ms",
+        "links.explore",
+        "swap.enabled",
+        "swap.threshold",
+        "swap.interval_ms",
+        "swap.lock_ms",
+        "swap.anchors",
         "upload.max_slots",
         "hashes.spot_check",
         "receipts.window_secs",
@@ -357,6 +399,12 @@ impl Config {
             "links.degree" => self.links.degree = parse(k, value)?,
             "links.max_degree" => self.links.max_degree = parse(k, value)?,
             "links.idle_timeout_ms" => self.links.idle_timeout = millis(k, value)?,
+            "links.explore" => self.links.explore = parse(k, value)?,
+            "swap.enabled" => self.swap.enabled = parse(k, value)?,
+            "swap.threshold" => self.swap.threshold = parse(k, value)?,
+            "swap.interval_ms" => self.swap.interval = millis(k, value)?,
+            "swap.lock_ms" => self.swap.lock = millis(k, value)?,
+            "swap.anchors" => self.swap.anchors = parse(k, value)?,
             "receipts.window_secs" => {
                 self.receipts.window = Duration::from_secs(parse(k, value)?);
             }
@@ -400,6 +448,22 @@ impl Config {
             "links.max_degree",
             "must be >= degree",
         )?;
+        check(
+            (0.0..=1.0).contains(&self.links.explore),
+            "links.explore",
+            "must be within 0..=1",
+        )?;
+        check(
+            self.swap.threshold.is_finite() && self.swap.threshold >= 0.0,
+            "swap.threshold",
+            "must be a non-negative number",
+        )?;
+        check(
+            !self.swap.interval.is_zero(),
+            "swap.interval",
+            "must be positive",
+        )?;
+        check(!self.swap.lock.is_zero(), "swap.lock", "must be positive")?;
         check(self.upload.slots >= 1, "upload.slots", "must be at least 1")?;
         check(
             self.upload.max_slots >= self.upload.slots,
@@ -539,5 +603,33 @@ mod tests {
         // A value that parses but cannot work is caught by validate.
         config.set("links.max_degree", "2").unwrap();
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn swap_and_exploration_knobs_are_remote_keys() {
+        let mut config = Config::default();
+        assert!(!config.swap.enabled, "swaps are opt-in");
+        config.set("swap.enabled", "true").unwrap();
+        config.set("swap.threshold", "0.5").unwrap();
+        config.set("swap.interval_ms", "2000").unwrap();
+        config.set("swap.lock_ms", "6000").unwrap();
+        config.set("swap.anchors", "3").unwrap();
+        config.set("links.explore", "0.05").unwrap();
+        config.validate().unwrap();
+        assert!(config.swap.enabled);
+        assert_eq!(config.swap.threshold, 0.5);
+        assert_eq!(config.swap.interval, Duration::from_secs(2));
+        assert_eq!(config.swap.lock, Duration::from_secs(6));
+        assert_eq!(config.swap.anchors, 3);
+        assert_eq!(config.links.explore, 0.05);
+        for (key, bad) in [
+            ("links.explore", "1.5"),
+            ("swap.threshold", "-1"),
+            ("swap.lock_ms", "0"),
+        ] {
+            let mut c = config.clone();
+            c.set(key, bad).unwrap();
+            assert!(c.validate().is_err(), "{key} = {bad} passed validation");
+        }
     }
 }

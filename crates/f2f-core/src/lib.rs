@@ -34,6 +34,7 @@
 
 pub mod config;
 pub mod content;
+pub mod coord;
 pub mod engine;
 pub mod id;
 pub mod identity;

@@ -1,7 +1,7 @@
 //! Swap refinement of the data-neighbour set, without a coordinator.
 //!
 //! A node `A` proposes the degree-preserving rewiring "I drop `C` and take `D`; my neighbour `B`
-//! drops `D` and takes `C`" when its own model predicts a gain above a threshold. All four
+//! drops `D` and takes `C`" when its model predicts a total gain above a threshold. All four
 //! parties evaluate their part of the gain on their own measurements (`value(add) −
 //! value(drop)`), lock themselves for the swap, and vote. `A` commits only if everyone voted
 //! within the first half of the lock and the summed gain clears the threshold; otherwise it
@@ -24,36 +24,17 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::config::SwapConfig;
 use crate::id::PeerId;
-use crate::time::{Duration, Instant};
+use crate::time::Instant;
+
+/// Mbit/s to the wire's kbit/s (saturating: a gain that large is as good as any).
+fn kbps(mbps: f32) -> i32 {
+    (mbps * 1000.0).round() as i32
+}
 
 /// Proposal intervals before an aborted rewiring is proposed again.
 const RETRY_AFTER: u32 = 12;
-
-/// Knobs of swap refinement (part of [`crate::config::Config`]).
-#[derive(Clone, Debug, PartialEq)]
-pub struct SwapConfig {
-    /// Whether this node proposes swaps (it always answers others'). Default true.
-    pub enabled: bool,
-    /// Summed predicted gain a swap must clear, Mbit/s of expected segment throughput. The
-    /// proposer also needs its own share above it. Default 1.0.
-    pub threshold: f32,
-    /// How often a node considers proposing. Default 5 s.
-    pub interval: Duration,
-    /// How long a party stays locked for a swap, and rests after. Default 4 s.
-    pub lock: Duration,
-}
-
-impl Default for SwapConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            threshold: 1.0,
-            interval: Duration::from_secs(5),
-            lock: Duration::from_secs(4),
-        }
-    }
-}
 
 /// A swap, named by its proposer and a counter of the proposer's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -65,7 +46,7 @@ pub struct SwapId {
 }
 
 /// Swap messages between the parties.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SwapMessage {
     /// Proposer to each party: lock, drop your link to `drop` and take `add`, if you agree.
     Prepare {
@@ -80,8 +61,8 @@ pub enum SwapMessage {
     Vote {
         /// The swap.
         id: SwapId,
-        /// `value(add) − value(drop)` on the party's own measurements.
-        gain: Option<f32>,
+        /// `value(add) − value(drop)` on the party's own measurements, kbit/s.
+        gain_kbps: Option<i32>,
     },
     /// Proposer to the parties: go ahead.
     Commit {
@@ -127,8 +108,14 @@ pub trait Neighbourhood {
     fn is_neighbour(&self, peer: &PeerId) -> bool;
     /// The predicted worth of `peer` as a data neighbour (expected segment throughput, Mbit/s).
     fn value(&self, peer: &PeerId) -> f32;
+    /// Our guess of what `peer` is worth to `viewer`, if we can tell (network coordinates make
+    /// this possible for nodes we never measured each other with).
+    fn guess(&self, viewer: &PeerId, peer: &PeerId) -> Option<f32>;
     /// Whether the current degree leaves room to lose one neighbour or gain one.
     fn may_swap(&self) -> bool;
+    /// Whether a swap may take `peer` from us (a host keeps a few links out of every swap, so
+    /// that rewiring for locality cannot cut the graph into clusters).
+    fn may_drop(&self, peer: &PeerId) -> bool;
 }
 
 #[derive(Clone, Debug)]
@@ -243,27 +230,38 @@ impl Swaps {
         }
         self.tried.retain(|_, until| *until > now);
         let mine = hood.neighbours();
-        let mut best: Option<(f32, PeerId, PeerId, PeerId)> = None;
+        // Ranked by the whole rewiring's predicted gain: ours, plus what we can tell of the
+        // others' (each still judges its own share when it votes). Our own share alone would
+        // pick swaps that take from the partner exactly what they give us.
+        let me = self.me;
+        let share = |party: &PeerId, add: &PeerId, drop: &PeerId| {
+            (hood.guess(party, add).zip(hood.guess(party, drop))).map_or(0.0, |(a, d)| a - d)
+        };
+        let mut best: Option<(f32, f32, PeerId, PeerId, PeerId)> = None;
         for b in &mine {
             let Some(theirs) = self.lists.get(b) else {
                 continue;
             };
             for d in theirs {
-                if *d == self.me || hood.is_neighbour(d) {
+                if *d == me || hood.is_neighbour(d) {
                     continue;
                 }
                 let take = hood.value(d);
                 for c in mine.iter().filter(|c| {
-                    *c != b && !theirs.contains(c) && !self.tried.contains_key(&(*b, **c, *d))
+                    *c != b
+                        && !theirs.contains(c)
+                        && hood.may_drop(c)
+                        && !self.tried.contains_key(&(*b, **c, *d))
                 }) {
-                    let gain = take - hood.value(c);
-                    if best.is_none_or(|(g, ..)| gain > g) {
-                        best = Some((gain, *b, *c, *d));
+                    let own = take - hood.value(c);
+                    let total = own + share(b, c, d) + share(c, b, &me) + share(d, &me, b);
+                    if best.is_none_or(|(t, ..)| total > t) {
+                        best = Some((total, own, *b, *c, *d));
                     }
                 }
             }
         }
-        let Some((own, b, c, d)) = best.filter(|(g, ..)| *g > cfg.threshold) else {
+        let Some((_, own, b, c, d)) = best.filter(|(t, ..)| *t > cfg.threshold) else {
             return false;
         };
         let id = SwapId {
@@ -306,8 +304,9 @@ impl Swaps {
                     && hood.may_swap()
                     && add != self.me
                     && hood.is_neighbour(&drop)
+                    && hood.may_drop(&drop)
                     && !hood.is_neighbour(&add);
-                let gain = fits.then(|| hood.value(&add) - hood.value(&drop));
+                let gain_kbps = fits.then(|| kbps(hood.value(&add) - hood.value(&drop)));
                 if fits {
                     self.lock = Some(Lock {
                         id,
@@ -317,9 +316,11 @@ impl Swaps {
                         phase: Phase::Prepared,
                     });
                 }
-                self.send(from, SwapMessage::Vote { id, gain });
+                self.send(from, SwapMessage::Vote { id, gain_kbps });
             }
-            SwapMessage::Vote { id, gain } => self.on_vote(from, id, gain, cfg, now),
+            SwapMessage::Vote { id, gain_kbps } => {
+                self.on_vote(from, id, gain_kbps.map(|g| g as f32 / 1000.0), cfg, now);
+            }
             SwapMessage::Commit { id } => {
                 let waiting = self.lock.as_mut().filter(|l| {
                     l.id == id && from == id.proposer && matches!(l.phase, Phase::Prepared)

@@ -50,6 +50,19 @@ pub struct Stats {
     pub spot_checks: u64,
     /// Attesters caught signing a hash the CDN's bytes do not have.
     pub false_attesters: u64,
+    /// Swaps of data neighbours this node proposed.
+    pub swaps_proposed: u64,
+    /// Of those, committed.
+    pub swaps_committed: u64,
+    /// Of those, aborted (refused, too little gain, or votes too late).
+    pub swaps_aborted: u64,
+    /// Old data links dropped because a swap's new link came up (as any party).
+    pub swaps_rewired: u64,
+    /// Version of the learned peer model: the outcomes it has learnt from (0: fixed rule).
+    pub model_version: u64,
+    /// The learned model's recent mean error predicting a transfer's log throughput, ×1000
+    /// (693 ≈ off by 2×).
+    pub model_error_milli: u64,
 }
 
 impl Stats {

@@ -8,8 +8,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
+use f2f_core::config::SwapConfig;
 use f2f_core::id::PeerId;
-use f2f_core::swap::{Neighbourhood, SwapConfig, SwapId, SwapMessage, SwapOutput, Swaps};
+use f2f_core::swap::{Neighbourhood, SwapId, SwapMessage, SwapOutput, Swaps};
 use f2f_core::time::{Duration, Instant};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
@@ -67,12 +68,19 @@ impl Neighbourhood for Hood<'_> {
             .is_some_and(|&p| self.edges.contains(&edge(self.me, p)))
     }
     fn value(&self, peer: &PeerId) -> f32 {
-        let (x, y) = self.nodes[self.me].pos;
-        let (u, v) = self.nodes[self.index[peer]].pos;
-        100.0 - ((x - u).powi(2) + (y - v).powi(2)).sqrt()
+        self.guess(&self.nodes[self.me].id, peer)
+            .expect("every node is on the map")
+    }
+    fn guess(&self, viewer: &PeerId, peer: &PeerId) -> Option<f32> {
+        let (x, y) = self.nodes[*self.index.get(viewer)?].pos;
+        let (u, v) = self.nodes[*self.index.get(peer)?].pos;
+        Some(100.0 - ((x - u).powi(2) + (y - v).powi(2)).sqrt())
     }
     fn may_swap(&self) -> bool {
         degree(self.edges, self.me) == TARGET
+    }
+    fn may_drop(&self, _: &PeerId) -> bool {
+        true
     }
 }
 
@@ -129,6 +137,7 @@ impl Net {
             .flat_map(|i| [edge(i, (i + 1) % n), edge(i, (i + 2) % n)])
             .collect();
         let cfg = SwapConfig {
+            enabled: true,
             threshold: 1.0,
             ..SwapConfig::default()
         };

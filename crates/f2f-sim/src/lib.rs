@@ -23,12 +23,13 @@ mod world;
 use f2f_core::config::SourcePreference;
 
 pub use report::{
-    AttackReport, ReceiptReport, Report, RunReport, Summary, ranker_table, seed_table,
+    AttackReport, ReceiptReport, Report, RunReport, Summary, TopologyReport, ranker_table,
+    seed_table,
 };
 pub use scenario::{
-    AudienceSpec, CdnSpec, CryptoSpec, Dist, EngineSpec, FlakySpec, HashingSpec, MassLeave,
-    MixPart, NetworkSpec, PlayerSpec, RankerSpec, RenditionSpec, Scenario, ScenarioError,
-    SecuritySpec, SourceSpec,
+    AudienceSpec, CdnSpec, CryptoSpec, Dist, EngineSpec, FlakySpec, GeoSpec, HashingSpec,
+    MassLeave, MixPart, NetworkSpec, PlayerSpec, RankerSpec, RenditionSpec, Scenario,
+    ScenarioError, SecuritySpec, SourceSpec,
 };
 
 /// Runs `scenario` with P2P and, when `baseline` is set, again CDN-only.

@@ -96,12 +96,40 @@ pub struct RunReport {
     pub corrupt_deliveries: u64,
     /// Rebuffer ratio after the mass-leave event, over viewers that stayed (if there was one).
     pub stayers_rebuffer_after_event: Option<f64>,
+    /// The data-link graph and the swaps that refined it.
+    pub topology: TopologyReport,
     /// Simulator events processed.
     pub events: u64,
     /// What attackers did and what it cost them (scenarios with attackers only).
     pub attacks: Option<AttackReport>,
     /// Delivery receipts uploaders reported, as the control plane checks them.
     pub receipts: ReceiptReport,
+}
+
+/// The data-link graph, sampled every 10 s over viewers joined at least 10 s before.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TopologyReport {
+    /// Samples taken.
+    pub samples: u32,
+    /// Mean over viewers of their data neighbours' mean RTT, ms, averaged over the samples
+    /// after the join window (steady state).
+    pub neighbour_rtt_ms: f64,
+    /// Most connected components among the settled viewers in one sample (1: connected
+    /// throughout; links through newer viewers count).
+    pub max_components: usize,
+    /// Most viewers without any data neighbour in one sample.
+    pub max_isolated: usize,
+    /// Median relative error of the RTT network coordinates predict between two viewers, at
+    /// the last sample (0.2: off by a fifth).
+    pub coordinate_error: f64,
+    /// Swaps proposed, over all viewers.
+    pub swaps_proposed: u64,
+    /// Swaps committed.
+    pub swaps_committed: u64,
+    /// Swaps aborted.
+    pub swaps_aborted: u64,
+    /// Old links dropped for a swap's new one (each committed swap drops up to four ends).
+    pub swaps_rewired: u64,
 }
 
 /// Delivery receipts reported during a run.
@@ -266,6 +294,24 @@ impl Report {
         row("requests refused (busy/absent)", &|r| {
             r.p2p_refused.to_string()
         });
+        row("neighbour RTT (ms)", &|r| {
+            format!("{:.1}", r.topology.neighbour_rtt_ms)
+        });
+        row("coordinate RTT error (median)", &|r| {
+            format!("{:.1} %", r.topology.coordinate_error * 100.0)
+        });
+        row("components / isolated (max)", &|r| {
+            format!(
+                "{} / {}",
+                r.topology.max_components, r.topology.max_isolated
+            )
+        });
+        row("swaps proposed / committed", &|r| {
+            format!(
+                "{} / {}",
+                r.topology.swaps_proposed, r.topology.swaps_committed
+            )
+        });
         row("load failures", &|r| r.load_failures.to_string());
         row("corrupt deliveries", &|r| r.corrupt_deliveries.to_string());
         row("receipt bundles / refused", &|r| {
@@ -399,7 +445,7 @@ pub fn seed_table(reports: &[Report]) -> String {
 
 /// Peer-selection rules side by side on the same scenario and seeds: per rule, the mean and
 /// the range over the seeds of what selection is judged by.
-pub fn ranker_table(runs: &[(&str, Vec<Report>)]) -> String {
+pub fn ranker_table(runs: &[(String, Vec<Report>)]) -> String {
     let mut s = String::new();
     let Some(first) = runs.first().and_then(|(_, r)| r.first()) else {
         return s;
@@ -412,8 +458,15 @@ pub fn ranker_table(runs: &[(&str, Vec<Report>)]) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<10} {:>28} {:>26} {:>26} {:>26}",
-        "ranker", "throughput/transfer Mbit/s", "chunk loss %", "offload %", "rebuffer %"
+        "{:<22} {:>28} {:>26} {:>26} {:>26} {:>26} {:>11} {:>10}",
+        "rule",
+        "throughput/transfer Mbit/s",
+        "chunk loss %",
+        "offload %",
+        "rebuffer %",
+        "neighbour RTT ms",
+        "components",
+        "swaps"
     );
     let spread = |reports: &[Report], f: &dyn Fn(&RunReport) -> f64, digits: usize| {
         let values: Vec<f64> = reports.iter().map(|r| f(&r.p2p)).collect();
@@ -427,11 +480,21 @@ pub fn ranker_table(runs: &[(&str, Vec<Report>)]) -> String {
     for (name, reports) in runs {
         let _ = writeln!(
             s,
-            "{name:<10} {:>28} {:>26} {:>26} {:>26}",
+            "{name:<22} {:>28} {:>26} {:>26} {:>26} {:>26} {:>11} {:>10}",
             spread(reports, &|r| r.p2p_transfer_mbps, 2),
             spread(reports, &|r| r.chunk_loss * 100.0, 2),
             spread(reports, &|r| r.offload * 100.0, 2),
             spread(reports, &|r| r.rebuffer_ratio * 100.0, 3),
+            spread(reports, &|r| r.topology.neighbour_rtt_ms, 1),
+            reports
+                .iter()
+                .map(|r| r.p2p.topology.max_components)
+                .max()
+                .unwrap_or(0),
+            reports
+                .iter()
+                .map(|r| r.p2p.topology.swaps_committed)
+                .sum::<u64>(),
         );
     }
     s

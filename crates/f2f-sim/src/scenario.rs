@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use f2f_core::scheduler::Feature;
 use rand::Rng;
 use serde::Deserialize;
 
@@ -213,8 +214,12 @@ pub struct NetworkSpec {
     pub uplink_kbps: Dist,
     /// Downlink, kbit/s.
     pub downlink_kbps: Dist,
-    /// One-way access latency, ms; the latency between two peers is the sum of theirs.
+    /// One-way access latency, ms; the latency between two peers is the sum of theirs (plus
+    /// their distance, with `geo`).
     pub latency_ms: Dist,
+    /// Where peers sit: with it, two peers are also as far apart as their places.
+    #[serde(default)]
+    pub geo: Option<GeoSpec>,
     /// Probability that a message needs a retransmission (adds one round trip).
     #[serde(default)]
     pub loss: f64,
@@ -227,6 +232,16 @@ pub struct NetworkSpec {
     /// Peers whose uplink stalls now and then (a saturated home link, a phone changing cells).
     #[serde(default)]
     pub flaky: Option<FlakySpec>,
+}
+
+/// Geography: peers placed uniformly on a square; the one-way delay between two peers grows
+/// with their distance, so who is near whom matters (without it every pair's latency is the sum
+/// of two access latencies, and no choice of neighbours changes the mean).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GeoSpec {
+    /// One-way delay across the square's diagonal, ms.
+    pub span_ms: f64,
 }
 
 /// Flaky peers: the uplink of a share of the viewers stops for a while, again and again.
@@ -322,6 +337,12 @@ pub struct EngineSpec {
     /// How nodes rank peers as sources.
     #[serde(default)]
     pub ranker: RankerSpec,
+    /// `swap.enabled`: nodes propose swaps of data neighbours.
+    pub swap: Option<bool>,
+    /// `swap.threshold`, Mbit/s.
+    pub swap_threshold: Option<f32>,
+    /// `links.explore`.
+    pub explore: Option<f64>,
 }
 
 /// The peer-selection rule every node runs.
@@ -338,11 +359,31 @@ pub enum RankerSpec {
     Bandwidth,
     /// The online model trained from each node's own outcomes (`LearnedRanker`).
     Learned,
+    /// The model without RTT (ablation).
+    LearnedNoRtt,
+    /// The model without measured throughput (ablation).
+    LearnedNoThroughput,
+    /// The model without reported bandwidth and load (ablation).
+    LearnedNoBandwidth,
+    /// The model without failure and refusal counts (ablation).
+    LearnedNoReliability,
+    /// The model without connection age (ablation).
+    LearnedNoChurn,
 }
 
 impl RankerSpec {
     /// Every rule, in report order.
-    pub const ALL: [Self; 4] = [Self::Baseline, Self::Rtt, Self::Bandwidth, Self::Learned];
+    pub const ALL: [Self; 9] = [
+        Self::Baseline,
+        Self::Rtt,
+        Self::Bandwidth,
+        Self::Learned,
+        Self::LearnedNoRtt,
+        Self::LearnedNoThroughput,
+        Self::LearnedNoBandwidth,
+        Self::LearnedNoReliability,
+        Self::LearnedNoChurn,
+    ];
 
     /// The name scenarios and the command line use.
     pub fn name(self) -> &'static str {
@@ -351,6 +392,24 @@ impl RankerSpec {
             Self::Rtt => "rtt",
             Self::Bandwidth => "bandwidth",
             Self::Learned => "learned",
+            Self::LearnedNoRtt => "learned-no-rtt",
+            Self::LearnedNoThroughput => "learned-no-throughput",
+            Self::LearnedNoBandwidth => "learned-no-bandwidth",
+            Self::LearnedNoReliability => "learned-no-reliability",
+            Self::LearnedNoChurn => "learned-no-churn",
+        }
+    }
+
+    /// The learned model this rule runs, if it is one: all features, or all but one.
+    pub fn learned(self) -> Option<Option<Feature>> {
+        match self {
+            Self::Baseline | Self::Rtt | Self::Bandwidth => None,
+            Self::Learned => Some(None),
+            Self::LearnedNoRtt => Some(Some(Feature::Rtt)),
+            Self::LearnedNoThroughput => Some(Some(Feature::Throughput)),
+            Self::LearnedNoBandwidth => Some(Some(Feature::Bandwidth)),
+            Self::LearnedNoReliability => Some(Some(Feature::Reliability)),
+            Self::LearnedNoChurn => Some(Some(Feature::Churn)),
         }
     }
 }

@@ -35,7 +35,7 @@ use crate::attack::{self, Collusion, Role};
 use crate::crypto::{Memoised, Modelled, ModelledHashing};
 use crate::player::Player;
 use crate::queue::EventQueue;
-use crate::report::{AttackReport, ReceiptReport, RunReport, Summary};
+use crate::report::{AttackReport, ReceiptReport, RunReport, Summary, TopologyReport};
 use crate::scenario::{CryptoSpec, FlakySpec, HashesSpec, HashingSpec, RankerSpec, Scenario};
 use crate::source::{Rung, Source};
 
@@ -145,6 +145,8 @@ struct Node {
     up_bps: f64,
     down_bps: f64,
     lat_us: u64,
+    /// Place on the map, in µs of one-way delay (all zero without `geo`).
+    pos: (f64, f64),
     up_free: u64,
     /// When this node's uplink stalls, `(from, until)` in order (flaky peers only).
     stalls: Vec<(u64, u64)>,
@@ -170,7 +172,27 @@ struct Tally {
     /// Attackers that sent corrupted bytes, and those some receiver banned.
     bad_senders: FxHashSet<NodeIx>,
     banned_senders: FxHashSet<NodeIx>,
+    topology: TopologyTally,
 }
+
+/// The data-link graph, sampled every [`TOPOLOGY_SAMPLE_S`].
+#[derive(Default)]
+struct TopologyTally {
+    samples: u32,
+    /// Sum over steady-state samples of the mean neighbour RTT, ms.
+    rtt_ms: f64,
+    steady_samples: u32,
+    max_components: usize,
+    max_isolated: usize,
+    /// Median relative error of coordinate-predicted RTTs in the latest steady sample.
+    coordinate_error: f64,
+}
+
+/// How often the data-link graph is sampled, seconds of virtual time.
+const TOPOLOGY_SAMPLE_S: f64 = 10.0;
+
+/// Viewers younger than this are not counted in a topology sample: they are still linking.
+const SETTLING_S: f64 = 10.0;
 
 /// One run of a scenario.
 pub(crate) struct World {
@@ -231,6 +253,15 @@ impl World {
         }
         if let Some(v) = e.stall_timeout_ms {
             config.scheduler.stall_timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = e.swap {
+            config.swap.enabled = v;
+        }
+        if let Some(v) = e.swap_threshold {
+            config.swap.threshold = v;
+        }
+        if let Some(v) = e.explore {
+            config.links.explore = v;
         }
         let sec = &scenario.security;
         if sec.hashes == HashesSpec::Attested {
@@ -309,6 +340,7 @@ impl World {
                 up_bps: net.uplink_kbps.sample(&mut rng).max(1.0) * 1000.0,
                 down_bps: net.downlink_kbps.sample(&mut rng).max(1.0) * 1000.0,
                 lat_us: (net.latency_ms.sample(&mut rng).max(0.0) * 1000.0) as u64,
+                pos: (0.0, 0.0),
                 up_free: 0,
                 stalls: Vec::new(),
                 timer_at: None,
@@ -322,6 +354,14 @@ impl World {
         }
         if let Some(m) = &scenario.audience.mass_leave {
             queue.push(start + (m.at_s * 1e6) as u64, Ev::MassLeave);
+        }
+        if let Some(geo) = &net.geo {
+            // Its own random sequence, like the flaky peers'.
+            let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed ^ 0x6E0_6E0);
+            let side = geo.span_ms * 1000.0 / std::f64::consts::SQRT_2;
+            for node in &mut nodes {
+                node.pos = (rng.random_range(0.0..=side), rng.random_range(0.0..=side));
+            }
         }
         if let Some(flaky) = &net.flaky {
             // Their own random sequence: scenarios without flaky peers keep theirs.
@@ -385,9 +425,15 @@ impl World {
     /// Runs to the end; `progress` gets the fraction of virtual time done, every 1 %.
     pub(crate) fn run(mut self, mode: &str, progress: &mut dyn FnMut(f64)) -> RunReport {
         let mut next_progress = 0.0;
+        let mut next_sample = self.start;
         while let Some((at, ev)) = self.queue.pop() {
             if at > self.end {
                 break;
+            }
+            while next_sample <= at {
+                self.now = next_sample;
+                self.sample_topology();
+                next_sample += (TOPOLOGY_SAMPLE_S * 1e6) as u64;
             }
             self.now = at;
             self.tally.events += 1;
@@ -615,7 +661,9 @@ impl World {
     }
 
     fn lat(&self, a: NodeIx, b: NodeIx) -> u64 {
-        self.nodes[a as usize].lat_us + self.nodes[b as usize].lat_us
+        let (a, b) = (&self.nodes[a as usize], &self.nodes[b as usize]);
+        let distance = (a.pos.0 - b.pos.0).hypot(a.pos.1 - b.pos.1);
+        a.lat_us + b.lat_us + distance as u64
     }
 
     fn join(&mut self, i: NodeIx) {
@@ -638,7 +686,13 @@ impl World {
             RankerSpec::Bandwidth => engine.set_ranker(Box::new(BandwidthLottery::new(
                 self.scenario.seed.rotate_left(32) ^ u64::from(i),
             ))),
-            RankerSpec::Learned => engine.set_ranker(Box::new(LearnedRanker::default())),
+            rule => {
+                if let Some(hidden) = rule.learned() {
+                    engine.set_ranker(Box::new(
+                        hidden.map_or_else(LearnedRanker::default, LearnedRanker::without),
+                    ));
+                }
+            }
         }
         self.nodes[i as usize].engine = Some(engine);
         self.bootstrap(i);
@@ -1028,6 +1082,84 @@ impl World {
         }
     }
 
+    /// Components, isolated viewers and neighbour RTT of the data-link graph over the viewers
+    /// that have settled in.
+    fn sample_topology(&mut self) {
+        // Links among everyone count (a newcomer may bridge two groups); components and
+        // isolation are judged over the viewers that have had time to link.
+        let settled = self.now.saturating_sub((SETTLING_S * 1e6) as u64);
+        let counted: Vec<NodeIx> = (self.alive.iter())
+            .copied()
+            .filter(|&i| self.nodes[i as usize].joined_at <= settled)
+            .collect();
+        if counted.is_empty() {
+            return;
+        }
+        let mut parent: FxHashMap<NodeIx, NodeIx> = self.alive.iter().map(|&i| (i, i)).collect();
+        fn root(parent: &mut FxHashMap<NodeIx, NodeIx>, mut i: NodeIx) -> NodeIx {
+            while parent[&i] != i {
+                let up = parent[&parent[&i]];
+                parent.insert(i, up);
+                i = up;
+            }
+            i
+        }
+        for &i in &self.alive {
+            let Some(engine) = self.nodes[i as usize].engine.as_ref() else {
+                continue;
+            };
+            for j in engine
+                .data_neighbours()
+                .iter()
+                .filter_map(|p| self.node_of(p))
+            {
+                if parent.contains_key(&j) {
+                    let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                    parent.insert(a, b);
+                }
+            }
+        }
+        let (mut isolated, mut rtt_sum, mut rtt_nodes) = (0, 0.0, 0u32);
+        let mut coord_errors = Vec::new();
+        let t_index = self.tally.topology.samples as usize;
+        for &i in &counted {
+            let Some(engine) = self.nodes[i as usize].engine.as_ref() else {
+                continue;
+            };
+            let links: Vec<NodeIx> = (engine.data_neighbours().iter())
+                .filter_map(|p| self.node_of(p))
+                .collect();
+            if links.is_empty() {
+                isolated += 1;
+                continue;
+            }
+            let rtt: u64 = links.iter().map(|&j| 2 * self.lat(i, j)).sum();
+            // How well coordinates predict the RTT to a random other viewer.
+            let other = counted[(i as usize * 7919 + t_index) % counted.len()];
+            if let (Some(o), true) = (self.nodes[other as usize].engine.as_ref(), other != i) {
+                let real = 2 * self.lat(i, other);
+                let guess = engine.position().coord.rtt_us(&o.position().coord);
+                coord_errors.push((f64::from(guess) - real as f64).abs() / real as f64);
+            }
+            rtt_sum += rtt as f64 / links.len() as f64 / 1000.0;
+            rtt_nodes += 1;
+        }
+        let components = (counted.iter())
+            .map(|&i| root(&mut parent, i))
+            .collect::<FxHashSet<_>>()
+            .len();
+        let t = &mut self.tally.topology;
+        t.samples += 1;
+        t.max_components = t.max_components.max(components);
+        t.max_isolated = t.max_isolated.max(isolated);
+        let join_window = (self.scenario.audience.join_window_s * 1e6) as u64;
+        if self.now >= self.start + join_window + (SETTLING_S * 1e6) as u64 && rtt_nodes > 0 {
+            t.rtt_ms += rtt_sum / f64::from(rtt_nodes);
+            t.steady_samples += 1;
+            t.coordinate_error = Summary::of(coord_errors).p50;
+        }
+    }
+
     fn finish(mut self, mode: &str) -> RunReport {
         let end = self.end;
         let alive = self.alive.clone();
@@ -1136,6 +1268,18 @@ impl World {
             corrupt_deliveries: self.tally.corrupt,
             receipts: std::mem::take(&mut self.tally.receipts),
             stayers_rebuffer_after_event: stayers_rebuffer,
+            topology: TopologyReport {
+                samples: self.tally.topology.samples,
+                neighbour_rtt_ms: self.tally.topology.rtt_ms
+                    / f64::from(self.tally.topology.steady_samples.max(1)),
+                max_components: self.tally.topology.max_components,
+                max_isolated: self.tally.topology.max_isolated,
+                coordinate_error: self.tally.topology.coordinate_error,
+                swaps_proposed: stats().map(|s| s.swaps_proposed).sum(),
+                swaps_committed: stats().map(|s| s.swaps_committed).sum(),
+                swaps_aborted: stats().map(|s| s.swaps_aborted).sum(),
+                swaps_rewired: stats().map(|s| s.swaps_rewired).sum(),
+            },
             events: self.tally.events,
             attacks: self.scenario.security.has_attackers().then(|| {
                 let count = |role| self.nodes.iter().filter(|n| n.role == role).count() as u64;

@@ -68,6 +68,9 @@ struct SimArgs {
     /// over the same seeds, without the CDN-only baseline, and print one row per rule.
     #[arg(long, value_delimiter = ',')]
     rankers: Vec<f2f_sim::RankerSpec>,
+    /// Compare swap refinement off and on (`off,on`): like `--rankers`, and combined with it.
+    #[arg(long, value_delimiter = ',', value_parser = parse_switch)]
+    swap: Vec<bool>,
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -87,6 +90,15 @@ fn main() -> anyhow::Result<()> {
         Command::Control(args) => runtime()?.block_on(control::control(args)),
         Command::Agent(args) => runtime()?.block_on(agent::agent(args)),
         Command::Demo(args) => runtime()?.block_on(demo::demo(args)),
+    }
+}
+
+/// `on`/`off` (or `true`/`false`) on the command line.
+fn parse_switch(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err(format!("{s:?}: expected on or off")),
     }
 }
 
@@ -123,27 +135,42 @@ fn sim(args: SimArgs) -> anyhow::Result<()> {
     let first_seed = scenario.seed;
     let seeds = first_seed..first_seed + args.seeds.max(1);
     // One set of runs per rule compared (none asked: one set, with the CDN-only baseline).
-    let rules: Vec<Option<f2f_sim::RankerSpec>> = if args.rankers.is_empty() {
+    let compared = !args.rankers.is_empty() || !args.swap.is_empty();
+    let rankers: Vec<Option<f2f_sim::RankerSpec>> = if args.rankers.is_empty() {
         vec![None]
     } else {
         args.rankers.iter().copied().map(Some).collect()
     };
+    let swaps: Vec<Option<bool>> = if args.swap.is_empty() {
+        vec![None]
+    } else {
+        args.swap.iter().copied().map(Some).collect()
+    };
     let mut runs = Vec::new();
-    for rule in &rules {
-        if let Some(ranker) = rule {
-            scenario.engine.ranker = *ranker;
+    for ranker in &rankers {
+        for swap in &swaps {
+            if let Some(ranker) = ranker {
+                scenario.engine.ranker = *ranker;
+            }
+            if swap.is_some() {
+                scenario.engine.swap = *swap;
+            }
+            let reports: Vec<_> = (seeds.clone())
+                .map(|seed| {
+                    scenario.seed = seed;
+                    f2f_sim::run(&scenario, !compared && !args.no_baseline, &mut progress)
+                })
+                .collect();
+            let name = match swap {
+                None => scenario.engine.ranker.name().to_owned(),
+                Some(on) => format!(
+                    "{} swap {}",
+                    scenario.engine.ranker.name(),
+                    if *on { "on" } else { "off" }
+                ),
+            };
+            runs.push((name, reports));
         }
-        let reports: Vec<_> = (seeds.clone())
-            .map(|seed| {
-                scenario.seed = seed;
-                f2f_sim::run(
-                    &scenario,
-                    rule.is_none() && !args.no_baseline,
-                    &mut progress,
-                )
-            })
-            .collect();
-        runs.push((rule.map_or("", |r| r.name()), reports));
     }
     if !quiet {
         eprintln!(
@@ -152,7 +179,7 @@ fn sim(args: SimArgs) -> anyhow::Result<()> {
             ""
         );
     }
-    let json = match (args.rankers.is_empty(), runs[0].1.as_slice()) {
+    let json = match (!compared, runs[0].1.as_slice()) {
         (true, [one]) => {
             print!("{}", one.table());
             one.to_json()

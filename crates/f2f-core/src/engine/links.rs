@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use rand::Rng;
 use rand::seq::SliceRandom;
 
 use super::Engine;
@@ -22,8 +23,9 @@ impl Engine {
             .peers
             .get(&from)
             .is_some_and(|p| p.link == Link::Linked);
-        let accepted =
-            already || (linked < self.config.links.max_degree && !self.link_group_full(&from));
+        let accepted = already
+            || self.swaps.expects_link(&from)
+            || (linked < self.config.links.max_degree && !self.link_group_full(&from));
         self.send(from, Message::LinkReply { accepted });
         if accepted && !already {
             self.link_up(from, now);
@@ -66,11 +68,15 @@ impl Engine {
         same >= self.config.membership.max_per_group
     }
 
-    pub(super) fn on_link_drop(&mut self, from: PeerId, now: Instant) {
+    /// The data link to `from` ended (its `LinkDrop`, or ours).
+    pub(super) fn link_down(&mut self, from: PeerId, now: Instant) {
         if let Some(p) = self.peers.get_mut(&from) {
             p.link = Link::None;
+            p.in_flight = 0;
             p.link_backoff_until = Some(now + self.config.links.idle_timeout);
         }
+        self.swaps.forget(&from);
+        self.neighbours_changed = true;
         self.availability.forget_peer(&from);
         self.uploads.forget_peer(&from);
         for key in self.scheduler.on_peer_lost(from) {
@@ -84,6 +90,9 @@ impl Engine {
             p.link = Link::Linked;
             p.last_used = now;
         }
+        self.neighbours_changed = true;
+        self.swaps.link_up(&peer, &self.config.swap, now);
+        self.drain_swaps(now);
         self.tell_recent_attestations(peer);
         for msg in self.availability_snapshot() {
             self.send(peer, msg);
@@ -189,7 +198,18 @@ impl Engine {
                 self.ranker.peer_eta(&m, size).unwrap_or(Duration::MAX)
             };
             candidates.sort_by_cached_key(eta);
-            for peer in candidates.into_iter().take(cfg.degree - current) {
+            let mut picked = Vec::new();
+            while picked.len() < cfg.degree - current && !candidates.is_empty() {
+                // Now and then a random candidate rather than the best: a peer the model
+                // misjudges is only measured again if it is tried.
+                let i = if self.rng.random_bool(cfg.explore) {
+                    self.rng.random_range(0..candidates.len())
+                } else {
+                    0
+                };
+                picked.push(candidates.remove(i));
+            }
+            for peer in picked {
                 self.send(peer, Message::LinkRequest);
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.link = Link::Requested(now);
@@ -214,6 +234,8 @@ impl Engine {
             self.out.push_back(super::Output::Disconnect(peer));
         }
 
+        self.share_neighbours();
+        self.ping_a_neighbour(now);
         self.sketch.set_capable(self.can_seed());
         for (rendition, v) in self.sketch.take_updates() {
             // Push gossip to a few random neighbours per round: still O(log N) rounds to

@@ -44,6 +44,7 @@ mod peer;
 mod quorum;
 mod receipts;
 mod relay;
+mod rewire;
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -55,6 +56,7 @@ use rand_chacha::ChaCha8Rng;
 use rustc_hash::FxHashMap;
 
 use crate::config::{Config, ConfigError, SourcePreference};
+use crate::coord::Vivaldi;
 use crate::id::{PeerId, SegmentKey, SegmentPosition, SwarmId};
 use crate::identity::{
     Certificate, CertificateError, CertificateVerifier, ChannelBinding, HandshakeError, Identity,
@@ -69,6 +71,7 @@ use crate::scheduler::{
 };
 use crate::segment::SegmentData;
 use crate::store::Store;
+use crate::swap::Swaps;
 use crate::swarm_size::{SketchValues, Sketches};
 use crate::telemetry::{Event, Stats};
 use crate::time::{Duration, Instant};
@@ -348,6 +351,18 @@ pub struct Engine {
     /// Peers told `Busy` since the uploads last went idle: they hear when they do.
     turned_away: Vec<PeerId>,
     relay: Relay,
+    /// Swap refinement of the data neighbours.
+    swaps: Swaps,
+    /// When we next consider proposing a swap.
+    next_swap: Instant,
+    /// The data-neighbour set changed since we last told the neighbours.
+    neighbours_changed: bool,
+    /// Our network coordinate.
+    vivaldi: Vivaldi,
+    /// Our neighbours' neighbours, as their lists describe them.
+    heard: FxHashMap<PeerId, wire::Listed>,
+    /// Nonce of our latest RTT probe.
+    next_ping: u32,
     next_maintain: Instant,
     /// Timer work up to this instant is done; later timers only.
     timers_done: Instant,
@@ -418,6 +433,12 @@ impl Engine {
             first_p2p_byte: false,
             turned_away: Vec::new(),
             relay: Relay::default(),
+            swaps: Swaps::new(me),
+            next_swap: now + config.swap.interval,
+            neighbours_changed: false,
+            vivaldi: Vivaldi::new(seed),
+            heard: FxHashMap::default(),
+            next_ping: 0,
             budget_gain: 1.0,
             joined_with_peers: false,
             media_bps: None,
@@ -468,6 +489,11 @@ impl Engine {
             .filter(|(_, p)| p.is_linked())
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// Our network coordinate, learnt from RTT probes of our data neighbours.
+    pub fn position(&self) -> crate::coord::Position {
+        self.vivaldi.position()
     }
 
     /// Current overlay (active view) neighbours.
@@ -572,6 +598,11 @@ impl Engine {
             self.maintain(now);
             self.next_maintain = now + self.config.links.maintain_interval;
         }
+        self.swaps.handle_timeout(&self.config.swap, now);
+        self.drain_swaps(now);
+        if self.config.swap.enabled {
+            self.maybe_propose_swap(now);
+        }
         self.pump_uploads(now);
         for key in self.scheduler.keys() {
             self.decide(&key, now);
@@ -590,6 +621,8 @@ impl Engine {
             self.scheduler
                 .poll_timeout(&self.config.scheduler, self.timers_done),
             self.uploads.poll_timeout(),
+            self.swaps.poll_timeout(),
+            self.config.swap.enabled.then_some(self.next_swap),
         ]
         .into_iter()
         .flatten()
@@ -682,16 +715,17 @@ impl Engine {
     }
 
     fn on_peer_gone(&mut self, peer: PeerId, reachable: bool, now: Instant) {
-        self.peers.remove(&peer);
+        if self.peers.remove(&peer).is_some_and(|p| p.is_linked()) {
+            self.neighbours_changed = true;
+        }
+        self.swaps.forget(&peer);
         self.relay.forget(&peer);
         self.availability.forget_peer(&peer);
         self.membership.handle_peer_down(peer, reachable, now);
         self.drain_membership();
         self.uploads.forget_peer(&peer);
         for key in self.scheduler.on_peer_lost(peer) {
-            if let Some(asked) = self.asked.remove(&(peer, key)) {
-                self.ranker.observe(&asked, Outcome::Failed);
-            }
+            self.learn(peer, key, Outcome::Failed);
             self.out.push_back(Output::Event(Event::Fallback {
                 key,
                 peer,
@@ -748,7 +782,14 @@ impl Engine {
             } => self.on_signal(from, (writer, to), ttl, payload, now),
             Message::LinkRequest => self.on_link_request(from, now),
             Message::LinkReply { accepted } => self.on_link_reply(from, accepted, now),
-            Message::LinkDrop => self.on_link_drop(from, now),
+            Message::LinkDrop => self.link_down(from, now),
+            Message::Neighbours { position, peers } => self.on_neighbours(from, position, peers),
+            Message::Ping { nonce } => {
+                let position = self.vivaldi.position();
+                self.send(from, Message::Pong { nonce, position });
+            }
+            Message::Pong { nonce, position } => self.on_pong(from, nonce, position, now),
+            Message::Swap(msg) => self.on_swap(from, msg, now),
             Message::Have {
                 load,
                 upload_kbps,
@@ -811,6 +852,7 @@ impl Engine {
                 let busy_until = (reason == AbsentReason::Busy)
                     .then(|| now + self.config.scheduler.busy_backoff);
                 if self.scheduler.on_refused(from, &key, busy_until) {
+                    self.learn(from, key, Outcome::Failed);
                     self.stats.p2p_refused += 1;
                     if let Some(p) = self.peers.get_mut(&from) {
                         p.refused = p.refused.saturating_add(1);
@@ -1028,15 +1070,33 @@ impl Engine {
         self.decide(&key, now);
     }
 
+    /// A request to `peer` is over (however it ended): its measurements when it went out.
+    fn request_ended(&mut self, peer: PeerId, key: SegmentKey) -> Option<PeerMeasurements> {
+        let asked = self.asked.remove(&(peer, key));
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.in_flight = p.in_flight.saturating_sub(1);
+        }
+        asked
+    }
+
+    /// Tells the ranker how a request it ranked ended, with the measurements it was ranked on.
+    fn learn(&mut self, peer: PeerId, key: SegmentKey, outcome: Outcome) {
+        if let Some(asked) = self.request_ended(peer, key) {
+            self.ranker.observe(&asked, outcome);
+            if let Some(model) = self.ranker.status() {
+                self.stats.model_version = model.version;
+                self.stats.model_error_milli = (model.rate_error * 1000.0) as u64;
+            }
+        }
+    }
+
     /// Folds a range a peer delivered into its throughput estimate.
     fn measure_range(&mut self, key: SegmentKey, range: RangeStats) {
-        if let Some(asked) = self.asked.remove(&(range.peer, key)) {
-            let outcome = Outcome::Delivered {
-                bytes: range.bytes,
-                elapsed: range.elapsed,
-            };
-            self.ranker.observe(&asked, outcome);
-        }
+        let outcome = Outcome::Delivered {
+            bytes: range.bytes,
+            elapsed: range.elapsed,
+        };
+        self.learn(range.peer, key, outcome);
         let bps = Outcome::rate_bps(range.bytes, range.elapsed);
         self.stats.p2p_transfers += 1;
         self.stats.p2p_transfer_kbps += (bps / 1000.0) as u64;
@@ -1391,16 +1451,17 @@ impl Engine {
                     offset,
                     end,
                 } => {
-                    if let Some(p) = self.peers.get(&peer) {
+                    if let Some(p) = self.peers.get_mut(&peer) {
                         if self.asked.len() >= MAX_ASKED {
                             self.asked.clear();
                         }
                         self.asked.insert((peer, key), p.measurements(now));
+                        p.in_flight = p.in_flight.saturating_add(1);
                     }
                     self.send(peer, Message::Request { key, offset, end });
                 }
                 Action::Cancel { peer, key } => {
-                    self.asked.remove(&(peer, key));
+                    self.request_ended(peer, key);
                     self.send(peer, Message::Cancel { key });
                 }
                 Action::FetchCdn {
@@ -1429,9 +1490,7 @@ impl Engine {
                 }
                 Action::Fallback { peer, key, reason } => {
                     self.stats.p2p_fallbacks += 1;
-                    if let Some(asked) = self.asked.remove(&(peer, key)) {
-                        self.ranker.observe(&asked, Outcome::Failed);
-                    }
+                    self.learn(peer, key, Outcome::Failed);
                     if let Some(p) = self.peers.get_mut(&peer) {
                         p.failed = p.failed.saturating_add(1);
                     }

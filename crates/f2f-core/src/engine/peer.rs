@@ -1,6 +1,7 @@
 //! What the engine knows about one remote peer: the connection, the data link, availability and
 //! measurements.
 
+use crate::coord::Position;
 use crate::identity::{Certificate, ChannelBinding, PublicKey};
 use crate::scheduler::PeerMeasurements;
 use crate::time::{Duration, Instant};
@@ -83,6 +84,16 @@ pub(crate) struct Peer {
     pub(crate) failed: u32,
     pub(crate) refused: u32,
     pub(crate) since: Instant,
+    /// Our requests to the peer not finished yet.
+    pub(crate) in_flight: u8,
+    /// The lowest RTT seen: propagation delay without queues, what coordinates learn from.
+    pub(crate) rtt_floor: Option<Duration>,
+    /// Our unanswered ping, if any: its nonce and when it left.
+    pub(crate) ping: Option<(u32, Instant)>,
+    /// When we last pinged the peer.
+    pub(crate) pinged_at: Option<Instant>,
+    /// The network coordinate the peer last reported.
+    pub(crate) position: Option<Position>,
 }
 
 impl Conn {
@@ -116,6 +127,11 @@ impl Peer {
             failed: 0,
             refused: 0,
             since: now,
+            in_flight: 0,
+            rtt_floor: None,
+            ping: None,
+            pinged_at: None,
+            position: None,
         }
     }
 
@@ -130,6 +146,7 @@ impl Peer {
             throughput_bps: self.throughput_bps,
             reported_upload_bps: self.upload_bps,
             load: self.load,
+            in_flight: self.in_flight,
             completed: self.completed,
             failed: self.failed,
             refused: self.refused,
@@ -149,6 +166,7 @@ impl Peer {
         };
         self.srtt = Some(srtt);
         self.rttvar = Some(rttvar);
+        self.rtt_floor = Some(self.rtt_floor.map_or(sample, |f| f.min(sample)));
     }
 
     /// Folds a completed transfer into the throughput estimate (gain 1/4: recent matters).

@@ -11,11 +11,11 @@
 //! learns is how far each measurement really moves the outcome on this node's network.
 //! Plain `f32`, no dependencies: it builds for wasm32 and is deterministic.
 
-use super::ranking::{BaselineRanker, Outcome, PeerMeasurements, SourceRanker};
+use super::ranking::{BaselineRanker, ModelStatus, Outcome, PeerMeasurements, SourceRanker};
 use crate::time::Duration;
 
 /// Inputs per candidate: see [`features`].
-const FEATURES: usize = 9;
+const FEATURES: usize = 10;
 
 /// Learning rate of both regressions.
 const LEARNING_RATE: f32 = 0.02;
@@ -23,10 +23,43 @@ const LEARNING_RATE: f32 = 0.02;
 /// Predicted success below this is taken as this (bounds the estimate of a poor peer).
 const MIN_SUCCESS: f32 = 0.05;
 
+/// A group of measurements, for ablation: a model built [`LearnedRanker::without`] one never
+/// sees it, in training or in ranking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feature {
+    /// Smoothed RTT and its deviation.
+    Rtt,
+    /// Throughput measured on past transfers.
+    Throughput,
+    /// The upload capacity and load the peer reports, and our requests in flight to it.
+    Bandwidth,
+    /// Completed, failed and refused requests.
+    Reliability,
+    /// Connection age.
+    Churn,
+}
+
+impl Feature {
+    /// `m` as a model without this feature sees it: as if never measured.
+    fn hide(self, m: &PeerMeasurements) -> PeerMeasurements {
+        let mut m = *m;
+        match self {
+            Self::Rtt => (m.srtt, m.rttvar) = (None, None),
+            Self::Throughput => m.throughput_bps = None,
+            Self::Bandwidth => (m.reported_upload_bps, m.load, m.in_flight) = (0.0, 0, 0),
+            Self::Reliability => (m.completed, m.failed, m.refused) = (0, 0, 0),
+            Self::Churn => m.age = Duration::ZERO,
+        }
+        m
+    }
+}
+
 /// The two regressions and how well the rate one has been predicting.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LearnedRanker {
     priors: BaselineRanker,
+    /// A feature this model is built without (ablation).
+    hidden: Option<Feature>,
     on_time: [f32; FEATURES],
     rate: [f32; FEATURES],
     /// Outcomes learnt from.
@@ -43,11 +76,14 @@ impl Default for LearnedRanker {
         on_time[0] = 9f32.ln();
         on_time[5] = -4.0;
         on_time[6] = -2.0;
-        // Rate: the bandwidth estimate, shared by the peer's queue.
+        // Rate: the bandwidth estimate, shared by the peer's queue (and ours, which the
+        // baseline does not see: with none in flight, the two agree).
         rate[1] = 1.0;
         rate[3] = -1.0;
+        rate[9] = -1.0;
         Self {
             priors: BaselineRanker::default(),
+            hidden: None,
             on_time,
             rate,
             observed: 0,
@@ -57,7 +93,8 @@ impl Default for LearnedRanker {
 }
 
 /// The model's view of a candidate: `[bias, ln bandwidth (Mb/s), bandwidth measured (0/1),
-/// ln(1 + load), srtt (s), failure share, refusal share, rttvar (s), ln(1 + age in minutes)]`.
+/// ln(1 + load), srtt (s), failure share, refusal share, rttvar (s), ln(1 + age in minutes),
+/// ln(1 + our requests in flight)]`.
 fn features(priors: &BaselineRanker, peer: &PeerMeasurements) -> [f32; FEATURES] {
     let tried = f64::from(peer.completed + peer.failed) + 2.0;
     let srtt = peer.srtt.unwrap_or(priors.rtt_prior).as_secs_f64();
@@ -71,6 +108,7 @@ fn features(priors: &BaselineRanker, peer: &PeerMeasurements) -> [f32; FEATURES]
         (f64::from(peer.refused) / (tried + f64::from(peer.refused))) as f32,
         peer.rttvar.map_or(srtt / 2.0, |v| v.as_secs_f64()) as f32,
         (peer.age.as_secs_f64() / 60.0).ln_1p() as f32,
+        f32::from(peer.in_flight).ln_1p(),
     ]
 }
 
@@ -83,6 +121,19 @@ fn sigmoid(z: f32) -> f32 {
 }
 
 impl LearnedRanker {
+    /// A model that never sees `feature` (to measure what it is worth).
+    pub fn without(feature: Feature) -> Self {
+        Self {
+            hidden: Some(feature),
+            ..Self::default()
+        }
+    }
+
+    /// What the model sees of `peer`.
+    fn seen(&self, peer: &PeerMeasurements) -> PeerMeasurements {
+        self.hidden.map_or(*peer, |f| f.hide(peer))
+    }
+
     /// Outcomes the model has learnt from.
     pub fn observed(&self) -> u64 {
         self.observed
@@ -95,25 +146,33 @@ impl LearnedRanker {
 
     /// The predicted probability that a request to `peer` completes from it.
     pub fn success(&self, peer: &PeerMeasurements) -> f32 {
-        sigmoid(dot(&self.on_time, &features(&self.priors, peer)))
+        sigmoid(dot(
+            &self.on_time,
+            &features(&self.priors, &self.seen(peer)),
+        ))
     }
 
     /// The predicted throughput of a request to `peer`, bit/s.
     pub fn throughput_bps(&self, peer: &PeerMeasurements) -> f64 {
-        f64::from(dot(&self.rate, &features(&self.priors, peer)).clamp(-12.0, 12.0)).exp() * 1e6
+        let x = features(&self.priors, &self.seen(peer));
+        f64::from(dot(&self.rate, &x).clamp(-12.0, 12.0)).exp() * 1e6
     }
 }
 
 impl SourceRanker for LearnedRanker {
     fn peer_eta(&self, peer: &PeerMeasurements, bytes: u64) -> Option<Duration> {
-        let rtt = peer.srtt.unwrap_or(self.priors.rtt_prior).as_secs_f64();
+        let rtt = self
+            .seen(peer)
+            .srtt
+            .unwrap_or(self.priors.rtt_prior)
+            .as_secs_f64();
         let transfer = bytes as f64 * 8.0 / self.throughput_bps(peer);
         let success = f64::from(self.success(peer).max(MIN_SUCCESS));
         Some(Duration::from_secs_f64(rtt + transfer / success))
     }
 
     fn observe(&mut self, peer: &PeerMeasurements, outcome: Outcome) {
-        let x = features(&self.priors, peer);
+        let x = features(&self.priors, &self.seen(peer));
         let delivered = matches!(outcome, Outcome::Delivered { .. });
         let miss = f32::from(u8::from(delivered)) - sigmoid(dot(&self.on_time, &x));
         for (w, x) in self.on_time.iter_mut().zip(&x) {
@@ -128,6 +187,13 @@ impl SourceRanker for LearnedRanker {
             self.rate_error = 0.99 * self.rate_error + 0.01 * miss.abs();
         }
         self.observed += 1;
+    }
+
+    fn status(&self) -> Option<ModelStatus> {
+        Some(ModelStatus {
+            version: self.observed,
+            rate_error: self.rate_error,
+        })
     }
 }
 
@@ -181,6 +247,38 @@ mod tests {
         assert!(r.rate_error() < 0.5, "{}", r.rate_error());
         assert_eq!(r.observed(), 1000);
         assert!(r.peer_eta(&busy, 1_000_000) > r.peer_eta(&idle, 1_000_000));
+    }
+
+    #[test]
+    fn a_model_without_a_feature_cannot_tell_peers_apart_by_it() {
+        let (near, far) = (
+            PeerMeasurements {
+                srtt: Some(Duration::from_millis(5)),
+                ..peer(10.0, 0)
+            },
+            PeerMeasurements {
+                srtt: Some(Duration::from_millis(300)),
+                ..peer(10.0, 0)
+            },
+        );
+        let full = LearnedRanker::default();
+        assert!(full.peer_eta(&near, 1_000_000) < full.peer_eta(&far, 1_000_000));
+        let blind = LearnedRanker::without(Feature::Rtt);
+        assert_eq!(
+            blind.peer_eta(&near, 1_000_000),
+            blind.peer_eta(&far, 1_000_000)
+        );
+        // Nor learn from it: training on near successes and far failures moves nothing.
+        let mut blind = blind;
+        for _ in 0..200 {
+            blind.observe(&far, Outcome::Failed);
+            let delivered = Outcome::Delivered {
+                bytes: 1_000_000,
+                elapsed: Duration::from_millis(800),
+            };
+            blind.observe(&near, delivered);
+        }
+        assert_eq!(blind.success(&near), blind.success(&far));
     }
 
     #[test]

@@ -22,9 +22,10 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-pub use learned::LearnedRanker;
+pub use learned::{Feature, LearnedRanker};
 pub use ranking::{
-    BandwidthLottery, BaselineRanker, Outcome, PeerMeasurements, RttRanker, SourceRanker,
+    BandwidthLottery, BaselineRanker, ModelStatus, Outcome, PeerMeasurements, RttRanker,
+    SourceRanker,
 };
 
 use crate::config::{SchedulerConfig, SourcePreference};

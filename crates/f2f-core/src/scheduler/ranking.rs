@@ -18,6 +18,9 @@ pub struct PeerMeasurements {
     pub reported_upload_bps: f64,
     /// Uploads the peer said it is serving or queueing.
     pub load: u8,
+    /// Our own requests to the peer not finished yet: fresher than its `load`, which it
+    /// reports only with its announcements.
+    pub in_flight: u8,
     /// Completed transfers from this peer.
     pub completed: u32,
     /// Transfers from this peer that stalled, were refused or missed their deadline.
@@ -57,6 +60,20 @@ pub trait SourceRanker: std::fmt::Debug + Send + Sync {
     /// How a request ranked with `peer` (the measurements as they were when it was sent)
     /// ended. Fixed rules ignore it; a learned model trains on it.
     fn observe(&mut self, _peer: &PeerMeasurements, _outcome: Outcome) {}
+
+    /// How a learned model is doing, for telemetry (`None`: a fixed rule).
+    fn status(&self) -> Option<ModelStatus> {
+        None
+    }
+}
+
+/// A learned ranker's state, as telemetry reports it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ModelStatus {
+    /// Outcomes learnt from: every one changes the weights.
+    pub version: u64,
+    /// Recent mean absolute error of its log-throughput predictions.
+    pub rate_error: f32,
 }
 
 /// Expected arrival from measured RTT and throughput, falling back to priors; unreliable peers

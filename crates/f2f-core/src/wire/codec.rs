@@ -25,13 +25,15 @@ use bytes::buf::Chain;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::frame::Frame;
-use super::message::{AbsentReason, Handshake, Message, PROTOCOL_VERSION};
+use super::message::{AbsentReason, Handshake, Listed, Message, PROTOCOL_VERSION};
+use crate::coord::{Coord, Position};
 use crate::id::{PeerId, RenditionId, SegmentKey, SegmentPosition, SwarmId, VariantTag};
 use crate::identity::{
     Certificate, PUBLIC_KEY_LEN, PublicKey, RevocationList, Scope, SessionId, Signature, UnixTime,
 };
 use crate::integrity::{Attestation, SegmentHash};
 use crate::receipt::Delivery;
+use crate::swap::{SwapId, SwapMessage};
 
 /// Bounds on what [`decode`] and [`frame_len`] accept, so that a peer cannot make us buffer or
 /// allocate more than we chose to.
@@ -296,6 +298,20 @@ pub fn encode(msg: &Message) -> Frame {
             put_len(&mut w, payload.len());
             w.put_slice(payload);
         }
+        Message::Neighbours { position, peers } => {
+            put_position(&mut w, position);
+            put_count(&mut w, peers.len(), LISTED_LEN);
+            for listed in peers {
+                w.put_slice(listed.peer.as_bytes());
+                put_coord(&mut w, &listed.coord);
+            }
+        }
+        Message::Ping { nonce } => w.put_u32(*nonce),
+        Message::Pong { nonce, position } => {
+            w.put_u32(*nonce);
+            put_position(&mut w, position);
+        }
+        Message::Swap(swap) => put_swap(&mut w, swap),
         Message::Have {
             load,
             upload_kbps,
@@ -468,6 +484,43 @@ pub fn decode(frame: &Frame, limits: &Limits) -> Result<Message, DecodeError> {
             accepted: r.bool("LinkReply.accepted")?,
         },
         Kind::LinkDrop => Message::LinkDrop,
+        Kind::Neighbours => {
+            let position = r.position("Neighbours.position")?;
+            let count = r.count("Neighbours.peers", limits.max_list_len, LISTED_LEN)?;
+            let mut peers = Vec::with_capacity(count);
+            for _ in 0..count {
+                peers.push(Listed {
+                    peer: r.peer("Neighbours.peers")?,
+                    coord: r.coord("Neighbours.peers")?,
+                });
+            }
+            Message::Neighbours { position, peers }
+        }
+        Kind::Ping => Message::Ping {
+            nonce: r.u32("Ping.nonce")?,
+        },
+        Kind::Pong => Message::Pong {
+            nonce: r.u32("Pong.nonce")?,
+            position: r.position("Pong.position")?,
+        },
+        Kind::SwapPrepare => Message::Swap(SwapMessage::Prepare {
+            id: r.swap_id("SwapPrepare.id")?,
+            drop: r.peer("SwapPrepare.drop")?,
+            add: r.peer("SwapPrepare.add")?,
+        }),
+        Kind::SwapVote => Message::Swap(SwapMessage::Vote {
+            id: r.swap_id("SwapVote.id")?,
+            gain_kbps: match r.bool("SwapVote.agreed")? {
+                true => Some(r.i32("SwapVote.gain_kbps")?),
+                false => None,
+            },
+        }),
+        Kind::SwapCommit => Message::Swap(SwapMessage::Commit {
+            id: r.swap_id("SwapCommit.id")?,
+        }),
+        Kind::SwapAbort => Message::Swap(SwapMessage::Abort {
+            id: r.swap_id("SwapAbort.id")?,
+        }),
         Kind::Have => {
             let load = r.u8("Have.load")?;
             let upload_kbps = r.u32("Have.upload_kbps")?;
@@ -790,6 +843,13 @@ enum Kind {
     LinkRequest = 0x20,
     LinkReply = 0x21,
     LinkDrop = 0x22,
+    Neighbours = 0x23,
+    SwapPrepare = 0x24,
+    SwapVote = 0x25,
+    SwapCommit = 0x26,
+    SwapAbort = 0x27,
+    Ping = 0x28,
+    Pong = 0x29,
     Have = 0x30,
     Bitmap = 0x31,
     Attest = 0x36,
@@ -802,7 +862,7 @@ enum Kind {
 }
 
 impl Kind {
-    const ALL: [Self; 23] = [
+    const ALL: [Self; 30] = [
         Self::Handshake,
         Self::Proof,
         Self::Revocations,
@@ -817,6 +877,13 @@ impl Kind {
         Self::LinkRequest,
         Self::LinkReply,
         Self::LinkDrop,
+        Self::Neighbours,
+        Self::SwapPrepare,
+        Self::SwapVote,
+        Self::SwapCommit,
+        Self::SwapAbort,
+        Self::Ping,
+        Self::Pong,
         Self::Have,
         Self::Bitmap,
         Self::Attest,
@@ -848,6 +915,13 @@ impl Kind {
             Message::LinkRequest => Self::LinkRequest,
             Message::LinkReply { .. } => Self::LinkReply,
             Message::LinkDrop => Self::LinkDrop,
+            Message::Neighbours { .. } => Self::Neighbours,
+            Message::Swap(SwapMessage::Prepare { .. }) => Self::SwapPrepare,
+            Message::Swap(SwapMessage::Vote { .. }) => Self::SwapVote,
+            Message::Swap(SwapMessage::Commit { .. }) => Self::SwapCommit,
+            Message::Swap(SwapMessage::Abort { .. }) => Self::SwapAbort,
+            Message::Ping { .. } => Self::Ping,
+            Message::Pong { .. } => Self::Pong,
             Message::Have { .. } => Self::Have,
             Message::Bitmap { .. } => Self::Bitmap,
             Message::Attest(_) => Self::Attest,
@@ -876,6 +950,13 @@ impl Kind {
             Self::LinkRequest => "LinkRequest",
             Self::LinkReply => "LinkReply",
             Self::LinkDrop => "LinkDrop",
+            Self::Neighbours => "Neighbours",
+            Self::SwapPrepare => "SwapPrepare",
+            Self::SwapVote => "SwapVote",
+            Self::SwapCommit => "SwapCommit",
+            Self::SwapAbort => "SwapAbort",
+            Self::Ping => "Ping",
+            Self::Pong => "Pong",
             Self::Have => "Have",
             Self::Bitmap => "Bitmap",
             Self::Attest => "Attest",
@@ -886,6 +967,42 @@ impl Kind {
             Self::SizeSketch => "SizeSketch",
             Self::Receipt => "Receipt",
         }
+    }
+}
+
+/// Bytes of a [`Listed`] neighbour on the wire: id and coordinate.
+const LISTED_LEN: usize = 32 + 12;
+
+fn put_coord(w: &mut BytesMut, c: &Coord) {
+    w.put_i32(c.x);
+    w.put_i32(c.y);
+    w.put_i32(c.height);
+}
+
+fn put_position(w: &mut BytesMut, p: &Position) {
+    put_coord(w, &p.coord);
+    w.put_u16(p.error_permille);
+}
+
+fn put_swap(w: &mut BytesMut, swap: &SwapMessage) {
+    let put_id = |w: &mut BytesMut, id: &SwapId| {
+        w.put_slice(id.proposer.as_bytes());
+        w.put_u32(id.nonce);
+    };
+    match swap {
+        SwapMessage::Prepare { id, drop, add } => {
+            put_id(w, id);
+            w.put_slice(drop.as_bytes());
+            w.put_slice(add.as_bytes());
+        }
+        SwapMessage::Vote { id, gain_kbps } => {
+            put_id(w, id);
+            w.put_u8(gain_kbps.is_some().into());
+            if let Some(gain) = gain_kbps {
+                w.put_i32(*gain);
+            }
+        }
+        SwapMessage::Commit { id } | SwapMessage::Abort { id } => put_id(w, id),
     }
 }
 
@@ -1076,6 +1193,34 @@ impl Reader {
             session: SessionId(self.array(field)?),
             not_after: UnixTime(self.u64(field)?),
             signature: Signature::from_bytes(self.array(field)?),
+        })
+    }
+
+    fn i32(&mut self, field: &'static str) -> Result<i32, DecodeError> {
+        Ok(i32::from_be_bytes(self.u32(field)?.to_be_bytes()))
+    }
+
+    fn coord(&mut self, field: &'static str) -> Result<Coord, DecodeError> {
+        Ok(Coord {
+            x: self.i32(field)?,
+            y: self.i32(field)?,
+            height: self.i32(field)?,
+        })
+    }
+
+    fn position(&mut self, field: &'static str) -> Result<Position, DecodeError> {
+        let coord = self.coord(field)?;
+        let error_permille = self.u16(field)?;
+        Ok(Position {
+            coord,
+            error_permille,
+        })
+    }
+
+    fn swap_id(&mut self, field: &'static str) -> Result<SwapId, DecodeError> {
+        Ok(SwapId {
+            proposer: self.peer(field)?,
+            nonce: self.u32(field)?,
         })
     }
 

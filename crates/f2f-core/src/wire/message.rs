@@ -2,10 +2,12 @@
 
 use bytes::Bytes;
 
+use crate::coord::{Coord, Position};
 use crate::id::{PeerId, RenditionId, SegmentKey, SwarmId, VariantTag};
 use crate::identity::{Certificate, RevocationList, Signature};
 use crate::integrity::Attestation;
 use crate::receipt::Delivery;
+use crate::swap::SwapMessage;
 
 /// The protocol version this build speaks; carried in every frame header.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -35,10 +37,19 @@ pub enum AbsentReason {
     Busy,
 }
 
+/// A neighbour in a [`Message::Neighbours`] list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// Who.
+    pub peer: PeerId,
+    /// The coordinate it last reported (all zero: not known yet).
+    pub coord: Coord,
+}
+
 /// One wire message.
 ///
-/// Membership messages follow HyParView (Leitão et al., DSN 2007); `Link*` messages manage the
-/// separate data-neighbour set; the rest moves segments.
+/// Membership messages follow HyParView (Leitão et al., DSN 2007); `Link*`, `Neighbours` and
+/// `Swap` messages manage the separate data-neighbour set; the rest moves segments.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Message {
@@ -111,6 +122,28 @@ pub enum Message {
     },
     /// Ends the data link (the overlay link, if any, is unaffected).
     LinkDrop,
+    /// The sender's data neighbours, told to each of them when the set changes: what a swap
+    /// proposal picks the partner's neighbour from, and where each sits.
+    Neighbours {
+        /// The sender's own network coordinate.
+        position: Position,
+        /// Each neighbour, as far as the sender knows it; at most the decoder's list limit.
+        peers: Vec<Listed>,
+    },
+    /// An RTT probe of a data neighbour.
+    Ping {
+        /// Echoed in the [`Message::Pong`].
+        nonce: u32,
+    },
+    /// Answer to [`Message::Ping`], with the sender's network coordinate.
+    Pong {
+        /// The ping's.
+        nonce: u32,
+        /// The sender's coordinate.
+        position: Position,
+    },
+    /// Swap refinement of the data-neighbour set (see [`crate::swap`]).
+    Swap(SwapMessage),
     /// Segments the sender holds, or (`partial`) is receiving and relays as the bytes arrive.
     /// An empty `keys` list is an idle notice: the sender has a free upload slot.
     Have {

@@ -602,6 +602,10 @@ fn _every_variant_has_a_strategy(msg: &Message) {
         | Message::LinkRequest
         | Message::LinkReply { .. }
         | Message::LinkDrop
+        | Message::Neighbours { .. }
+        | Message::Swap(_)
+        | Message::Ping { .. }
+        | Message::Pong { .. }
         | Message::Have { .. }
         | Message::Bitmap { .. }
         | Message::Attest(_)
@@ -612,6 +616,21 @@ fn _every_variant_has_a_strategy(msg: &Message) {
         | Message::SizeSketch { .. }
         | Message::Receipt { .. } => {}
     }
+}
+
+fn coord() -> impl Strategy<Value = Coord> {
+    any::<(i32, i32, i32)>().prop_map(|(x, y, height)| Coord { x, y, height })
+}
+
+fn position() -> impl Strategy<Value = Position> {
+    (coord(), any::<u16>()).prop_map(|(coord, error_permille)| Position {
+        coord,
+        error_permille,
+    })
+}
+
+fn swap_id() -> impl Strategy<Value = SwapId> {
+    (peer_id(), any::<u32>()).prop_map(|(proposer, nonce)| SwapId { proposer, nonce })
 }
 
 fn message() -> impl Strategy<Value = Message> {
@@ -674,6 +693,22 @@ fn message() -> impl Strategy<Value = Message> {
         Just(Message::LinkRequest),
         any::<bool>().prop_map(|accepted| Message::LinkReply { accepted }),
         Just(Message::LinkDrop),
+        (
+            position(),
+            prop::collection::vec(
+                (peer_id(), coord()).prop_map(|(peer, coord)| Listed { peer, coord }),
+                0..12
+            )
+        )
+            .prop_map(|(position, peers)| Message::Neighbours { position, peers }),
+        any::<u32>().prop_map(|nonce| Message::Ping { nonce }),
+        (any::<u32>(), position()).prop_map(|(nonce, position)| Message::Pong { nonce, position }),
+        (swap_id(), peer_id(), peer_id())
+            .prop_map(|(id, drop, add)| Message::Swap(SwapMessage::Prepare { id, drop, add })),
+        (swap_id(), any::<Option<i32>>())
+            .prop_map(|(id, gain_kbps)| Message::Swap(SwapMessage::Vote { id, gain_kbps })),
+        swap_id().prop_map(|id| Message::Swap(SwapMessage::Commit { id })),
+        swap_id().prop_map(|id| Message::Swap(SwapMessage::Abort { id })),
         (
             any::<u8>(),
             any::<u32>(),
