@@ -32,6 +32,26 @@ pub use scenario::{
     ScenarioError, SecuritySpec, SourceSpec,
 };
 
+/// Runs `scenario` once with every node ranking as the untrained learned model (the baseline's
+/// ranking) and returns each ranked peer request with the measurements it was ranked on and how
+/// it ended: the traces the learned model's starting weights are fitted on.
+pub fn outcomes(
+    scenario: &Scenario,
+    progress: &mut dyn FnMut(f64),
+) -> Vec<(
+    f2f_core::scheduler::PeerMeasurements,
+    f2f_core::scheduler::Outcome,
+)> {
+    let log = std::sync::Arc::default();
+    world::World::new(scenario, SourcePreference::Auto)
+        .record(std::sync::Arc::clone(&log))
+        .run("p2p", progress);
+    std::sync::Arc::try_unwrap(log)
+        .expect("the run dropped its engines and their rankers")
+        .into_inner()
+        .expect("no ranker panicked while holding the log")
+}
+
 /// Runs `scenario` with P2P and, when `baseline` is set, again CDN-only.
 ///
 /// `progress(run, fraction)` is called as virtual time advances (run 0: P2P, run 1: baseline,

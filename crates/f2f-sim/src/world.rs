@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use f2f_core::config::{Config, HashSource, SourcePreference};
 use f2f_core::engine::{CdnError, Engine, Input, Output, SegmentInfo};
@@ -21,7 +21,9 @@ use f2f_core::identity::{
 };
 use f2f_core::integrity::SegmentHash;
 use f2f_core::membership::NetGroup;
-use f2f_core::scheduler::{BandwidthLottery, FetchId, LearnedRanker, RttRanker};
+use f2f_core::scheduler::{
+    BandwidthLottery, FetchId, LearnedRanker, Outcome, PeerMeasurements, RttRanker, SourceRanker,
+};
 use f2f_core::segment::SegmentData;
 use f2f_core::telemetry::Event;
 use f2f_core::time::{Duration, Instant};
@@ -219,6 +221,32 @@ pub(crate) struct World {
     /// The control plane's check of delivery receipts.
     receipt_verifier: CertificateVerifier,
     crypto: Arc<dyn Crypto>,
+    /// Where every node's ranked outcomes go, when the run records them for fitting.
+    recorder: Option<Outcomes>,
+}
+
+/// Ranked requests and how they ended, as the ranker saw them (shared by every node of a run).
+pub(crate) type Outcomes = Arc<Mutex<Vec<(PeerMeasurements, Outcome)>>>;
+
+/// A node's ranker while outcomes are recorded: the untrained learned model (the baseline's
+/// ranking), writing down what it observes.
+#[derive(Debug)]
+struct Recording {
+    model: LearnedRanker,
+    log: Outcomes,
+}
+
+impl SourceRanker for Recording {
+    fn peer_eta(&self, peer: &PeerMeasurements, bytes: u64) -> Option<Duration> {
+        self.model.peer_eta(peer, bytes)
+    }
+
+    fn observe(&mut self, peer: &PeerMeasurements, outcome: Outcome) {
+        self.model.observe(peer, outcome);
+        if let Ok(mut log) = self.log.lock() {
+            log.push((*peer, outcome));
+        }
+    }
 }
 
 /// Wall-clock time at virtual time zero (certificates expire in wall-clock time).
@@ -392,7 +420,15 @@ impl World {
             collusion,
             receipt_verifier: CertificateVerifier::new(authority.public(), 1 << 16),
             crypto,
+            recorder: None,
         }
+    }
+
+    /// Records every node's ranked outcomes into `log` (every node ranks as the untrained
+    /// learned model does).
+    pub(crate) fn record(mut self, log: Outcomes) -> Self {
+        self.recorder = Some(log);
+        self
     }
 
     /// Σ uplink / (N · bitrate), capped at 1 − 1/N.
@@ -680,17 +716,25 @@ impl World {
         if self.scenario.security.hashing == HashingSpec::Modelled {
             engine.set_hashing(Box::new(ModelledHashing));
         }
-        match self.scenario.engine.ranker {
-            RankerSpec::Baseline => {}
-            RankerSpec::Rtt => engine.set_ranker(Box::new(RttRanker::default())),
-            RankerSpec::Bandwidth => engine.set_ranker(Box::new(BandwidthLottery::new(
-                self.scenario.seed.rotate_left(32) ^ u64::from(i),
-            ))),
-            rule => {
-                if let Some(hidden) = rule.learned() {
-                    engine.set_ranker(Box::new(
-                        hidden.map_or_else(LearnedRanker::default, LearnedRanker::without),
-                    ));
+        if let Some(log) = &self.recorder {
+            let model = LearnedRanker::untrained();
+            engine.set_ranker(Box::new(Recording {
+                model,
+                log: log.clone(),
+            }));
+        } else {
+            match self.scenario.engine.ranker {
+                RankerSpec::Baseline => {}
+                RankerSpec::Rtt => engine.set_ranker(Box::new(RttRanker::default())),
+                RankerSpec::Bandwidth => engine.set_ranker(Box::new(BandwidthLottery::new(
+                    self.scenario.seed.rotate_left(32) ^ u64::from(i),
+                ))),
+                rule => {
+                    if let Some(hidden) = rule.learned() {
+                        engine.set_ranker(Box::new(
+                            hidden.map_or_else(LearnedRanker::default, LearnedRanker::without),
+                        ));
+                    }
                 }
             }
         }

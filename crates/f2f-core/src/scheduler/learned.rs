@@ -6,16 +6,17 @@
 //! - `rate`: linear regression of the log throughput a completed request achieved.
 //!
 //! The expected arrival is the RTT plus the transfer time at the predicted rate, divided by the
-//! predicted success probability (a failure costs a fallback). The starting weights make it the
-//! [`BaselineRanker`] (throughput shared by the peer's queue, a 1-in-10 failure prior); what it
-//! learns is how far each measurement really moves the outcome on this node's network.
+//! predicted success probability (a failure costs a fallback). It starts from weights fitted
+//! offline on simulator traces (`fitted.rs`, written by `scripts/fit-peer-model`), or from
+//! weights that make it the [`BaselineRanker`] ([`LearnedRanker::untrained`]); what it learns
+//! online is how far each measurement moves the outcome on this node's network.
 //! Plain `f32`, no dependencies: it builds for wasm32 and is deterministic.
 
 use super::ranking::{BaselineRanker, ModelStatus, Outcome, PeerMeasurements, SourceRanker};
 use crate::time::Duration;
 
 /// Inputs per candidate: see [`features`].
-const FEATURES: usize = 10;
+pub const FEATURES: usize = 10;
 
 /// Learning rate of both regressions.
 const LEARNING_RATE: f32 = 0.02;
@@ -54,41 +55,48 @@ impl Feature {
     }
 }
 
+/// The model's weights: what offline fitting produces and the online model starts from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Weights {
+    /// Logistic regression of delivery (no fallback), over [`features`].
+    pub on_time: [f32; FEATURES],
+    /// Linear regression of ln(delivered Mbit/s), over [`features`].
+    pub rate: [f32; FEATURES],
+}
+
+impl Weights {
+    /// The weights that make the model rank exactly as [`BaselineRanker`] does: throughput
+    /// shared by the peer's queue (and by ours, which the baseline does not see), a 1-in-10
+    /// failure prior, failures and refusals pushing it up.
+    pub fn baseline() -> Self {
+        let mut on_time = [0.0; FEATURES];
+        let mut rate = [0.0; FEATURES];
+        on_time[0] = 9f32.ln();
+        on_time[5] = -4.0;
+        on_time[6] = -2.0;
+        rate[1] = 1.0;
+        rate[3] = -1.0;
+        rate[9] = -1.0;
+        Self { on_time, rate }
+    }
+}
+
 /// The two regressions and how well the rate one has been predicting.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LearnedRanker {
-    priors: BaselineRanker,
     /// A feature this model is built without (ablation).
     hidden: Option<Feature>,
-    on_time: [f32; FEATURES],
-    rate: [f32; FEATURES],
+    weights: Weights,
     /// Outcomes learnt from.
     observed: u64,
     /// Exponentially weighted mean absolute error of the log-rate prediction.
     rate_error: f32,
 }
 
+/// Starts from the weights fitted offline on simulator traces (`fitted.rs`).
 impl Default for LearnedRanker {
     fn default() -> Self {
-        let mut on_time = [0.0; FEATURES];
-        let mut rate = [0.0; FEATURES];
-        // Success: 9 in 10 at first; failures and refusals push it down.
-        on_time[0] = 9f32.ln();
-        on_time[5] = -4.0;
-        on_time[6] = -2.0;
-        // Rate: the bandwidth estimate, shared by the peer's queue (and ours, which the
-        // baseline does not see: with none in flight, the two agree).
-        rate[1] = 1.0;
-        rate[3] = -1.0;
-        rate[9] = -1.0;
-        Self {
-            priors: BaselineRanker::default(),
-            hidden: None,
-            on_time,
-            rate,
-            observed: 0,
-            rate_error: 0.0,
-        }
+        Self::with_weights(super::fitted::fitted(None), None)
     }
 }
 
@@ -112,6 +120,12 @@ fn features(priors: &BaselineRanker, peer: &PeerMeasurements) -> [f32; FEATURES]
     ]
 }
 
+/// The features of `peer` as a model built without `hidden` sees them.
+pub(super) fn features_of(peer: &PeerMeasurements, hidden: Option<Feature>) -> [f32; FEATURES] {
+    let seen = hidden.map_or(*peer, |f| f.hide(peer));
+    features(&BaselineRanker::default(), &seen)
+}
+
 fn dot(w: &[f32; FEATURES], x: &[f32; FEATURES]) -> f32 {
     w.iter().zip(x).map(|(w, x)| w * x).sum()
 }
@@ -121,17 +135,34 @@ fn sigmoid(z: f32) -> f32 {
 }
 
 impl LearnedRanker {
-    /// A model that never sees `feature` (to measure what it is worth).
-    pub fn without(feature: Feature) -> Self {
+    /// A model starting from `weights`, built without `hidden` if given.
+    pub fn with_weights(weights: Weights, hidden: Option<Feature>) -> Self {
         Self {
-            hidden: Some(feature),
-            ..Self::default()
+            hidden,
+            weights,
+            observed: 0,
+            rate_error: 0.0,
         }
     }
 
-    /// What the model sees of `peer`.
-    fn seen(&self, peer: &PeerMeasurements) -> PeerMeasurements {
-        self.hidden.map_or(*peer, |f| f.hide(peer))
+    /// A model that knows nothing yet: it ranks as [`BaselineRanker`] until it has learnt.
+    pub fn untrained() -> Self {
+        Self::with_weights(Weights::baseline(), None)
+    }
+
+    /// A model that never sees `feature` (to measure what it is worth), starting from weights
+    /// fitted without it.
+    pub fn without(feature: Feature) -> Self {
+        Self::with_weights(super::fitted::fitted(Some(feature)), Some(feature))
+    }
+
+    /// The current weights.
+    pub fn weights(&self) -> Weights {
+        self.weights
+    }
+
+    fn x(&self, peer: &PeerMeasurements) -> [f32; FEATURES] {
+        features_of(peer, self.hidden)
     }
 
     /// Outcomes the model has learnt from.
@@ -146,25 +177,21 @@ impl LearnedRanker {
 
     /// The predicted probability that a request to `peer` completes from it.
     pub fn success(&self, peer: &PeerMeasurements) -> f32 {
-        sigmoid(dot(
-            &self.on_time,
-            &features(&self.priors, &self.seen(peer)),
-        ))
+        sigmoid(dot(&self.weights.on_time, &self.x(peer)))
     }
 
     /// The predicted throughput of a request to `peer`, bit/s.
     pub fn throughput_bps(&self, peer: &PeerMeasurements) -> f64 {
-        let x = features(&self.priors, &self.seen(peer));
-        f64::from(dot(&self.rate, &x).clamp(-12.0, 12.0)).exp() * 1e6
+        let x = self.x(peer);
+        f64::from(dot(&self.weights.rate, &x).clamp(-12.0, 12.0)).exp() * 1e6
     }
 }
 
 impl SourceRanker for LearnedRanker {
     fn peer_eta(&self, peer: &PeerMeasurements, bytes: u64) -> Option<Duration> {
-        let rtt = self
-            .seen(peer)
-            .srtt
-            .unwrap_or(self.priors.rtt_prior)
+        let seen = self.hidden.map_or(*peer, |f| f.hide(peer));
+        let rtt = (seen.srtt)
+            .unwrap_or(BaselineRanker::default().rtt_prior)
             .as_secs_f64();
         let transfer = bytes as f64 * 8.0 / self.throughput_bps(peer);
         let success = f64::from(self.success(peer).max(MIN_SUCCESS));
@@ -172,16 +199,16 @@ impl SourceRanker for LearnedRanker {
     }
 
     fn observe(&mut self, peer: &PeerMeasurements, outcome: Outcome) {
-        let x = features(&self.priors, &self.seen(peer));
+        let x = self.x(peer);
         let delivered = matches!(outcome, Outcome::Delivered { .. });
-        let miss = f32::from(u8::from(delivered)) - sigmoid(dot(&self.on_time, &x));
-        for (w, x) in self.on_time.iter_mut().zip(&x) {
+        let miss = f32::from(u8::from(delivered)) - sigmoid(dot(&self.weights.on_time, &x));
+        for (w, x) in self.weights.on_time.iter_mut().zip(&x) {
             *w += LEARNING_RATE * miss * x;
         }
         if let Outcome::Delivered { bytes, elapsed } = outcome {
             let target = (Outcome::rate_bps(bytes, elapsed) / 1e6).max(1e-6).ln() as f32;
-            let miss = target - dot(&self.rate, &x);
-            for (w, x) in self.rate.iter_mut().zip(&x) {
+            let miss = target - dot(&self.weights.rate, &x);
+            for (w, x) in self.weights.rate.iter_mut().zip(&x) {
                 *w += LEARNING_RATE * miss * x;
             }
             self.rate_error = 0.99 * self.rate_error + 0.01 * miss.abs();
@@ -213,7 +240,7 @@ mod tests {
 
     #[test]
     fn untrained_it_ranks_as_the_baseline_does() {
-        let (learned, baseline) = (LearnedRanker::default(), BaselineRanker::default());
+        let (learned, baseline) = (LearnedRanker::untrained(), BaselineRanker::default());
         let candidates = [peer(2.0, 0), peer(20.0, 3), peer(8.0, 1), peer(50.0, 0)];
         let order = |r: &dyn SourceRanker| {
             let mut ix: Vec<usize> = (0..candidates.len()).collect();
@@ -227,7 +254,7 @@ mod tests {
     fn it_learns_that_a_loaded_peer_fails() {
         // On this network a peer with a queue never delivers in time; an idle one does, at the
         // rate it measured.
-        let mut r = LearnedRanker::default();
+        let mut r = LearnedRanker::untrained();
         let (idle, busy) = (peer(10.0, 0), peer(10.0, 2));
         let before = r.success(&busy);
         for _ in 0..500 {

@@ -15,6 +15,8 @@
 //! - Otherwise wait for an announcement, until the deadline leaves just enough time for the
 //!   CDN: then the CDN.
 
+mod fit;
+mod fitted;
 mod learned;
 mod ranking;
 
@@ -22,7 +24,8 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-pub use learned::{Feature, LearnedRanker};
+pub use fit::fit;
+pub use learned::{FEATURES, Feature, LearnedRanker, Weights};
 pub use ranking::{
     BandwidthLottery, BaselineRanker, ModelStatus, Outcome, PeerMeasurements, RttRanker,
     SourceRanker,
