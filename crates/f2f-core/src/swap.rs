@@ -11,10 +11,11 @@
 //!
 //! Why the invariants hold (the property tests in `tests/swap.rs` check them under loss and
 //! crashes):
-//! - a node takes part in one swap at a time, only while its degree is within
-//!   [`Neighbourhood::may_swap`], and after a lock waits [`SwapConfig::lock`] again before the
-//!   next: each swap moves its degree by at most one, and a message later than half a lock is
-//!   treated as lost;
+//! - a node takes part in one swap at a time, only while [`Neighbourhood::may_swap`], and after
+//!   a lock that ran out waits [`SwapConfig::lock`] before the next: each swap moves its degree
+//!   by at most one, and the late messages of an expired swap land before the next begins (a
+//!   message later than a sixth of a lock is taken as lost: a commit leaves by half a lock, and
+//!   it and the link request after it must arrive before the parties' locks run out);
 //! - a node drops an edge only after its replacement is up, so its own drops never lower its
 //!   degree; only the far side of a drop can lose one, and it is a party that locked;
 //! - two swaps touching the same edge share a node, which can be locked by only one of them.
