@@ -300,7 +300,12 @@ impl Swaps {
     ) {
         match msg {
             SwapMessage::Prepare { id, drop, add } => {
+                // The proposer is our neighbour (we are its partner), the neighbour we drop
+                // (we hand it over), or the node we take: a stranger cannot rewire links it
+                // has no part in.
+                let involved = hood.is_neighbour(&from) || drop == from || add == from;
                 let fits = from == id.proposer
+                    && involved
                     && self.free(now)
                     && hood.may_swap()
                     && add != self.me

@@ -509,3 +509,41 @@ fn conflicting_proposals_do_not_both_commit() {
         "only {clashes} clashing pairs: the test proves little"
     );
 }
+
+/// A node asks a stranger to swap a neighbour for a third node: the stranger refuses and stays
+/// free (only a swap's parties may be asked to rewire, and a stranger is none).
+#[test]
+fn a_stranger_cannot_rewire_links_it_has_no_part_in() {
+    let mut net = Net::new(12, 9, 0.0);
+    // On the ring, node 0's neighbours are 1, 2, 10 and 11; node 6 is a stranger to it.
+    let (victim, stranger, held, third) = (0, 6, 1, 5);
+    let id = SwapId {
+        proposer: net.nodes[stranger].id,
+        nonce: 0,
+    };
+    let prepare = SwapMessage::Prepare {
+        id,
+        drop: net.nodes[held].id,
+        add: net.nodes[third].id,
+    };
+    let hood = Hood {
+        me: victim,
+        nodes: &net.nodes,
+        edges: &net.edges,
+        index: &net.index,
+    };
+    let now = net.now();
+    let from = net.nodes[stranger].id;
+    net.swaps[victim].handle(from, prepare, &hood, &net.cfg, now);
+    assert!(!net.swaps[victim].is_locked());
+    assert_eq!(
+        net.swaps[victim].poll_output(),
+        Some(SwapOutput::Send(
+            from,
+            SwapMessage::Vote {
+                id,
+                gain_kbps: None
+            }
+        ))
+    );
+}

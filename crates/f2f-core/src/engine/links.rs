@@ -23,9 +23,10 @@ impl Engine {
             .peers
             .get(&from)
             .is_some_and(|p| p.link == Link::Linked);
-        let accepted = already
-            || self.swaps.expects_link(&from)
-            || (linked < self.config.links.max_degree && !self.link_group_full(&from));
+        // A swap's new link may take us one past the maximum, never past the per-subnet
+        // share (which keeps an eclipse out).
+        let room = linked < self.config.links.max_degree || self.swaps.expects_link(&from);
+        let accepted = already || (room && !self.link_group_full(&from));
         self.send(from, Message::LinkReply { accepted });
         if accepted && !already {
             self.link_up(from, now);
