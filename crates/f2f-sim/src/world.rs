@@ -1148,15 +1148,18 @@ impl World {
             }
             i
         }
-        for &i in &self.alive {
-            let Some(engine) = self.nodes[i as usize].engine.as_ref() else {
-                continue;
-            };
-            for j in engine
-                .data_neighbours()
-                .iter()
-                .filter_map(|p| self.node_of(p))
-            {
+        // Each live viewer's data neighbours, read once for both passes.
+        let links: FxHashMap<NodeIx, Vec<NodeIx>> = (self.alive.iter())
+            .filter_map(|&i| {
+                let engine = self.nodes[i as usize].engine.as_ref()?;
+                let of = (engine.data_neighbours().iter())
+                    .filter_map(|p| self.node_of(p))
+                    .collect();
+                Some((i, of))
+            })
+            .collect();
+        for (&i, of) in &links {
+            for &j in of {
                 if parent.contains_key(&j) {
                     let (a, b) = (root(&mut parent, i), root(&mut parent, j));
                     parent.insert(a, b);
@@ -1167,12 +1170,11 @@ impl World {
         let mut coord_errors = Vec::new();
         let t_index = self.tally.topology.samples as usize;
         for &i in &counted {
-            let Some(engine) = self.nodes[i as usize].engine.as_ref() else {
+            let (Some(engine), Some(links)) =
+                (self.nodes[i as usize].engine.as_ref(), links.get(&i))
+            else {
                 continue;
             };
-            let links: Vec<NodeIx> = (engine.data_neighbours().iter())
-                .filter_map(|p| self.node_of(p))
-                .collect();
             if links.is_empty() {
                 isolated += 1;
                 continue;

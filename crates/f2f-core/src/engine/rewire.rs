@@ -4,11 +4,11 @@
 
 use super::Engine;
 use super::peer::{Link, Peer};
-use crate::config::Config;
+use crate::config::{Config, SwapConfig};
 use crate::coord::{Coord, Position, Vivaldi};
 use crate::id::PeerId;
 use crate::scheduler::{PeerMeasurements, SourceRanker};
-use crate::swap::{Neighbourhood, SwapMessage, SwapOutput};
+use crate::swap::{Neighbourhood, SwapMessage, SwapOutput, Swaps};
 use crate::time::{Duration, Instant};
 use crate::wire::{Listed, Message};
 use rustc_hash::FxHashMap;
@@ -119,20 +119,20 @@ impl Engine {
             return;
         }
         self.next_swap = now + self.config.swap.interval;
-        let hood = Hood {
-            me: self.me,
-            peers: &self.peers,
-            ranker: self.ranker.as_ref(),
-            config: &self.config,
-            vivaldi: &self.vivaldi,
-            heard: &self.heard,
-            anchors: self.anchors(),
-        };
-        self.swaps.propose(&hood, &self.config.swap, now);
-        self.drain_swaps(now);
+        self.with_swaps(now, |swaps, hood, cfg| {
+            swaps.propose(hood, cfg, now);
+        });
     }
 
     pub(super) fn on_swap(&mut self, from: PeerId, msg: SwapMessage, now: Instant) {
+        self.with_swaps(now, |swaps, hood, cfg| {
+            swaps.handle(from, msg, hood, cfg, now)
+        });
+    }
+
+    /// Runs `f` on the swap machine with our neighbourhood as it sees it, then carries out
+    /// what the machine asks.
+    fn with_swaps(&mut self, now: Instant, f: impl FnOnce(&mut Swaps, &Hood<'_>, &SwapConfig)) {
         let hood = Hood {
             me: self.me,
             peers: &self.peers,
@@ -142,7 +142,7 @@ impl Engine {
             heard: &self.heard,
             anchors: self.anchors(),
         };
-        self.swaps.handle(from, msg, &hood, &self.config.swap, now);
+        f(&mut self.swaps, &hood, &self.config.swap);
         self.drain_swaps(now);
     }
 

@@ -177,24 +177,32 @@ impl LearnedRanker {
 
     /// The predicted probability that a request to `peer` completes from it.
     pub fn success(&self, peer: &PeerMeasurements) -> f32 {
-        sigmoid(dot(&self.weights.on_time, &self.x(peer)))
+        self.success_at(&self.x(peer))
     }
 
     /// The predicted throughput of a request to `peer`, bit/s.
     pub fn throughput_bps(&self, peer: &PeerMeasurements) -> f64 {
-        let x = self.x(peer);
-        f64::from(dot(&self.weights.rate, &x).clamp(-12.0, 12.0)).exp() * 1e6
+        self.rate_at(&self.x(peer))
+    }
+
+    fn success_at(&self, x: &[f32; FEATURES]) -> f32 {
+        sigmoid(dot(&self.weights.on_time, x))
+    }
+
+    fn rate_at(&self, x: &[f32; FEATURES]) -> f64 {
+        f64::from(dot(&self.weights.rate, x).clamp(-12.0, 12.0)).exp() * 1e6
     }
 }
 
 impl SourceRanker for LearnedRanker {
     fn peer_eta(&self, peer: &PeerMeasurements, bytes: u64) -> Option<Duration> {
+        // Ranked for every candidate of every request: the features are computed once.
+        let priors = BaselineRanker::default();
         let seen = self.hidden.map_or(*peer, |f| f.hide(peer));
-        let rtt = (seen.srtt)
-            .unwrap_or(BaselineRanker::default().rtt_prior)
-            .as_secs_f64();
-        let transfer = bytes as f64 * 8.0 / self.throughput_bps(peer);
-        let success = f64::from(self.success(peer).max(MIN_SUCCESS));
+        let x = features(&priors, &seen);
+        let rtt = seen.srtt.unwrap_or(priors.rtt_prior).as_secs_f64();
+        let transfer = bytes as f64 * 8.0 / self.rate_at(&x);
+        let success = f64::from(self.success_at(&x).max(MIN_SUCCESS));
         Some(Duration::from_secs_f64(rtt + transfer / success))
     }
 
