@@ -13,6 +13,7 @@
 
 mod attack;
 mod crypto;
+mod link;
 mod player;
 mod queue;
 mod report;

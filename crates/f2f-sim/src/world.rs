@@ -8,7 +8,6 @@
 //! and reliable (as WebRTC data channels are): loss shows up as a retransmission delay, never
 //! as a gap. The CDN answers after its latency, at its per-flow rate capped by the downlink.
 
-use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +34,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::attack::{self, Collusion, Role};
 use crate::crypto::{Memoised, Modelled, ModelledHashing};
+use crate::link::{LinkRef, Links, NodeIx};
 use crate::player::Player;
 use crate::queue::EventQueue;
 use crate::report::{AttackReport, ReceiptReport, RunReport, Summary, TopologyReport};
@@ -43,8 +43,6 @@ use crate::source::{Rung, Source};
 
 const EGRESS_BUCKET_S: f64 = 10.0;
 const CONNECT_FAIL_US: u64 = 1_000_000;
-
-type NodeIx = u32;
 
 #[derive(Debug)]
 enum Ev {
@@ -64,13 +62,13 @@ enum Ev {
     Deliver {
         to: NodeIx,
         from: NodeIx,
-        epoch: u32,
+        link: LinkRef,
         frame: Frame,
     },
     Drain {
         node: NodeIx,
         peer: NodeIx,
-        epoch: u32,
+        link: LinkRef,
     },
     Disconnected {
         node: NodeIx,
@@ -87,52 +85,6 @@ enum Ev {
         node: NodeIx,
         key: SegmentKey,
     },
-}
-
-/// One direction of a connection, as the sender's transport sees it.
-#[derive(Debug, Default)]
-struct Flow {
-    /// Latest delivery time: keeps the connection ordered.
-    last_delivery: u64,
-    /// Frame bytes handed to the transport.
-    handed: u64,
-    /// `(departure time, handed bytes up to and including that frame)`, oldest first.
-    departures: VecDeque<(u64, u64)>,
-    /// Frame bytes that have left the uplink.
-    departed: u64,
-    /// A `Drain` event is queued.
-    drain_pending: bool,
-}
-
-impl Flow {
-    /// Bytes still waiting in the uplink at `now`.
-    fn buffered(&mut self, now: u64) -> u64 {
-        while let Some(&(t, cum)) = self.departures.front() {
-            if t > now {
-                break;
-            }
-            self.departed = cum;
-            self.departures.pop_front();
-        }
-        self.handed - self.departed
-    }
-
-    /// When the waiting bytes will have fallen to `low`.
-    fn low_at(&self, low: u64, now: u64) -> u64 {
-        let target = self.handed.saturating_sub(low);
-        self.departures
-            .iter()
-            .find(|(_, cum)| *cum >= target)
-            .map_or(now, |(t, _)| *t)
-    }
-}
-
-#[derive(Debug)]
-struct Pair {
-    epoch: u32,
-    open: bool,
-    /// Per direction: lower index → higher, and back.
-    flows: [Flow; 2],
 }
 
 struct Node {
@@ -209,7 +161,7 @@ pub(crate) struct World {
     queue: EventQueue<Ev>,
     nodes: Vec<Node>,
     alive: Vec<NodeIx>,
-    pairs: FxHashMap<(NodeIx, NodeIx), Pair>,
+    links: Links,
     source: Source,
     /// When the CDN's egress (if capacity-limited) is next free.
     cdn_free: u64,
@@ -411,7 +363,7 @@ impl World {
             queue,
             nodes,
             alive: Vec::new(),
-            pairs: FxHashMap::default(),
+            links: Links::default(),
             source,
             cdn_free: 0,
             tally: Tally::default(),
@@ -508,36 +460,29 @@ impl World {
             Ev::Deliver {
                 to,
                 from,
-                epoch,
+                link,
                 frame,
             } => {
-                if self
-                    .pair(from, to)
-                    .is_some_and(|p| p.epoch == epoch && p.open)
-                {
+                if self.links.at(link).is_some_and(|p| p.open) {
                     let from = self.nodes[from as usize].id;
                     self.input(to, Input::Receive { from, frame });
                 }
             }
             Ev::Disconnected { node, peer, epoch } => {
-                if self.pair(node, peer).is_some_and(|p| p.epoch == epoch) {
-                    self.pairs.remove(&key(node, peer));
+                if self.links.get(node, peer).is_some_and(|p| p.epoch == epoch) {
+                    self.links.remove(node, peer);
                 }
                 self.nodes[node as usize].conns.remove(&peer);
                 let peer = self.nodes[peer as usize].id;
                 self.input(node, Input::Disconnected(peer));
             }
-            Ev::Drain { node, peer, epoch } => self.drain_flow(node, peer, epoch),
+            Ev::Drain { node, peer, link } => self.drain_flow(node, peer, link),
             Ev::Cdn {
                 node,
                 fetch,
                 result,
             } => self.input(node, Input::CdnResponse { fetch, result }),
         }
-    }
-
-    fn pair(&self, a: NodeIx, b: NodeIx) -> Option<&Pair> {
-        self.pairs.get(&key(a, b))
     }
 
     /// Feeds an input to a live node's engine and carries out what it asks.
@@ -818,8 +763,7 @@ impl World {
             );
             return;
         }
-        let k = key(i, j);
-        match self.pairs.get(&k) {
+        match self.links.get(i, j) {
             Some(p) if p.open => {
                 let epoch = p.epoch;
                 self.push(self.now, Ev::ConnectDone { a: i, b: j, epoch });
@@ -827,14 +771,7 @@ impl World {
             Some(_) => {}
             None => {
                 let epoch = self.rng.random();
-                self.pairs.insert(
-                    k,
-                    Pair {
-                        epoch,
-                        open: false,
-                        flows: Default::default(),
-                    },
-                );
+                self.links.insert(i, j, epoch);
                 // ICE + DTLS + SCTP set-up: about two round trips.
                 let rtt = 2 * self.lat(i, j);
                 self.push(self.now + 2 * rtt, Ev::ConnectDone { a: i, b: j, epoch });
@@ -843,7 +780,7 @@ impl World {
     }
 
     fn connect_done(&mut self, a: NodeIx, b: NodeIx, epoch: u32) {
-        let Some(p) = self.pairs.get_mut(&key(a, b)) else {
+        let Some((_, p)) = self.links.get_mut(a, b) else {
             return;
         };
         if p.epoch != epoch {
@@ -851,7 +788,7 @@ impl World {
         }
         let alive = |n: &Node| n.engine.is_some();
         if !alive(&self.nodes[a as usize]) || !alive(&self.nodes[b as usize]) {
-            self.pairs.remove(&key(a, b));
+            self.links.remove(a, b);
             let (ida, idb) = (self.nodes[a as usize].id, self.nodes[b as usize].id);
             self.input(a, Input::ConnectFailed(idb));
             self.input(b, Input::ConnectFailed(ida));
@@ -888,7 +825,7 @@ impl World {
 
     /// Closes the connection; the other side notices after `notice_us`.
     fn disconnect(&mut self, i: NodeIx, j: NodeIx, notice_us: u64) {
-        let Some(p) = self.pairs.remove(&key(i, j)) else {
+        let Some(p) = self.links.remove(i, j) else {
             return;
         };
         self.nodes[i as usize].conns.remove(&j);
@@ -906,13 +843,12 @@ impl World {
     }
 
     fn transmit(&mut self, i: NodeIx, j: NodeIx, frame: Frame) {
-        let Some(pair) = self.pairs.get(&key(i, j)) else {
+        let Some(link) = (self.links.get_mut(i, j))
+            .filter(|(_, p)| p.open)
+            .map(|(link, _)| link)
+        else {
             return;
         };
-        if !pair.open {
-            return;
-        }
-        let epoch = pair.epoch;
         let frame_len = frame.len() as u64;
         let size = (frame_len + self.scenario.network.overhead_bytes) as f64 * 8.0;
         let lat = self.lat(i, j);
@@ -933,12 +869,10 @@ impl World {
             arrival += 2 * lat;
         }
         let delivered = arrival + (size / down_bps * 1e6) as u64;
-        let p = self.pairs.get_mut(&key(i, j)).expect("checked above");
-        let flow = &mut p.flows[usize::from(i > j)];
+        let flow = self.links.at(link).expect("checked above").flow(i);
         let delivered = delivered.max(flow.last_delivery);
         flow.last_delivery = delivered;
-        flow.handed += frame_len;
-        flow.departures.push_back((departed, flow.handed));
+        flow.hand(frame_len, departed);
         // Edge-triggered, as `bufferedamountlow` is: only a buffer that rose above the low-water
         // mark reports falling back to it.
         let low = self.config.upload.low_water;
@@ -950,7 +884,7 @@ impl World {
             Ev::Deliver {
                 to: j,
                 from: i,
-                epoch,
+                link,
                 frame,
             },
         );
@@ -960,19 +894,19 @@ impl World {
                 Ev::Drain {
                     node: i,
                     peer: j,
-                    epoch,
+                    link,
                 },
             );
         }
     }
 
     /// Tells a sender its send buffer to `peer` ran low, as `bufferedamountlow` does.
-    fn drain_flow(&mut self, i: NodeIx, j: NodeIx, epoch: u32) {
+    fn drain_flow(&mut self, i: NodeIx, j: NodeIx, link: LinkRef) {
         let (now, low) = (self.now, self.config.upload.low_water);
-        let Some(p) = self.pairs.get_mut(&key(i, j)).filter(|p| p.epoch == epoch) else {
+        let Some(p) = self.links.at(link) else {
             return;
         };
-        let flow = &mut p.flows[usize::from(i > j)];
+        let flow = p.flow(i);
         flow.drain_pending = false;
         let buffered = flow.buffered(now);
         if buffered > low {
@@ -983,7 +917,7 @@ impl World {
                 Ev::Drain {
                     node: i,
                     peer: j,
-                    epoch,
+                    link,
                 },
             );
             return;
@@ -1400,11 +1334,6 @@ fn certified(
         authority: authority.public(),
         crypto: crypto.clone(),
     }
-}
-
-/// Unordered pair key.
-fn key(a: NodeIx, b: NodeIx) -> (NodeIx, NodeIx) {
-    if a < b { (a, b) } else { (b, a) }
 }
 
 /// A flaky uplink's stalls until `end` (virtual µs): exponential gaps and lengths.

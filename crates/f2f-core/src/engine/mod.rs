@@ -573,6 +573,7 @@ impl Engine {
                 self.membership.set_config(config.membership.clone());
                 self.drain_membership();
                 self.sketch.set_config(config.size.clone());
+                self.scheduler.reconfigured();
                 self.config = config;
             }
             Input::Signal { to, payload } => self.send_signal(to, payload),

@@ -21,6 +21,9 @@ const MAX_HELD: usize = 4096;
 struct Received {
     bytes: u64,
     segments: FxHashSet<SegmentKey>,
+    /// The previous piece's segment: a segment's pieces come back to back, so the set is
+    /// touched once per segment rather than once per piece.
+    last: Option<SegmentKey>,
 }
 
 /// Both sides' bookkeeping, by window number.
@@ -68,7 +71,10 @@ impl Engine {
             .entry(from)
             .or_default();
         r.bytes += len;
-        r.segments.insert(key);
+        if r.last != Some(key) {
+            r.segments.insert(key);
+            r.last = Some(key);
+        }
     }
 
     /// Signs receipts for the windows that closed, and reports the receipts held for windows

@@ -4,7 +4,7 @@
 //! own playlist refresh lists it. When our keys have been matching the swarm's (no per-viewer
 //! variant), that announcement is enough to start fetching the segment from the swarm early.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 use crate::id::{RenditionId, SegmentKey, SegmentPosition, VariantTag};
 
@@ -13,35 +13,64 @@ const PREFETCH_AHEAD: u64 = 2;
 /// Listed keys remembered per rendition, to compare with announcements.
 const MEMORY: usize = 16;
 
-#[derive(Debug, Default)]
+// Small sorted vectors, not maps: every neighbour's announcement of every segment is checked
+// here, and a viewer plays one or two renditions and remembers sixteen keys of each.
+#[derive(Debug)]
 struct Rendition {
-    /// Our recent keys' variant tags by sequence number.
-    listed: BTreeMap<u64, VariantTag>,
+    id: RenditionId,
+    /// Our recent keys' variant tags, by ascending sequence number.
+    listed: VecDeque<(u64, VariantTag)>,
     /// Whether announcements matched our own keys (`None`: not compared yet).
     shared: Option<bool>,
 }
 
+impl Rendition {
+    fn newest(&self) -> Option<u64> {
+        self.listed.back().map(|(seq, _)| *seq)
+    }
+
+    fn variant(&self, seq: u64) -> Option<VariantTag> {
+        let i = self.listed.binary_search_by_key(&seq, |(s, _)| *s).ok()?;
+        Some(self.listed[i].1)
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Watch {
-    renditions: BTreeMap<RenditionId, Rendition>,
+    renditions: Vec<Rendition>,
 }
 
 impl Watch {
+    fn rendition(&self, id: RenditionId) -> Option<&Rendition> {
+        self.renditions.iter().find(|r| r.id == id)
+    }
+
     /// Our playlist listed `seq` of `rendition` with `variant`.
     pub(crate) fn listed(&mut self, rendition: RenditionId, seq: u64, variant: VariantTag) {
-        let r = self.renditions.entry(rendition).or_default();
-        r.listed.insert(seq, variant);
+        let r = match self.renditions.iter().position(|r| r.id == rendition) {
+            Some(i) => &mut self.renditions[i],
+            None => {
+                self.renditions.push(Rendition {
+                    id: rendition,
+                    listed: VecDeque::with_capacity(MEMORY + 1),
+                    shared: None,
+                });
+                self.renditions.last_mut().expect("just pushed")
+            }
+        };
+        match r.listed.binary_search_by_key(&seq, |(s, _)| *s) {
+            Ok(i) => r.listed[i].1 = variant,
+            Err(i) => r.listed.insert(i, (seq, variant)),
+        }
         while r.listed.len() > MEMORY {
-            r.listed.pop_first();
+            r.listed.pop_front();
         }
     }
 
     /// Whether we may soon list `key`: a segment in or just ahead of our recent listings of
     /// its rendition, or any segment while we have listed nothing of it yet (just joined).
     pub(crate) fn may_list(&self, key: &SegmentKey) -> bool {
-        let newest = (self.renditions.get(&key.rendition))
-            .and_then(|r| r.listed.last_key_value())
-            .map(|(s, _)| *s);
+        let newest = self.rendition(key.rendition).and_then(Rendition::newest);
         match (key.position, newest) {
             (_, None) => true,
             (SegmentPosition::Sequence(seq), Some(newest)) => {
@@ -57,14 +86,14 @@ impl Watch {
         let SegmentPosition::Sequence(seq) = key.position else {
             return false;
         };
-        let Some(r) = self.renditions.get_mut(&key.rendition) else {
+        let Some(r) = self.renditions.iter_mut().find(|r| r.id == key.rendition) else {
             return false;
         };
-        if let Some(ours) = r.listed.get(&seq) {
-            r.shared = Some(*ours == key.variant);
+        if let Some(ours) = r.variant(seq) {
+            r.shared = Some(ours == key.variant);
             return false;
         }
-        let newest = r.listed.last_key_value().map_or(0, |(s, _)| *s);
+        let newest = r.newest().unwrap_or(0);
         r.shared == Some(true) && seq > newest && seq <= newest + PREFETCH_AHEAD
     }
 }

@@ -20,6 +20,7 @@ mod fitted;
 mod learned;
 mod ranking;
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -288,6 +289,10 @@ pub(crate) struct Scheduler {
     cdn_rtt: Option<Duration>,
     cdn_bps: Option<f64>,
     size_estimate: Option<f64>,
+    /// [`poll_timeout`](Self::poll_timeout)'s last answer and the `decided` it was for. The
+    /// engine asks after every input, and most inputs (announcements, requests, drained send
+    /// buffers) leave the scheduler alone: every `&mut self` entry point clears it first.
+    timeout: Cell<Option<(Instant, Option<Instant>)>>,
 }
 
 impl Scheduler {
@@ -299,7 +304,13 @@ impl Scheduler {
             cdn_rtt: None,
             cdn_bps: None,
             size_estimate: None,
+            timeout: Cell::new(None),
         }
+    }
+
+    /// The configuration changed: timeouts computed under the old one no longer hold.
+    pub(crate) fn reconfigured(&mut self) {
+        self.timeout.set(None);
     }
 
     /// Whether some part of `key` waits for a source (so the engine must gather candidates).
@@ -324,6 +335,7 @@ impl Scheduler {
     /// This node will not fetch `key` from the CDN as one of its first fetchers: only when its
     /// deadline demands (the player's request prefers peers).
     pub(crate) fn prefer_peers(&mut self, key: &SegmentKey) {
+        self.timeout.set(None);
         if let Some(w) = self.wanted.get_mut(key) {
             w.first_fetch_at = None;
         }
@@ -340,6 +352,7 @@ impl Scheduler {
         first_fetch_at: Option<Instant>,
         now: Instant,
     ) {
+        self.timeout.set(None);
         if let Some(w) = self.wanted.get_mut(&key) {
             // Prefetched on a neighbour's announcement; the playlist now confirms it.
             w.size_hint = w.size_hint.or(size_hint);
@@ -369,6 +382,7 @@ impl Scheduler {
     /// The segment's trusted hash and size are known (the origin's signed hashes): peers may
     /// now be asked for it, and their bytes are checked against it.
     pub(crate) fn set_hash(&mut self, key: &SegmentKey, hash: SegmentHash, size: u64) {
+        self.timeout.set(None);
         let Some(w) = self.wanted.get_mut(key) else {
             return;
         };
@@ -408,6 +422,7 @@ impl Scheduler {
 
     /// The player needs `key` by `deadline`.
     pub(crate) fn set_deadline(&mut self, key: &SegmentKey, deadline: Instant) {
+        self.timeout.set(None);
         if let Some(w) = self.wanted.get_mut(key) {
             w.deadline = Some(w.deadline.map_or(deadline, |d| d.min(deadline)));
         }
@@ -415,6 +430,7 @@ impl Scheduler {
 
     /// Stops fetching `key`; returns the actions that release its sources.
     pub(crate) fn remove(&mut self, key: &SegmentKey) -> Vec<Action> {
+        self.timeout.set(None);
         let Some(w) = self.forget(key) else {
             return Vec::new();
         };
@@ -506,6 +522,7 @@ impl Scheduler {
         cfg: &SchedulerConfig,
         now: Instant,
     ) -> Vec<Action> {
+        self.timeout.set(None);
         let mut actions = self.check_transfer(key, cfg, now);
         let mut i = 0;
         // Parts split off while deciding are visited too: a remainder nobody took yet may
@@ -650,6 +667,7 @@ impl Scheduler {
         cfg: &SchedulerConfig,
         now: Instant,
     ) -> Vec<Action> {
+        self.timeout.set(None);
         let mut actions = Vec::new();
         let Some(parts) = self.wanted.get(key).map(|w| w.parts.len()) else {
             return actions;
@@ -742,6 +760,7 @@ impl Scheduler {
         cfg: &SchedulerConfig,
         now: Instant,
     ) -> Vec<Action> {
+        self.timeout.set(None);
         let mut actions = Vec::new();
         let parts = self.wanted.get(key).map_or(0, |w| w.parts.len());
         for i in 0..parts {
@@ -838,6 +857,7 @@ impl Scheduler {
 
     /// A fetch id for a CDN request the engine makes outside any download (a spot check).
     pub(crate) fn reserve_fetch(&mut self) -> FetchId {
+        self.timeout.set(None);
         let id = FetchId(self.next_fetch);
         self.next_fetch += 1;
         id
@@ -861,6 +881,20 @@ impl Scheduler {
     /// `decided` (the last time every segment was decided). Moments already passed are skipped
     /// one by one, so one segment waiting on a past moment cannot hide another's future one.
     pub(crate) fn poll_timeout(&self, cfg: &SchedulerConfig, decided: Instant) -> Option<Instant> {
+        if let Some((at, timeout)) = self.timeout.get().filter(|(at, _)| *at == decided) {
+            debug_assert_eq!(
+                timeout,
+                self.next_timeout(cfg, at),
+                "a change missed the cache"
+            );
+            return timeout;
+        }
+        let timeout = self.next_timeout(cfg, decided);
+        self.timeout.set(Some((decided, timeout)));
+        timeout
+    }
+
+    fn next_timeout(&self, cfg: &SchedulerConfig, decided: Instant) -> Option<Instant> {
         self.wanted
             .values()
             .flat_map(|w| w.parts.iter().map(move |p| (w, p)))
@@ -945,6 +979,7 @@ impl Scheduler {
         hashing: &dyn Hashing,
         now: Instant,
     ) -> Progress {
+        self.timeout.set(None);
         let Some(w) = self.wanted.get_mut(key) else {
             return Progress::Unexpected;
         };
@@ -1057,6 +1092,7 @@ impl Scheduler {
         key: &SegmentKey,
         busy_until: Option<Instant>,
     ) -> bool {
+        self.timeout.set(None);
         let Some(w) = self.wanted.get_mut(key) else {
             return false;
         };
@@ -1073,6 +1109,7 @@ impl Scheduler {
 
     /// `peer` is gone: transfers from it restart elsewhere. Returns the affected segments.
     pub(crate) fn on_peer_lost(&mut self, peer: PeerId) -> Vec<SegmentKey> {
+        self.timeout.set(None);
         let mut lost = Vec::new();
         for (key, w) in self.wanted.iter_mut() {
             if let Some(i) = w.part_of(&peer) {
@@ -1095,6 +1132,7 @@ impl Scheduler {
         cfg: &SchedulerConfig,
         now: Instant,
     ) -> Result<Option<(SegmentKey, Progress)>, GivenUp> {
+        self.timeout.set(None);
         let Some(key) = self.cdn_fetches.remove(&id) else {
             return Ok(None);
         };

@@ -1089,7 +1089,14 @@ impl Reader {
     fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
         self.need(N, field)?;
         let mut out = [0; N];
-        self.buf.copy_to_slice(&mut out);
+        // Most fields lie wholly in one part: a fixed-size copy, not the generic chunk loop.
+        match self.buf.chunk().get(..N) {
+            Some(bytes) => {
+                out.copy_from_slice(bytes);
+                self.buf.advance(N);
+            }
+            None => self.buf.copy_to_slice(&mut out),
+        }
         Ok(out)
     }
 
