@@ -151,6 +151,7 @@ impl Peer {
             failed: self.failed,
             refused: self.refused,
             age: now.saturating_duration_since(self.since),
+            first_byte_wait: Duration::ZERO,
         }
     }
 

@@ -6,7 +6,8 @@
 //! - `rate`: linear regression of the log throughput a completed request achieved.
 //!
 //! The expected arrival is the RTT plus the transfer time at the predicted rate, divided by the
-//! predicted success probability (a failure costs a fallback). It starts from weights fitted
+//! predicted success probability, plus the expected failures times what one costs: the wait
+//! for a first byte the scheduler allows the request (longer behind a loaded peer's queue). It starts from weights fitted
 //! offline on simulator traces (`fitted.rs`, written by `scripts/fit-peer-model`), or from
 //! weights that make it the [`BaselineRanker`] ([`LearnedRanker::untrained`]); what it learns
 //! online is how far each measurement moves the outcome on this node's network.
@@ -203,7 +204,13 @@ impl SourceRanker for LearnedRanker {
         let rtt = seen.srtt.unwrap_or(priors.rtt_prior).as_secs_f64();
         let transfer = bytes as f64 * 8.0 / self.rate_at(&x);
         let success = f64::from(self.success_at(&x).max(MIN_SUCCESS));
-        Some(Duration::from_secs_f64(rtt + transfer / success))
+        // Tried until one succeeds, a peer costs 1/success transfers and (1 - success)/success
+        // failures; a failure costs the wait for a first byte that never comes.
+        let failures = 1.0 / success - 1.0;
+        let failure = seen.first_byte_wait.as_secs_f64();
+        Some(Duration::from_secs_f64(
+            rtt + transfer / success + failures * failure,
+        ))
     }
 
     fn observe(&mut self, peer: &PeerMeasurements, outcome: Outcome) {
@@ -256,6 +263,27 @@ mod tests {
             ix
         };
         assert_eq!(order(&learned), order(&baseline));
+    }
+
+    #[test]
+    fn a_failure_costs_the_wait_for_its_first_byte() {
+        // Two peers alike but for their record: the one likelier to fail loses more by a long
+        // first-byte wait, because each expected failure spends it.
+        let model = LearnedRanker::default();
+        let reliable = peer(10.0, 0);
+        let flaky = PeerMeasurements {
+            failed: 20,
+            ..reliable
+        };
+        assert!(model.success(&flaky) < model.success(&reliable));
+        let waiting = |m: &PeerMeasurements, ms| PeerMeasurements {
+            first_byte_wait: Duration::from_millis(ms),
+            ..*m
+        };
+        let eta = |m: &PeerMeasurements| model.peer_eta(m, 1_000_000).expect("ranked");
+        let cost = |m: &PeerMeasurements| eta(&waiting(m, 2_000)) - eta(&waiting(m, 0));
+        assert!(cost(&reliable) > Duration::ZERO);
+        assert!(cost(&flaky) > cost(&reliable) * 2, "{:?}", cost(&flaky));
     }
 
     #[test]

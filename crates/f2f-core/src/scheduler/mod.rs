@@ -207,6 +207,16 @@ pub(crate) struct Candidate {
     pub(crate) complete: bool,
 }
 
+impl Candidate {
+    /// Its measurements as ranked for a request that waits `first_byte_wait` for a first byte.
+    fn for_request(&self, first_byte_wait: Duration) -> PeerMeasurements {
+        PeerMeasurements {
+            first_byte_wait,
+            ..self.measurements
+        }
+    }
+}
+
 /// What the engine must do for the scheduler.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Action {
@@ -581,7 +591,10 @@ impl Scheduler {
             // To resume past bytes we already hold, a relay still receiving is unlikely to be
             // ahead of us.
             .filter(|c| c.complete || p.pos() == 0)
-            .filter_map(|c| ranker.peer_eta(&c.measurements, owed).map(|eta| (eta, c)))
+            .filter_map(|c| {
+                let m = c.for_request(load_wait(c, cfg));
+                ranker.peer_eta(&m, owed).map(|eta| (eta, c))
+            })
             .collect();
         ranked.sort_by_key(|r| r.0);
         if let Some(&(eta, best)) = ranked.first() {
@@ -694,9 +707,8 @@ impl Scheduler {
                 .filter(|c| c.complete && !w.tried.contains(&c.peer))
                 .filter(|c| !w.is_busy(&c.peer, now) && w.part_of(&c.peer).is_none())
                 .filter_map(|c| {
-                    ranker
-                        .peer_eta(&c.measurements, owed)
-                        .map(|eta| (eta, c.peer))
+                    let m = c.for_request(cfg.stall_timeout);
+                    ranker.peer_eta(&m, owed).map(|eta| (eta, c.peer))
                 })
                 .min_by(|a, b| a.0.cmp(&b.0))
                 .filter(|(eta, _)| now + eta.mul_f64(1.25) < finish);

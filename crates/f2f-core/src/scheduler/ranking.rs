@@ -29,6 +29,10 @@ pub struct PeerMeasurements {
     pub refused: u32,
     /// How long the connection has been up: young connections are where churn shows.
     pub age: Duration,
+    /// Not a measurement but the request's: how long it may wait for the peer's first byte
+    /// before the scheduler gives it up, and so what choosing a peer that fails costs (zero
+    /// when the peer is ranked for no particular request).
+    pub first_byte_wait: Duration,
 }
 
 /// How a request to a peer ended.
