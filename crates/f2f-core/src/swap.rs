@@ -300,10 +300,10 @@ impl Swaps {
     ) {
         match msg {
             SwapMessage::Prepare { id, drop, add } => {
-                // The proposer is our neighbour (we are its partner), the neighbour we drop
-                // (we hand it over), or the node we take: a stranger cannot rewire links it
+                // The proposer is our neighbour (we are its partner, or it is the neighbour we
+                // drop and hand over) or the node we take: a stranger cannot rewire links it
                 // has no part in.
-                let involved = hood.is_neighbour(&from) || drop == from || add == from;
+                let involved = hood.is_neighbour(&from) || add == from;
                 let fits = from == id.proposer
                     && involved
                     && self.free(now)

@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
+use slab::Slab;
 
 pub(crate) type NodeIx = u32;
 
@@ -84,8 +85,7 @@ pub(crate) struct LinkRef {
 /// Every connection of a run.
 #[derive(Default)]
 pub(crate) struct Links {
-    slots: Vec<Option<Pair>>,
-    free: Vec<u32>,
+    slots: Slab<Pair>,
     by_ends: FxHashMap<(NodeIx, NodeIx), u32>,
 }
 
@@ -93,12 +93,12 @@ impl Links {
     /// The connection between `a` and `b`, open or opening.
     pub(crate) fn get(&self, a: NodeIx, b: NodeIx) -> Option<&Pair> {
         let slot = *self.by_ends.get(&ends(a, b))?;
-        self.slots[slot as usize].as_ref()
+        self.slots.get(slot as usize)
     }
 
     pub(crate) fn get_mut(&mut self, a: NodeIx, b: NodeIx) -> Option<(LinkRef, &mut Pair)> {
         let slot = *self.by_ends.get(&ends(a, b))?;
-        let pair = self.slots[slot as usize].as_mut()?;
+        let pair = self.slots.get_mut(slot as usize)?;
         Some((
             LinkRef {
                 slot,
@@ -110,7 +110,7 @@ impl Links {
 
     /// The connection `link` referred to when it was queued, if it is still there.
     pub(crate) fn at(&mut self, link: LinkRef) -> Option<&mut Pair> {
-        (self.slots.get_mut(link.slot as usize)?.as_mut()).filter(|p| p.epoch == link.epoch)
+        (self.slots.get_mut(link.slot as usize)).filter(|p| p.epoch == link.epoch)
     }
 
     /// Starts a connection between `a` and `b` (closed until it opens).
@@ -121,23 +121,13 @@ impl Links {
             open: false,
             flows: Default::default(),
         };
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = Some(pair);
-                slot
-            }
-            None => {
-                self.slots.push(Some(pair));
-                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 connections")
-            }
-        };
+        let slot = u32::try_from(self.slots.insert(pair)).expect("fewer than 2^32 connections");
         self.by_ends.insert(ends(a, b), slot);
     }
 
     pub(crate) fn remove(&mut self, a: NodeIx, b: NodeIx) -> Option<Pair> {
         let slot = self.by_ends.remove(&ends(a, b))?;
-        self.free.push(slot);
-        self.slots[slot as usize].take()
+        self.slots.try_remove(slot as usize)
     }
 }
 

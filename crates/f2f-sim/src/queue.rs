@@ -9,6 +9,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use slab::Slab;
+
 /// Width of one wheel slot, µs.
 const SLOT_US: u64 = 1_000;
 /// Slots in the wheel (a power of two): 16 s of horizon.
@@ -27,8 +29,7 @@ pub(crate) struct EventQueue<E> {
     overflow: BinaryHeap<Reverse<Handle>>,
     /// Handles in `wheel` (not counting `current` and `overflow`).
     in_wheel: usize,
-    slab: Vec<Option<E>>,
-    free: Vec<u32>,
+    slab: Slab<E>,
     seq: u64,
 }
 
@@ -40,24 +41,14 @@ impl<E> EventQueue<E> {
             wheel: (0..SLOTS).map(|_| Vec::new()).collect(),
             overflow: BinaryHeap::new(),
             in_wheel: 0,
-            slab: Vec::new(),
-            free: Vec::new(),
+            slab: Slab::new(),
             seq: 0,
         }
     }
 
     /// Queues `ev` at `at` (events before the current slot run as soon as possible).
     pub(crate) fn push(&mut self, at: u64, ev: E) {
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slab[slot as usize] = Some(ev);
-                slot
-            }
-            None => {
-                self.slab.push(Some(ev));
-                u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 pending events")
-            }
-        };
+        let slot = u32::try_from(self.slab.insert(ev)).expect("fewer than 2^32 pending events");
         self.seq += 1;
         self.place((at, self.seq, slot));
     }
@@ -78,11 +69,7 @@ impl<E> EventQueue<E> {
     pub(crate) fn pop(&mut self) -> Option<(u64, E)> {
         loop {
             if let Some(Reverse((at, _, slot))) = self.current.pop() {
-                self.free.push(slot);
-                let ev = self.slab[slot as usize]
-                    .take()
-                    .expect("queued slot holds its event");
-                return Some((at, ev));
+                return Some((at, self.slab.remove(slot as usize)));
             }
             if self.in_wheel == 0 && self.overflow.is_empty() {
                 return None;
