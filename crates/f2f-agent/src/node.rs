@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use f2f_control::protocol::{
-    FromTracker, MAX_SDP_LEN, Signal, ToTracker, joined_certificate, welcome,
+    Contact, FromTracker, MAX_SDP_LEN, Signal, ToTracker, joined_certificate, welcome,
 };
 use f2f_core::config::Config;
 use f2f_core::engine::{CdnError as EngineCdnError, Engine, Input, Output, SegmentInfo};
@@ -203,6 +203,8 @@ enum Attempt {
 struct Conn {
     peer: PeerId,
     attempt: Attempt,
+    /// The contact the peer's signal named, remembered once its handshake proves who it is.
+    contact: Option<String>,
     /// Frames the data channel refused for now, and their bytes.
     outbox: VecDeque<Bytes>,
     queued: usize,
@@ -596,7 +598,11 @@ impl Node {
         } else {
             Via::Tracker
         };
-        if !self.send_signal(peer, Signal::Offer { sdp: sdp.clone() }, via) {
+        let offer = Signal::Offer {
+            sdp: sdp.clone(),
+            contact: self.config.contact.clone(),
+        };
+        if !self.send_signal(peer, offer, via) {
             self.endpoint.close(conn);
             self.input(Input::ConnectFailed(peer));
             return;
@@ -608,16 +614,17 @@ impl Node {
             via,
             sdp,
         };
-        self.add_conn(conn, peer, attempt);
+        self.add_conn(conn, peer, attempt, None);
     }
 
-    fn add_conn(&mut self, conn: ConnId, peer: PeerId, attempt: Attempt) {
+    fn add_conn(&mut self, conn: ConnId, peer: PeerId, attempt: Attempt, contact: Option<&str>) {
         self.by_peer.insert(peer, conn);
         self.conns.insert(
             conn,
             Conn {
                 peer,
                 attempt,
+                contact: contact.map(str::to_owned),
                 outbox: VecDeque::new(),
                 queued: 0,
             },
@@ -662,8 +669,9 @@ impl Node {
     }
 
     fn on_signal(&mut self, from: PeerId, signal: Signal, via: Via) {
-        match signal {
-            Signal::Offer { sdp } => {
+        let contact = signal.contact();
+        match &signal {
+            Signal::Offer { sdp, .. } => {
                 if let Some(&existing) = self.by_peer.get(&from) {
                     // Both offered at once: the smaller id's offer wins. An offer from a peer
                     // we are connected to means it lost the connection and starts over.
@@ -676,23 +684,24 @@ impl Node {
                     self.by_peer.remove(&from);
                     self.endpoint.close(existing);
                 }
-                let Ok(offer) = SdpOffer::from_sdp_string(&sdp) else {
+                let Ok(offer) = SdpOffer::from_sdp_string(sdp) else {
                     tracing::debug!("unparsable offer from {from}");
                     return;
                 };
                 match self.endpoint.accept_offer(offer) {
                     Ok((conn, answer)) => {
-                        let signal = Signal::Answer {
+                        let answer = Signal::Answer {
                             sdp: answer.to_sdp_string(),
+                            contact: self.config.contact.clone(),
                         };
-                        self.send_signal(from, signal, via);
+                        self.send_signal(from, answer, via);
                         let since = Instant::now();
-                        self.add_conn(conn, from, Attempt::Answered { since });
+                        self.add_conn(conn, from, Attempt::Answered { since }, contact);
                     }
                     Err(e) => tracing::debug!("offer from {from} refused: {e}"),
                 }
             }
-            Signal::Answer { sdp } => {
+            Signal::Answer { sdp, .. } => {
                 let Some(&conn) = self.by_peer.get(&from) else {
                     return;
                 };
@@ -708,7 +717,8 @@ impl Node {
                 else {
                     unreachable!("matched above");
                 };
-                let accepted = SdpAnswer::from_sdp_string(&sdp)
+                c.contact = contact.map(str::to_owned);
+                let accepted = SdpAnswer::from_sdp_string(sdp)
                     .map_err(|e| e.to_string())
                     .and_then(|answer| {
                         (self.endpoint.accept_answer(conn, pending, answer))
@@ -986,6 +996,7 @@ impl Node {
 
     async fn on_tick(&mut self) {
         let now = Instant::now();
+        self.remember_contacts();
         if self.tracker.is_some() {
             self.reroute_offers(now);
         }
@@ -1028,7 +1039,31 @@ impl Node {
             }
         }
         for (peer, sdp) in resend {
-            self.send_signal(peer, Signal::Offer { sdp }, Via::Tracker);
+            let contact = self.config.contact.clone();
+            self.send_signal(peer, Signal::Offer { sdp, contact }, Via::Tracker);
+        }
+    }
+
+    /// Remembers the contacts connected peers named, once the engine took each peer into its
+    /// overlay or data neighbours (its handshake proved its id): a member that comes back
+    /// while the tracker is away may try them.
+    fn remember_contacts(&mut self) {
+        let overlay = self.engine.overlay_neighbours();
+        let data = self.engine.data_neighbours();
+        let proven: Vec<Contact> = (self.conns.values_mut())
+            .filter(|c| overlay.contains(&c.peer) || data.contains(&c.peer))
+            .filter_map(|c| {
+                let url = c.contact.take()?;
+                Some(Contact {
+                    peer: c.peer.into(),
+                    url,
+                })
+            })
+            .collect();
+        if !proven.is_empty() {
+            self.config
+                .memory
+                .learn(self.swarm, self.engine.id(), proven);
         }
     }
 

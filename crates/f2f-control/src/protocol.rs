@@ -139,6 +139,11 @@ impl Contact {
 }
 
 /// Connection set-up between two members (no trickle: the SDP carries the host candidates).
+///
+/// Each side may name its own signalling contact ([`ToTracker::Join::contact`]): members
+/// learn each other's contacts from the connections they make, not only from the tracker,
+/// so that a member coming back while the control plane is away knows more than the few
+/// members that had joined before it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Signal {
@@ -146,11 +151,17 @@ pub enum Signal {
     Offer {
         /// The SDP.
         sdp: String,
+        /// The offerer's signalling contact, if it relays for returning members.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        contact: Option<String>,
     },
     /// The SDP answer to an offer.
     Answer {
         /// The SDP.
         sdp: String,
+        /// The answerer's signalling contact, if it relays for returning members.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        contact: Option<String>,
     },
 }
 
@@ -158,7 +169,17 @@ impl Signal {
     /// The SDP text.
     pub fn sdp(&self) -> &str {
         match self {
-            Self::Offer { sdp } | Self::Answer { sdp } => sdp,
+            Self::Offer { sdp, .. } | Self::Answer { sdp, .. } => sdp,
+        }
+    }
+
+    /// The sender's contact, if it named an acceptable one ([`Contact::valid_url`]). Nothing
+    /// vouches for it until the connection's handshake proves who the sender is.
+    pub fn contact(&self) -> Option<&str> {
+        match self {
+            Self::Offer { contact, .. } | Self::Answer { contact, .. } => {
+                contact.as_deref().filter(|url| Contact::valid_url(url))
+            }
         }
     }
 }
@@ -297,7 +318,10 @@ mod tests {
     fn messages_round_trip_and_bounds_hold() {
         let msg = ToTracker::Signal {
             to: HexPeer([7; 32]),
-            signal: Signal::Offer { sdp: "v=0".into() },
+            signal: Signal::Offer {
+                sdp: "v=0".into(),
+                contact: Some("ws://127.0.0.1:9/v1/signal".into()),
+            },
         };
         let text = to_text(&msg);
         assert!(text.contains("\"type\":\"signal\"") && text.contains("0707"));
@@ -306,6 +330,7 @@ mod tests {
             to: HexPeer([7; 32]),
             signal: Signal::Answer {
                 sdp: "a".repeat(MAX_SDP_LEN + 1),
+                contact: None,
             },
         };
         assert!(matches!(
@@ -325,5 +350,31 @@ mod tests {
         ] {
             assert!(parse::<ToTracker>(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_signal_names_its_senders_contact_only_when_acceptable() {
+        let named = |json: &str| {
+            parse::<ToTracker>(json).map(|m| match m {
+                ToTracker::Signal { signal, .. } => signal.contact().map(str::to_owned),
+                _ => panic!("a signal"),
+            })
+        };
+        let to = "07".repeat(32);
+        let offer = format!(
+            "{{\"type\":\"signal\",\"to\":\"{to}\",\"signal\":{{\"kind\":\"offer\",\"sdp\":\"v=0\""
+        );
+        assert_eq!(
+            named(&format!("{offer}}}}}")).unwrap(),
+            None,
+            "older senders name none"
+        );
+        let with = |url: &str| named(&format!("{offer},\"contact\":\"{url}\"}}}}")).unwrap();
+        assert_eq!(
+            with("ws://127.0.0.1:9/v1/signal").as_deref(),
+            Some("ws://127.0.0.1:9/v1/signal")
+        );
+        assert_eq!(with("http://127.0.0.1:9/v1/signal"), None);
+        assert_eq!(with(&format!("ws://{}", "a".repeat(MAX_CONTACT_LEN))), None);
     }
 }

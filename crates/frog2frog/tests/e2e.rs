@@ -28,11 +28,23 @@ impl Drop for Proc {
 
 /// Starts `frog2frog args` and returns it with the first stdout line containing each marker
 /// (the rest of the output is drained in the background).
+///
+/// With `F2F_E2E_LOGS=DIR` set, each process's log (stderr, filtered by `RUST_LOG`) goes to a
+/// file in `DIR` named after its command and process id, to look into a failed run.
 fn start(args: &[&str], markers: &[&str]) -> (Proc, Vec<String>) {
+    let stderr = match std::env::var_os("F2F_E2E_LOGS") {
+        Some(dir) => {
+            static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let name = format!("{}-{}-{n}.log", std::process::id(), args[0]);
+            Stdio::from(std::fs::File::create(std::path::Path::new(&dir).join(name)).unwrap())
+        }
+        None => Stdio::null(),
+    };
     let mut child = Command::new(BIN)
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("frog2frog starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
