@@ -38,7 +38,7 @@ pub use scenario::{
 /// it ended: the traces the learned model's starting weights are fitted on.
 pub fn outcomes(
     scenario: &Scenario,
-    progress: &mut dyn FnMut(f64),
+    progress: &mut (dyn FnMut(f64) + Send),
 ) -> Vec<(
     f2f_core::scheduler::PeerMeasurements,
     f2f_core::scheduler::Outcome,
@@ -57,7 +57,11 @@ pub fn outcomes(
 ///
 /// `progress(run, fraction)` is called as virtual time advances (run 0: P2P, run 1: baseline,
 /// run 2: the honest run of a scenario with attackers).
-pub fn run(scenario: &Scenario, baseline: bool, progress: &mut dyn FnMut(usize, f64)) -> Report {
+pub fn run(
+    scenario: &Scenario,
+    baseline: bool,
+    progress: &mut (dyn FnMut(usize, f64) + Send),
+) -> Report {
     let world = world::World::new(scenario, SourcePreference::Auto);
     let upload_bound = world.upload_bound();
     let p2p = world.run("p2p", &mut |f| progress(0, f));

@@ -1,12 +1,17 @@
-//! Open and opening connections between nodes, and what each direction has in flight.
+//! Open and opening connections between nodes, and each node's sending side.
 //!
 //! A connection lives in a slab; a map from the unordered node pair finds its slot. Events for
 //! a connection (a frame arriving, a send buffer draining) carry a [`LinkRef`] to that slot, so
 //! the hottest check of the simulator, "is this the same connection still?", reads one slot
 //! instead of probing a hash table of every pair in the swarm.
+//!
+//! What a node has in flight belongs to the node ([`Uplink`]), not to the connection: only the
+//! node's own engine steps touch it, so different nodes' steps can run in parallel.
 
 use std::collections::VecDeque;
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rustc_hash::FxHashMap;
 use slab::Slab;
 
@@ -14,28 +19,30 @@ pub(crate) type NodeIx = u32;
 
 /// One direction of a connection, as the sender's transport sees it.
 #[derive(Debug, Default)]
-pub(crate) struct Flow {
+struct Flow {
+    /// The connection it belongs to: a new connection to the same peer starts afresh.
+    epoch: u32,
     /// Latest delivery time: keeps the connection ordered.
-    pub(crate) last_delivery: u64,
+    last_delivery: u64,
     /// Frame bytes handed to the transport.
-    pub(crate) handed: u64,
+    handed: u64,
     /// `(departure time, handed bytes up to and including that frame)`, oldest first.
     departures: VecDeque<(u64, u64)>,
     /// Frame bytes that have left the uplink.
     departed: u64,
     /// A `Drain` event is queued.
-    pub(crate) drain_pending: bool,
+    drain_pending: bool,
 }
 
 impl Flow {
     /// Records a frame of `len` bytes that leaves the uplink at `departed`.
-    pub(crate) fn hand(&mut self, len: u64, departed: u64) {
+    fn hand(&mut self, len: u64, departed: u64) {
         self.handed += len;
         self.departures.push_back((departed, self.handed));
     }
 
     /// Bytes still waiting in the uplink at `now`.
-    pub(crate) fn buffered(&mut self, now: u64) -> u64 {
+    fn buffered(&mut self, now: u64) -> u64 {
         while let Some(&(t, cum)) = self.departures.front() {
             if t > now {
                 break;
@@ -47,7 +54,7 @@ impl Flow {
     }
 
     /// When the waiting bytes will have fallen to `low`.
-    pub(crate) fn low_at(&self, low: u64, now: u64) -> u64 {
+    fn low_at(&self, low: u64, now: u64) -> u64 {
         let target = self.handed.saturating_sub(low);
         self.departures
             .iter()
@@ -56,30 +63,141 @@ impl Flow {
     }
 }
 
+/// Where a frame goes and how: the connection, and the path's delay and last-hop rate.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Path {
+    pub(crate) link: LinkRef,
+    /// One-way delay, µs.
+    pub(crate) lat: u64,
+    /// The receiver's downlink, bit/s.
+    pub(crate) down_bps: f64,
+}
+
+/// What the network does to every frame.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Wire {
+    /// Per-frame bytes on top of the payload (headers).
+    pub(crate) overhead_bytes: u64,
+    /// Chance that a frame is lost once (and arrives a retransmission later).
+    pub(crate) loss: f64,
+    /// The send-buffer level below which a sender is told it may send more.
+    pub(crate) low_water: u64,
+}
+
+/// A frame on its way: when it arrives, and when (if it raised the send buffer above the
+/// low-water mark) the buffer will have drained back to it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sent {
+    pub(crate) delivered: u64,
+    pub(crate) drain_at: Option<u64>,
+}
+
+/// Whether a send buffer has drained to the low-water mark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Drained {
+    /// It has: this many bytes wait.
+    Low(u64),
+    /// Not yet: look again then.
+    Later(u64),
+}
+
+/// A node's sending side: its uplink, served first-in first-out, and each connection's flow.
+#[derive(Debug)]
+pub(crate) struct Uplink {
+    bps: f64,
+    /// When the uplink is next free.
+    free: u64,
+    /// When it stalls, `(from, until)` in order (flaky peers only).
+    stalls: Vec<(u64, u64)>,
+    flows: FxHashMap<NodeIx, Flow>,
+    /// The node's own random sequence for losses.
+    rng: ChaCha8Rng,
+}
+
+impl Uplink {
+    pub(crate) fn new(bps: f64, stalls: Vec<(u64, u64)>, seed: u64) -> Self {
+        Self {
+            bps,
+            free: 0,
+            stalls,
+            flows: FxHashMap::default(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    /// Sends a frame of `len` bytes to `to` along `path` at `now`.
+    pub(crate) fn send(&mut self, to: NodeIx, path: Path, wire: Wire, len: u64, now: u64) -> Sent {
+        let size = (len + wire.overhead_bytes) as f64 * 8.0;
+        let begins = self.free.max(now);
+        // A frame that would start during a stall waits for its end.
+        let begins = (self.stalls.iter())
+            .find(|(from, until)| (*from..*until).contains(&begins))
+            .map_or(begins, |(_, until)| *until);
+        let departed = begins + (size / self.bps * 1e6) as u64;
+        self.free = departed;
+        let mut arrival = departed + path.lat;
+        if wire.loss > 0.0 && self.rng.random_bool(wire.loss) {
+            arrival += 2 * path.lat;
+        }
+        let delivered = arrival + (size / path.down_bps * 1e6) as u64;
+        let flow = self.flows.entry(to).or_default();
+        if flow.epoch != path.link.epoch {
+            *flow = Flow {
+                epoch: path.link.epoch,
+                ..Flow::default()
+            };
+        }
+        let delivered = delivered.max(flow.last_delivery);
+        flow.last_delivery = delivered;
+        flow.hand(len, departed);
+        // Edge-triggered, as `bufferedamountlow` is: only a buffer that rose above the low-water
+        // mark reports falling back to it.
+        let schedule = !flow.drain_pending && flow.buffered(now) > wire.low_water;
+        flow.drain_pending |= schedule;
+        Sent {
+            delivered,
+            drain_at: schedule.then(|| flow.low_at(wire.low_water, now)),
+        }
+    }
+
+    /// Whether the send buffer to `to` (on connection `epoch`) has drained to `low` at `now`;
+    /// `None` if that connection is gone.
+    pub(crate) fn drained(
+        &mut self,
+        to: NodeIx,
+        epoch: u32,
+        low: u64,
+        now: u64,
+    ) -> Option<Drained> {
+        let flow = self.flows.get_mut(&to).filter(|f| f.epoch == epoch)?;
+        let buffered = flow.buffered(now);
+        flow.drain_pending = buffered > low;
+        Some(if flow.drain_pending {
+            Drained::Later(flow.low_at(low, now))
+        } else {
+            Drained::Low(buffered)
+        })
+    }
+
+    /// Forgets the flow to `to` (its connection closed).
+    pub(crate) fn close(&mut self, to: NodeIx) {
+        self.flows.remove(&to);
+    }
+}
+
 /// One connection between two nodes.
 #[derive(Debug)]
 pub(crate) struct Pair {
-    /// The two ends, lower index first.
-    ends: (NodeIx, NodeIx),
     /// Drawn at random per connection: tells a new connection of the same pair from the old.
     pub(crate) epoch: u32,
     pub(crate) open: bool,
-    /// Per direction: lower index → higher, and back.
-    flows: [Flow; 2],
-}
-
-impl Pair {
-    /// The direction in which `from` sends.
-    pub(crate) fn flow(&mut self, from: NodeIx) -> &mut Flow {
-        &mut self.flows[usize::from(from != self.ends.0)]
-    }
 }
 
 /// Where a connection sits, and which connection it was, for events queued while it was open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct LinkRef {
     slot: u32,
-    epoch: u32,
+    pub(crate) epoch: u32,
 }
 
 /// Every connection of a run.
@@ -91,9 +209,14 @@ pub(crate) struct Links {
 
 impl Links {
     /// The connection between `a` and `b`, open or opening.
-    pub(crate) fn get(&self, a: NodeIx, b: NodeIx) -> Option<&Pair> {
+    pub(crate) fn get(&self, a: NodeIx, b: NodeIx) -> Option<(LinkRef, &Pair)> {
         let slot = *self.by_ends.get(&ends(a, b))?;
-        self.slots.get(slot as usize)
+        let pair = self.slots.get(slot as usize)?;
+        let link = LinkRef {
+            slot,
+            epoch: pair.epoch,
+        };
+        Some((link, pair))
     }
 
     pub(crate) fn get_mut(&mut self, a: NodeIx, b: NodeIx) -> Option<(LinkRef, &mut Pair)> {
@@ -109,18 +232,13 @@ impl Links {
     }
 
     /// The connection `link` referred to when it was queued, if it is still there.
-    pub(crate) fn at(&mut self, link: LinkRef) -> Option<&mut Pair> {
-        (self.slots.get_mut(link.slot as usize)).filter(|p| p.epoch == link.epoch)
+    pub(crate) fn at(&self, link: LinkRef) -> Option<&Pair> {
+        (self.slots.get(link.slot as usize)).filter(|p| p.epoch == link.epoch)
     }
 
     /// Starts a connection between `a` and `b` (closed until it opens).
     pub(crate) fn insert(&mut self, a: NodeIx, b: NodeIx, epoch: u32) {
-        let pair = Pair {
-            ends: ends(a, b),
-            epoch,
-            open: false,
-            flows: Default::default(),
-        };
+        let pair = Pair { epoch, open: false };
         let slot = u32::try_from(self.slots.insert(pair)).expect("fewer than 2^32 connections");
         self.by_ends.insert(ends(a, b), slot);
     }

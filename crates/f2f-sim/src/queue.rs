@@ -78,6 +78,27 @@ impl<E> EventQueue<E> {
         }
     }
 
+    /// The time of the earliest event.
+    pub(crate) fn peek_at(&mut self) -> Option<u64> {
+        loop {
+            if let Some(Reverse((at, ..))) = self.current.peek() {
+                return Some(*at);
+            }
+            if self.in_wheel == 0 && self.overflow.is_empty() {
+                return None;
+            }
+            self.advance();
+        }
+    }
+
+    /// The earliest event and its time, if it is due before `limit`.
+    pub(crate) fn pop_before(&mut self, limit: u64) -> Option<(u64, E)> {
+        if self.peek_at()? >= limit {
+            return None;
+        }
+        self.pop()
+    }
+
     /// Moves to the next slot holding events: the next non-empty wheel slot, or straight to
     /// the first overflow event when the wheel is empty.
     fn advance(&mut self) {
@@ -121,6 +142,24 @@ mod tests {
         q.push(2, "e");
         assert_eq!(q.pop(), Some((2, "e")));
         assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn pops_only_what_is_due_before_a_limit() {
+        let mut q = EventQueue::new();
+        q.push(2_500, "b");
+        q.push(900, "a");
+        q.push(20_000_000, "far");
+        assert_eq!(q.peek_at(), Some(900));
+        assert_eq!(q.pop_before(1_000), Some((900, "a")));
+        assert_eq!(q.pop_before(1_000), None);
+        q.push(999, "late");
+        assert_eq!(q.pop_before(1_000), Some((999, "late")));
+        assert_eq!(q.pop_before(3_000), Some((2_500, "b")));
+        assert_eq!(q.peek_at(), Some(20_000_000));
+        assert_eq!(q.pop_before(20_000_000), None);
+        assert_eq!(q.pop_before(u64::MAX), Some((20_000_000, "far")));
+        assert_eq!(q.peek_at(), None);
     }
 
     /// The wheel, its slots and the overflow heap together behave exactly like one heap,

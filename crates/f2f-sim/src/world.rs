@@ -30,11 +30,12 @@ use f2f_core::wire::Frame;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::attack::{self, Collusion, Role};
 use crate::crypto::{Memoised, Modelled, ModelledHashing};
-use crate::link::{LinkRef, Links, NodeIx};
+use crate::link::{Drained, LinkRef, Links, NodeIx, Pair, Path, Uplink, Wire};
 use crate::player::Player;
 use crate::queue::EventQueue;
 use crate::report::{AttackReport, ReceiptReport, RunReport, Summary, TopologyReport};
@@ -87,29 +88,211 @@ enum Ev {
     },
 }
 
-struct Node {
+/// What never changes about a node: who it is, how it behaves, its access link and place.
+struct Profile {
     id: PeerId,
     role: Role,
-    /// Key pair and certificate, until the node joins and its engine takes them.
-    identity: Option<Identity>,
-    /// The rendition this viewer watches.
-    rung: Rung,
-    engine: Option<Engine>,
-    player: Player,
     up_bps: f64,
     down_bps: f64,
     lat_us: u64,
     /// Place on the map, in µs of one-way delay (all zero without `geo`).
     pos: (f64, f64),
-    up_free: u64,
-    /// When this node's uplink stalls, `(from, until)` in order (flaky peers only).
-    stalls: Vec<(u64, u64)>,
+}
+
+/// What changes about a node as the run goes.
+struct Node {
+    /// Key pair and certificate, until the node joins and its engine takes them.
+    identity: Option<Identity>,
+    /// The rendition this viewer watches.
+    rung: Rung,
+    /// Boxed: a round of engine steps moves the engines it runs out and back.
+    engine: Option<Box<Engine>>,
+    /// Virtual time of this node's latest engine step: steps never go back in time.
+    last_step: u64,
+    player: Player,
+    /// Boxed, and moved out with the engine while the node's steps run.
+    uplink: Option<Box<Uplink>>,
     timer_at: Option<u64>,
     joined_at: u64,
     left_at: Option<u64>,
     first_p2p_us: Option<u64>,
     conns: FxHashSet<NodeIx>,
     stats: Option<f2f_core::telemetry::Stats>,
+}
+
+/// Events of one round span at most this much virtual time, µs.
+const ROUND_US: u64 = 1_000;
+
+/// Rounds with engine steps for fewer nodes than this run them on the calling thread.
+const PARALLEL_NODES: usize = 16;
+
+/// A step queued for a node in this round.
+struct Step {
+    node: NodeIx,
+    at: u64,
+    kind: StepKind,
+}
+
+/// What a node's step does: its engine takes an input or its timeout, a frame arrives on a
+/// connection (if it is still open), or its send buffer to a peer may have drained.
+enum StepKind {
+    Input(Input),
+    Timeout,
+    Receive {
+        from: NodeIx,
+        link: LinkRef,
+        frame: Frame,
+    },
+    Drain {
+        peer: NodeIx,
+        link: LinkRef,
+    },
+}
+
+/// What a step left for the world: events it queued, what the engine asked that the node
+/// cannot do alone, and the engine's next timeout.
+#[derive(Default)]
+struct Done {
+    events: Vec<(u64, Ev)>,
+    outputs: Vec<Output>,
+    timeout: Option<Instant>,
+}
+
+/// What a node's steps may read of the world while they run.
+struct Net<'a> {
+    profiles: &'a [Profile],
+    links: &'a Links,
+    by_id: &'a FxHashMap<PeerId, NodeIx>,
+    wire: Wire,
+    t0: Instant,
+}
+
+impl Net<'_> {
+    fn lat(&self, a: NodeIx, b: NodeIx) -> u64 {
+        let (a, b) = (&self.profiles[a as usize], &self.profiles[b as usize]);
+        let distance = (a.pos.0 - b.pos.0).hypot(a.pos.1 - b.pos.1);
+        a.lat_us + b.lat_us + distance as u64
+    }
+
+    /// The open connection from `i` to `j`, and its delay and last-hop rate.
+    fn path(&self, i: NodeIx, j: NodeIx) -> Option<Path> {
+        let (link, _) = self.links.get(i, j).filter(|(_, p)| p.open)?;
+        Some(Path {
+            link,
+            lat: self.lat(i, j),
+            down_bps: self.profiles[j as usize].down_bps,
+        })
+    }
+
+    /// Sends `frame` from `i` to `j` on `uplink` at `now`, if they are connected: queues the
+    /// delivery, and the drain when the send buffer will have fallen back.
+    fn send(
+        &self,
+        uplink: &mut Uplink,
+        (i, j): (NodeIx, NodeIx),
+        frame: Frame,
+        now: u64,
+        events: &mut Vec<(u64, Ev)>,
+    ) {
+        let Some(path) = self.path(i, j) else {
+            return;
+        };
+        let sent = uplink.send(j, path, self.wire, frame.len() as u64, now);
+        let link = path.link;
+        let deliver = Ev::Deliver {
+            to: j,
+            from: i,
+            link,
+            frame,
+        };
+        events.push((sent.delivered, deliver));
+        if let Some(at) = sent.drain_at {
+            let drain = Ev::Drain {
+                node: i,
+                peer: j,
+                link,
+            };
+            events.push((at, drain));
+        }
+    }
+}
+
+/// One node's steps of a round, with its engine and uplink moved out of the world while they
+/// run.
+struct Work {
+    node: NodeIx,
+    engine: Box<Engine>,
+    uplink: Box<Uplink>,
+    /// Each step's place in the round, its time and what it does.
+    steps: Vec<(usize, u64, StepKind)>,
+}
+
+impl Work {
+    fn run(&mut self, net: &Net<'_>) -> Vec<(usize, Done)> {
+        let steps = std::mem::take(&mut self.steps);
+        (steps.into_iter())
+            .map(|(k, at, kind)| (k, self.step(net, at, kind)))
+            .collect()
+    }
+
+    fn step(&mut self, net: &Net<'_>, now: u64, kind: StepKind) -> Done {
+        let i = self.node;
+        let mut done = Done::default();
+        let input = match kind {
+            StepKind::Input(input) => Some(input),
+            StepKind::Timeout => None,
+            StepKind::Receive { from, link, frame } => {
+                if !net.links.at(link).is_some_and(|p| p.open) {
+                    return done;
+                }
+                let from = net.profiles[from as usize].id;
+                Some(Input::Receive { from, frame })
+            }
+            StepKind::Drain { peer, link } => {
+                let low = net.wire.low_water;
+                let drained = (net.links.at(link))
+                    .and_then(|_| self.uplink.drained(peer, link.epoch, low, now));
+                match drained {
+                    None => return done,
+                    Some(Drained::Later(at)) => {
+                        let again = Ev::Drain {
+                            node: i,
+                            peer,
+                            link,
+                        };
+                        done.events.push((at, again));
+                        return done;
+                    }
+                    Some(Drained::Low(buffered)) => {
+                        let peer = net.profiles[peer as usize].id;
+                        Some(Input::Drained { peer, buffered })
+                    }
+                }
+            }
+        };
+        let at = net.t0 + Duration::from_micros(now);
+        let engine = &mut self.engine;
+        match input {
+            Some(input) => engine
+                .handle_input(input, at)
+                .expect("the simulator keeps the drive contract"),
+            None => engine.handle_timeout(at),
+        }
+        let honest = net.profiles[i as usize].role == Role::Honest;
+        while let Some(out) = engine.poll_output() {
+            match out {
+                // An honest node's frames leave at once; an attacker's go through the world.
+                Output::Transmit { to, frame } if honest => {
+                    if let Some(&j) = net.by_id.get(&to) {
+                        net.send(&mut self.uplink, (i, j), frame, now, &mut done.events);
+                    }
+                }
+                out => done.outputs.push(out),
+            }
+        }
+        done.timeout = engine.poll_timeout();
+        done
+    }
 }
 
 /// Counters gathered while the world runs.
@@ -160,13 +343,15 @@ pub(crate) struct World {
     end: u64,
     queue: EventQueue<Ev>,
     nodes: Vec<Node>,
+    profiles: Vec<Profile>,
     alive: Vec<NodeIx>,
     links: Links,
     source: Source,
     /// When the CDN's egress (if capacity-limited) is next free.
     cdn_free: u64,
     tally: Tally,
-    outputs: Vec<Output>,
+    /// Engine work queued by this round's events, run together by [`World::run_steps`].
+    steps: Vec<Step>,
     /// Peer ids to nodes (an id is a key hash: it carries no index).
     by_id: FxHashMap<PeerId, NodeIx>,
     collusion: Collusion,
@@ -259,6 +444,7 @@ impl World {
         let end = start + (scenario.duration_s * 1e6) as u64;
         let net = &scenario.network;
         let mut nodes = Vec::with_capacity(scenario.audience.viewers as usize);
+        let mut profiles = Vec::with_capacity(scenario.audience.viewers as usize);
         let mut queue = EventQueue::new();
         let ladder = scenario.source.ladder();
         let shares: f64 = ladder.iter().map(|r| r.share).sum();
@@ -310,19 +496,21 @@ impl World {
                     })
                     .unwrap_or(ladder.len() - 1)
             };
-            nodes.push(Node {
+            profiles.push(Profile {
                 id,
                 role,
-                identity: Some(identity),
-                rung,
-                engine: None,
-                player: Player::new(source.d_us, scenario.player.startup_segments, joined_at),
                 up_bps: net.uplink_kbps.sample(&mut rng).max(1.0) * 1000.0,
                 down_bps: net.downlink_kbps.sample(&mut rng).max(1.0) * 1000.0,
                 lat_us: (net.latency_ms.sample(&mut rng).max(0.0) * 1000.0) as u64,
                 pos: (0.0, 0.0),
-                up_free: 0,
-                stalls: Vec::new(),
+            });
+            nodes.push(Node {
+                identity: Some(identity),
+                rung,
+                engine: None,
+                last_step: 0,
+                player: Player::new(source.d_us, scenario.player.startup_segments, joined_at),
+                uplink: None,
                 timer_at: None,
                 joined_at,
                 left_at: None,
@@ -339,18 +527,21 @@ impl World {
             // Its own random sequence, like the flaky peers'.
             let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed ^ 0x6E0_6E0);
             let side = geo.span_ms * 1000.0 / std::f64::consts::SQRT_2;
-            for node in &mut nodes {
-                node.pos = (rng.random_range(0.0..=side), rng.random_range(0.0..=side));
+            for profile in &mut profiles {
+                profile.pos = (rng.random_range(0.0..=side), rng.random_range(0.0..=side));
             }
         }
-        if let Some(flaky) = &net.flaky {
-            // Their own random sequence: scenarios without flaky peers keep theirs.
-            let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed ^ 0xF1A4_F1A4);
-            for node in &mut nodes {
-                if rng.random_bool(flaky.fraction) {
-                    node.stalls = stall_times(&mut rng, flaky, end);
+        // Their own random sequence: scenarios without flaky peers keep theirs.
+        let mut flaky_rng = ChaCha8Rng::seed_from_u64(scenario.seed ^ 0xF1A4_F1A4);
+        for ((i, node), profile) in (0u32..).zip(&mut nodes).zip(&profiles) {
+            let stalls = match &net.flaky {
+                Some(flaky) if flaky_rng.random_bool(flaky.fraction) => {
+                    stall_times(&mut flaky_rng, flaky, end)
                 }
-            }
+                _ => Vec::new(),
+            };
+            let seed = scenario.seed.rotate_left(48) ^ u64::from(i);
+            node.uplink = Some(Box::new(Uplink::new(profile.up_bps, stalls, seed)));
         }
         Self {
             scenario: scenario.clone(),
@@ -362,12 +553,13 @@ impl World {
             end,
             queue,
             nodes,
+            profiles,
             alive: Vec::new(),
             links: Links::default(),
             source,
             cdn_free: 0,
             tally: Tally::default(),
-            outputs: Vec::new(),
+            steps: Vec::new(),
             by_id,
             collusion,
             receipt_verifier: CertificateVerifier::new(authority.public(), 1 << 16),
@@ -386,7 +578,7 @@ impl World {
     /// Σ uplink / (N · bitrate), capped at 1 − 1/N.
     pub(crate) fn upload_bound(&self) -> f64 {
         let n = self.nodes.len() as f64;
-        let up: f64 = self.nodes.iter().map(|n| n.up_bps).sum();
+        let up: f64 = self.profiles.iter().map(|p| p.up_bps).sum();
         let ladder = self.scenario.source.ladder();
         let need: f64 = self
             .nodes
@@ -411,27 +603,45 @@ impl World {
     }
 
     /// Runs to the end; `progress` gets the fraction of virtual time done, every 1 %.
-    pub(crate) fn run(mut self, mode: &str, progress: &mut dyn FnMut(f64)) -> RunReport {
+    ///
+    /// Time advances in rounds: a round takes every queued event up to the end of the
+    /// earliest event's millisecond, does the world's part of each in order, then runs the
+    /// engine steps those events queued, each node's in order and different nodes' in
+    /// parallel, and carries out what the engines asked, in the order the steps were queued.
+    /// Events the round itself queues before that millisecond ends form the next round. A
+    /// node's steps later in a round therefore see the world as the round found it, not as
+    /// its earlier steps left it (as a real node sees the network a little late); the result
+    /// does not depend on how many threads run the steps.
+    pub(crate) fn run(self, mode: &str, progress: &mut (dyn FnMut(f64) + Send)) -> RunReport {
+        // On a thread of the current pool, so that this thread takes its share of each round.
+        rayon::scope(move |_| self.run_rounds(mode, progress))
+    }
+
+    fn run_rounds(mut self, mode: &str, progress: &mut (dyn FnMut(f64) + Send)) -> RunReport {
         let mut next_progress = 0.0;
         let mut next_sample = self.start;
-        while let Some((at, ev)) = self.queue.pop() {
-            if at > self.end {
+        while let Some(first) = self.queue.peek_at() {
+            if first > self.end {
                 break;
             }
-            while next_sample <= at {
+            while next_sample <= first {
                 self.now = next_sample;
                 self.sample_topology();
                 next_sample += (TOPOLOGY_SAMPLE_S * 1e6) as u64;
             }
-            self.now = at;
-            self.tally.events += 1;
-            let frac = self.now.saturating_sub(self.start) as f64 / (self.end - self.start) as f64;
+            let frac = first.saturating_sub(self.start) as f64 / (self.end - self.start) as f64;
             if frac >= next_progress {
                 progress(frac);
                 next_progress = frac + 0.01;
             }
-            self.source.publish_until(self.now);
-            self.handle(ev);
+            let round_end = (first / ROUND_US + 1) * ROUND_US;
+            while let Some((at, ev)) = self.queue.pop_before(round_end.min(self.end + 1)) {
+                self.now = at;
+                self.tally.events += 1;
+                self.source.publish_until(self.now);
+                self.handle(ev);
+            }
+            self.run_steps();
         }
         self.now = self.end;
         self.finish(mode)
@@ -442,16 +652,12 @@ impl World {
             Ev::Join(i) => self.join(i),
             Ev::MassLeave => self.mass_leave(),
             Ev::Timer(i) => {
-                let (now, at) = (self.now, self.at(self.now));
                 let node = &mut self.nodes[i as usize];
-                if node.timer_at != Some(now) {
+                if node.timer_at != Some(self.now) {
                     return;
                 }
                 node.timer_at = None;
-                if let Some(engine) = node.engine.as_mut() {
-                    engine.handle_timeout(at);
-                }
-                self.drain(i);
+                self.step(i, StepKind::Timeout);
             }
             Ev::Poll(i) => self.poll(i),
             Ev::Hash { node, key } => self.give_hash(node, key),
@@ -462,21 +668,20 @@ impl World {
                 from,
                 link,
                 frame,
-            } => {
-                if self.links.at(link).is_some_and(|p| p.open) {
-                    let from = self.nodes[from as usize].id;
-                    self.input(to, Input::Receive { from, frame });
-                }
-            }
+            } => self.step(to, StepKind::Receive { from, link, frame }),
             Ev::Disconnected { node, peer, epoch } => {
-                if self.links.get(node, peer).is_some_and(|p| p.epoch == epoch) {
-                    self.links.remove(node, peer);
+                if self
+                    .links
+                    .get(node, peer)
+                    .is_some_and(|(_, p)| p.epoch == epoch)
+                {
+                    self.unlink(node, peer);
                 }
                 self.nodes[node as usize].conns.remove(&peer);
-                let peer = self.nodes[peer as usize].id;
+                let peer = self.profiles[peer as usize].id;
                 self.input(node, Input::Disconnected(peer));
             }
-            Ev::Drain { node, peer, link } => self.drain_flow(node, peer, link),
+            Ev::Drain { node, peer, link } => self.step(node, StepKind::Drain { peer, link }),
             Ev::Cdn {
                 node,
                 fetch,
@@ -485,33 +690,93 @@ impl World {
         }
     }
 
-    /// Feeds an input to a live node's engine and carries out what it asks.
+    /// Queues an input for a live node's engine (see [`World::run_steps`]).
     fn input(&mut self, i: NodeIx, input: Input) {
-        let at = self.at(self.now);
-        let Some(engine) = self.nodes[i as usize].engine.as_mut() else {
-            return;
-        };
-        engine
-            .handle_input(input, at)
-            .expect("the simulator keeps the drive contract");
-        self.drain(i);
+        self.step(i, StepKind::Input(input));
     }
 
-    fn drain(&mut self, i: NodeIx) {
-        let mut outputs = std::mem::take(&mut self.outputs);
-        let Some(engine) = self.nodes[i as usize].engine.as_mut() else {
+    /// Queues a step for a live node in this round.
+    fn step(&mut self, i: NodeIx, kind: StepKind) {
+        let node = &mut self.nodes[i as usize];
+        if node.engine.is_none() {
             return;
-        };
-        outputs.extend(std::iter::from_fn(|| engine.poll_output()));
-        for out in outputs.drain(..) {
-            self.execute(i, out);
         }
-        self.outputs = outputs;
-        // After executing: that may have fed the engine again (a delivery).
-        let timeout = self.nodes[i as usize]
-            .engine
-            .as_ref()
-            .and_then(|e| e.poll_timeout());
+        let at = self.now.max(node.last_step);
+        node.last_step = at;
+        self.steps.push(Step { node: i, at, kind });
+    }
+
+    /// Runs the queued engine steps and carries out what they ask, until none is left (what
+    /// the engines ask may queue more). The clock is back where it was afterwards: a departure
+    /// runs the steps queued before it, then goes on at its own time.
+    fn run_steps(&mut self) {
+        let now = self.now;
+        while !self.steps.is_empty() {
+            let steps = std::mem::take(&mut self.steps);
+            let order: Vec<(NodeIx, u64)> = steps.iter().map(|s| (s.node, s.at)).collect();
+            let done = self.run_engines(steps);
+            for ((i, at), done) in order.into_iter().zip(done) {
+                self.now = at;
+                for (at, ev) in done.events {
+                    self.push(at, ev);
+                }
+                for out in done.outputs {
+                    self.execute(i, out);
+                }
+                self.set_timer(i, done.timeout);
+            }
+        }
+        self.now = now;
+    }
+
+    /// Runs steps on their engines: each node's steps in order, nodes in parallel when there
+    /// are enough of them. What each step left comes back in the order of `steps`.
+    fn run_engines(&mut self, steps: Vec<Step>) -> Vec<Done> {
+        let n = steps.len();
+        let mut by_node: Vec<(NodeIx, usize, Step)> = (steps.into_iter().enumerate())
+            .map(|(k, s)| (s.node, k, s))
+            .collect();
+        by_node.sort_unstable_by_key(|(node, k, _)| (*node, *k));
+        let mut work: Vec<Work> = Vec::new();
+        for (node, k, step) in by_node {
+            if work.last().is_none_or(|w| w.node != node) {
+                let n = &mut self.nodes[node as usize];
+                work.push(Work {
+                    node,
+                    engine: n.engine.take().expect("steps run live engines"),
+                    uplink: n.uplink.take().expect("every node has an uplink"),
+                    steps: Vec::new(),
+                });
+            }
+            work.last_mut()
+                .expect("pushed above")
+                .steps
+                .push((k, step.at, step.kind));
+        }
+        let net = self.net();
+        // A recording run keeps one order of outcomes: the fit depends on it.
+        let parallel = work.len() >= PARALLEL_NODES && self.recorder.is_none();
+        let results: Vec<Vec<(usize, Done)>> = if parallel {
+            work.par_iter_mut().map(|w| w.run(&net)).collect()
+        } else {
+            work.iter_mut().map(|w| w.run(&net)).collect()
+        };
+        for w in work {
+            let n = &mut self.nodes[w.node as usize];
+            n.engine = Some(w.engine);
+            n.uplink = Some(w.uplink);
+        }
+        let mut done: Vec<Option<Done>> = (0..n).map(|_| None).collect();
+        for (k, d) in results.into_iter().flatten() {
+            done[k] = Some(d);
+        }
+        done.into_iter()
+            .map(|d| d.expect("every step ran"))
+            .collect()
+    }
+
+    /// Wakes node `i` at its engine's next timeout, unless an earlier wake-up is queued.
+    fn set_timer(&mut self, i: NodeIx, timeout: Option<Instant>) {
         if let Some(t) = timeout {
             let at = self.us(t).max(self.now);
             let node = &mut self.nodes[i as usize];
@@ -534,10 +799,7 @@ impl World {
                 let Some(j) = self.node_of(&to) else {
                     return;
                 };
-                let role = self.nodes[i as usize].role;
-                if role == Role::Honest {
-                    return self.transmit(i, j, frame);
-                }
+                let role = self.profiles[i as usize].role;
                 let window = self.live_window(i);
                 let source = &self.source;
                 let size = |k: &SegmentKey| published(source, k).map_or(0, |(_, size)| size);
@@ -596,7 +858,7 @@ impl World {
             }
             Output::Event(Event::FalseAttestation { signers, .. }) => {
                 for peer in signers {
-                    let role = self.node_of(&peer).map(|j| self.nodes[j as usize].role);
+                    let role = self.node_of(&peer).map(|j| self.profiles[j as usize].role);
                     if !matches!(role, Some(Role::Colluder { .. })) {
                         self.tally.attacks.honest_accused += 1;
                     }
@@ -605,7 +867,7 @@ impl World {
             Output::Event(Event::PeerMisbehaved { peer, .. })
                 if self
                     .node_of(&peer)
-                    .is_some_and(|j| self.nodes[j as usize].role == Role::Forged) =>
+                    .is_some_and(|j| self.profiles[j as usize].role == Role::Forged) =>
             {
                 self.tally.attacks.forged_refused += 1;
             }
@@ -642,9 +904,37 @@ impl World {
     }
 
     fn lat(&self, a: NodeIx, b: NodeIx) -> u64 {
-        let (a, b) = (&self.nodes[a as usize], &self.nodes[b as usize]);
-        let distance = (a.pos.0 - b.pos.0).hypot(a.pos.1 - b.pos.1);
-        a.lat_us + b.lat_us + distance as u64
+        self.net().lat(a, b)
+    }
+
+    /// What steps read of the world.
+    fn net(&self) -> Net<'_> {
+        Net {
+            profiles: &self.profiles,
+            links: &self.links,
+            by_id: &self.by_id,
+            wire: self.wire(),
+            t0: self.t0,
+        }
+    }
+
+    fn wire(&self) -> Wire {
+        Wire {
+            overhead_bytes: self.scenario.network.overhead_bytes,
+            loss: self.scenario.network.loss,
+            low_water: self.config.upload.low_water,
+        }
+    }
+
+    /// Removes the connection between `a` and `b`, and what either had in flight on it.
+    fn unlink(&mut self, a: NodeIx, b: NodeIx) -> Option<Pair> {
+        let pair = self.links.remove(a, b)?;
+        for (me, other) in [(a, b), (b, a)] {
+            if let Some(uplink) = self.nodes[me as usize].uplink.as_mut() {
+                uplink.close(other);
+            }
+        }
+        Some(pair)
     }
 
     fn join(&mut self, i: NodeIx) {
@@ -683,7 +973,7 @@ impl World {
                 }
             }
         }
-        self.nodes[i as usize].engine = Some(engine);
+        self.nodes[i as usize].engine = Some(Box::new(engine));
         self.bootstrap(i);
         self.alive.push(i);
         self.poll(i);
@@ -701,7 +991,7 @@ impl World {
             .choose_multiple(&mut self.rng, k + 1)
             .filter(|&&j| j != i)
             .take(k)
-            .map(|&j| self.nodes[j as usize].id)
+            .map(|&j| self.profiles[j as usize].id)
             .collect();
         self.input(i, Input::Bootstrap(peers));
     }
@@ -764,7 +1054,7 @@ impl World {
             return;
         }
         match self.links.get(i, j) {
-            Some(p) if p.open => {
+            Some((_, p)) if p.open => {
                 let epoch = p.epoch;
                 self.push(self.now, Ev::ConnectDone { a: i, b: j, epoch });
             }
@@ -788,8 +1078,8 @@ impl World {
         }
         let alive = |n: &Node| n.engine.is_some();
         if !alive(&self.nodes[a as usize]) || !alive(&self.nodes[b as usize]) {
-            self.links.remove(a, b);
-            let (ida, idb) = (self.nodes[a as usize].id, self.nodes[b as usize].id);
+            self.unlink(a, b);
+            let (ida, idb) = (self.profiles[a as usize].id, self.profiles[b as usize].id);
             self.input(a, Input::ConnectFailed(idb));
             self.input(b, Input::ConnectFailed(ida));
             return;
@@ -806,7 +1096,10 @@ impl World {
             Fingerprint(*h.finalize().as_bytes())
         };
         for (me, other) in [(a, b), (b, a)] {
-            let (local, peer) = (self.nodes[me as usize].id, self.nodes[other as usize].id);
+            let (local, peer) = (
+                self.profiles[me as usize].id,
+                self.profiles[other as usize].id,
+            );
             let binding = ChannelBinding {
                 local: fingerprint(&local, &peer),
                 remote: fingerprint(&peer, &local),
@@ -825,7 +1118,7 @@ impl World {
 
     /// Closes the connection; the other side notices after `notice_us`.
     fn disconnect(&mut self, i: NodeIx, j: NodeIx, notice_us: u64) {
-        let Some(p) = self.links.remove(i, j) else {
+        let Some(p) = self.unlink(i, j) else {
             return;
         };
         self.nodes[i as usize].conns.remove(&j);
@@ -842,88 +1135,16 @@ impl World {
         }
     }
 
+    /// Sends an attacker's frame (honest nodes send while their steps run).
     fn transmit(&mut self, i: NodeIx, j: NodeIx, frame: Frame) {
-        let Some(link) = (self.links.get_mut(i, j))
-            .filter(|(_, p)| p.open)
-            .map(|(link, _)| link)
-        else {
-            return;
-        };
-        let frame_len = frame.len() as u64;
-        let size = (frame_len + self.scenario.network.overhead_bytes) as f64 * 8.0;
-        let lat = self.lat(i, j);
-        let (up_bps, down_bps) = (
-            self.nodes[i as usize].up_bps,
-            self.nodes[j as usize].down_bps,
-        );
-        let sender = &mut self.nodes[i as usize];
-        let begins = sender.up_free.max(self.now);
-        // A frame that would start during a stall waits for its end.
-        let begins = (sender.stalls.iter())
-            .find(|(from, until)| (*from..*until).contains(&begins))
-            .map_or(begins, |(_, until)| *until);
-        let departed = begins + (size / up_bps * 1e6) as u64;
-        sender.up_free = departed;
-        let mut arrival = departed + lat;
-        if self.scenario.network.loss > 0.0 && self.rng.random_bool(self.scenario.network.loss) {
-            arrival += 2 * lat;
+        let mut uplink = (self.nodes[i as usize].uplink.take()).expect("every node has an uplink");
+        let mut events = Vec::new();
+        self.net()
+            .send(&mut uplink, (i, j), frame, self.now, &mut events);
+        self.nodes[i as usize].uplink = Some(uplink);
+        for (at, ev) in events {
+            self.push(at, ev);
         }
-        let delivered = arrival + (size / down_bps * 1e6) as u64;
-        let flow = self.links.at(link).expect("checked above").flow(i);
-        let delivered = delivered.max(flow.last_delivery);
-        flow.last_delivery = delivered;
-        flow.hand(frame_len, departed);
-        // Edge-triggered, as `bufferedamountlow` is: only a buffer that rose above the low-water
-        // mark reports falling back to it.
-        let low = self.config.upload.low_water;
-        let schedule = !flow.drain_pending && flow.buffered(self.now) > low;
-        flow.drain_pending |= schedule;
-        let low_at = flow.low_at(low, self.now);
-        self.push(
-            delivered,
-            Ev::Deliver {
-                to: j,
-                from: i,
-                link,
-                frame,
-            },
-        );
-        if schedule {
-            self.push(
-                low_at,
-                Ev::Drain {
-                    node: i,
-                    peer: j,
-                    link,
-                },
-            );
-        }
-    }
-
-    /// Tells a sender its send buffer to `peer` ran low, as `bufferedamountlow` does.
-    fn drain_flow(&mut self, i: NodeIx, j: NodeIx, link: LinkRef) {
-        let (now, low) = (self.now, self.config.upload.low_water);
-        let Some(p) = self.links.at(link) else {
-            return;
-        };
-        let flow = p.flow(i);
-        flow.drain_pending = false;
-        let buffered = flow.buffered(now);
-        if buffered > low {
-            flow.drain_pending = true;
-            let at = flow.low_at(low, now);
-            self.push(
-                at,
-                Ev::Drain {
-                    node: i,
-                    peer: j,
-                    link,
-                },
-            );
-            return;
-        }
-        let peer = self.nodes[j as usize].id;
-        self.input(i, Input::Drained { peer, buffered });
     }
 
     /// Bytes `offset..end` of a segment (to its end without `end`), as an HTTP range request.
@@ -967,7 +1188,7 @@ impl World {
             );
             return;
         };
-        let rate = (cdn.per_flow_kbps * 1000.0).min(self.nodes[i as usize].down_bps);
+        let rate = (cdn.per_flow_kbps * 1000.0).min(self.profiles[i as usize].down_bps);
         let mut done = self.now + ttfb + (body.len() as f64 * 8.0 / rate * 1e6) as u64;
         if let Some(capacity) = cdn.capacity_mbps {
             // The CDN's total egress as one queue: a flash crowd waits for it.
@@ -1038,6 +1259,8 @@ impl World {
         if !abrupt {
             self.input(i, Input::Leave);
         }
+        // The goodbyes (and whatever else is queued) go out before the engine goes.
+        self.run_steps();
         let now = self.now;
         let node = &mut self.nodes[i as usize];
         let Some(engine) = node.engine.take() else {
@@ -1262,7 +1485,7 @@ impl World {
             },
             events: self.tally.events,
             attacks: self.scenario.security.has_attackers().then(|| {
-                let count = |role| self.nodes.iter().filter(|n| n.role == role).count() as u64;
+                let count = |role| self.profiles.iter().filter(|p| p.role == role).count() as u64;
                 AttackReport {
                     corrupt_peers: count(Role::Corrupt),
                     liar_peers: count(Role::Liar),

@@ -78,3 +78,25 @@ fn modelled_verification_moves_the_figures_only_by_the_missing_proof_bytes() {
     );
     assert_eq!(real.p2p.rebuffer_ratio, modelled.p2p.rebuffer_ratio);
 }
+
+/// Engine steps of different nodes run in parallel when a round has enough of them; how many
+/// threads run them must not show in the report. 2,000 viewers fill the rounds.
+#[test]
+fn the_report_does_not_depend_on_the_number_of_threads() {
+    let mut scenario =
+        Scenario::parse(include_str!("../../../scenarios/large.toml")).expect("valid scenario");
+    scenario.audience.viewers = 2000;
+    scenario.audience.join_window_s = 5.0;
+    scenario.duration_s = 15.0;
+    let on = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool");
+        pool.install(|| f2f_sim::run(&scenario, false, &mut |_, _| {}).to_json())
+    };
+    let one = on(1);
+    assert!(one.contains("\"offload\""), "the report is the real one");
+    assert_eq!(one, on(2));
+    assert_eq!(one, on(3));
+}
