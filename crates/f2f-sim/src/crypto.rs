@@ -133,11 +133,14 @@ impl Memoised {
         let mut h = blake3::Hasher::new();
         inputs(&mut h);
         let digest = *h.finalize().as_bytes();
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(result) = seen.get(&digest) {
+        let memo = || self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(result) = memo().get(&digest) {
             return *result;
         }
+        // Not under the lock: engines stepping in parallel check different things at once
+        // (two checking the same thing both compute the one true result).
         let result = check();
+        let mut seen = memo();
         if seen.len() >= MEMO_CAPACITY {
             seen.clear();
         }

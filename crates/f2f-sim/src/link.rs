@@ -141,6 +141,8 @@ impl Uplink {
         }
         let delivered = arrival + (size / path.down_bps * 1e6) as u64;
         let flow = self.flows.entry(to).or_default();
+        // Closing a connection forgets its flow (`close`); this keeps a new connection to the
+        // same peer from inheriting an old one's queue should a close ever be missed.
         if flow.epoch != path.link.epoch {
             *flow = Flow {
                 epoch: path.link.epoch,
@@ -219,16 +221,9 @@ impl Links {
         Some((link, pair))
     }
 
-    pub(crate) fn get_mut(&mut self, a: NodeIx, b: NodeIx) -> Option<(LinkRef, &mut Pair)> {
+    pub(crate) fn get_mut(&mut self, a: NodeIx, b: NodeIx) -> Option<&mut Pair> {
         let slot = *self.by_ends.get(&ends(a, b))?;
-        let pair = self.slots.get_mut(slot as usize)?;
-        Some((
-            LinkRef {
-                slot,
-                epoch: pair.epoch,
-            },
-            pair,
-        ))
+        self.slots.get_mut(slot as usize)
     }
 
     /// The connection `link` referred to when it was queued, if it is still there.

@@ -61,7 +61,7 @@ impl Player {
         live_offset: u64,
         now: u64,
     ) -> Vec<(u64, u64)> {
-        self.advance(now);
+        let now = self.advance(now);
         if self.start_seq.is_none() {
             let start = newest.saturating_sub(live_offset.saturating_sub(1));
             self.start_seq = Some(start);
@@ -78,7 +78,7 @@ impl Player {
 
     /// A segment arrived.
     pub(crate) fn on_delivered(&mut self, seq: u64, now: u64) {
-        self.advance(now);
+        let now = self.advance(now);
         let playhead = self.playhead_seq();
         if seq < playhead {
             return;
@@ -105,7 +105,7 @@ impl Player {
 
     /// Ends the session at `now` (a stall in progress counts until then).
     pub(crate) fn finish(&mut self, now: u64) {
-        self.advance(now);
+        let now = self.advance(now);
         if let State::Stalled { since } = self.state {
             self.stalls.push((since, now));
             self.state = State::Starting;
@@ -160,10 +160,12 @@ impl Player {
         (seq * self.d_us).max(self.media)
     }
 
-    /// Moves the playhead to `now`, entering a stall where the buffer ran out.
-    fn advance(&mut self, now: u64) {
+    /// Moves the playhead to `now`, entering a stall where the buffer ran out; returns the
+    /// player's time. The player's clock never goes back: the simulator may report an event up
+    /// to a round (1 ms) after the player has moved past it, and it then counts as happening now.
+    fn advance(&mut self, now: u64) -> u64 {
         if now <= self.last {
-            return;
+            return self.last;
         }
         if self.state == State::Playing {
             let run_out = self.last + (self.buffer_end() - self.media);
@@ -186,6 +188,7 @@ impl Player {
             self.latency_integral += (a + b) / 2.0 * (now - self.last) as f64;
         }
         self.last = now;
+        now
     }
 }
 
@@ -194,6 +197,20 @@ mod tests {
     use super::*;
 
     const D: u64 = 2_000_000;
+
+    #[test]
+    fn an_event_reported_late_counts_as_happening_now() {
+        let mut p = Player::new(D, 1, 0);
+        p.on_playlist(10, 3, 0);
+        p.on_delivered(8, 1_000_000);
+        // Segment 9 is missing: the player stalls at 3 s and learns of it at 3.5 s.
+        p.on_playlist(10, 3, 3_500_000);
+        // The world reports segment 9 as delivered at 3.2 s, after the player moved on.
+        p.on_delivered(9, 3_200_000);
+        assert_eq!(p.stalls, vec![(3_000_000, 3_500_000)]);
+        p.finish(5_000_000);
+        assert_eq!(p.play_us + p.stall_us(), 4_000_000, "nothing counted twice");
+    }
 
     #[test]
     fn starts_three_behind_and_plays_without_stalling() {

@@ -609,9 +609,10 @@ impl World {
     /// engine steps those events queued, each node's in order and different nodes' in
     /// parallel, and carries out what the engines asked, in the order the steps were queued.
     /// Events the round itself queues before that millisecond ends form the next round. A
-    /// node's steps later in a round therefore see the world as the round found it, not as
-    /// its earlier steps left it (as a real node sees the network a little late); the result
-    /// does not depend on how many threads run the steps.
+    /// node's steps therefore see connections as the round's world-side pass left them, and
+    /// its earlier steps' requests to the world are carried out after its later steps ran:
+    /// up to 1 ms out of date either way (a real node sees the network a little late too).
+    /// The result does not depend on how many threads run the steps.
     pub(crate) fn run(self, mode: &str, progress: &mut (dyn FnMut(f64) + Send)) -> RunReport {
         // On a thread of the current pool, so that this thread takes its share of each round.
         rayon::scope(move |_| self.run_rounds(mode, progress))
@@ -1070,7 +1071,7 @@ impl World {
     }
 
     fn connect_done(&mut self, a: NodeIx, b: NodeIx, epoch: u32) {
-        let Some((_, p)) = self.links.get_mut(a, b) else {
+        let Some(p) = self.links.get_mut(a, b) else {
             return;
         };
         if p.epoch != epoch {
