@@ -671,6 +671,9 @@ impl World {
                 frame,
             } => self.step(to, StepKind::Receive { from, link, frame }),
             Ev::Disconnected { node, peer, epoch } => {
+                // A pair of another epoch is a replacement still opening (set-up takes four
+                // latencies, this notice one): the old connection closed all the same, and
+                // the engine must hear it.
                 if self
                     .links
                     .get(node, peer)
