@@ -67,15 +67,10 @@ impl<E> EventQueue<E> {
 
     /// The earliest event and its time.
     pub(crate) fn pop(&mut self) -> Option<(u64, E)> {
-        loop {
-            if let Some(Reverse((at, _, slot))) = self.current.pop() {
-                return Some((at, self.slab.remove(slot as usize)));
-            }
-            if self.in_wheel == 0 && self.overflow.is_empty() {
-                return None;
-            }
-            self.advance();
-        }
+        // Brings the earliest slot into `current`.
+        self.peek_at()?;
+        let Reverse((at, _, slot)) = self.current.pop()?;
+        Some((at, self.slab.remove(slot as usize)))
     }
 
     /// The time of the earliest event.

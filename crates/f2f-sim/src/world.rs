@@ -149,10 +149,11 @@ enum StepKind {
     },
 }
 
-/// What a step left for the world: events it queued, what the engine asked that the node
-/// cannot do alone, and the engine's next timeout.
-#[derive(Default)]
+/// What a step left for the world: whose step at what time, events it queued, what the
+/// engine asked that the node cannot do alone, and the engine's next timeout.
 struct Done {
+    node: NodeIx,
+    at: u64,
     events: Vec<(u64, Ev)>,
     outputs: Vec<Output>,
     timeout: Option<Instant>,
@@ -168,6 +169,11 @@ struct Net<'a> {
 }
 
 impl Net<'_> {
+    /// The instant at virtual time `us`.
+    fn at(&self, us: u64) -> Instant {
+        self.t0 + Duration::from_micros(us)
+    }
+
     fn lat(&self, a: NodeIx, b: NodeIx) -> u64 {
         let (a, b) = (&self.profiles[a as usize], &self.profiles[b as usize]);
         let distance = (a.pos.0 - b.pos.0).hypot(a.pos.1 - b.pos.1);
@@ -228,6 +234,7 @@ struct Work {
 }
 
 impl Work {
+    /// Runs the steps; each comes back with its place in the round.
     fn run(&mut self, net: &Net<'_>) -> Vec<(usize, Done)> {
         let steps = std::mem::take(&mut self.steps);
         (steps.into_iter())
@@ -237,7 +244,13 @@ impl Work {
 
     fn step(&mut self, net: &Net<'_>, now: u64, kind: StepKind) -> Done {
         let i = self.node;
-        let mut done = Done::default();
+        let mut done = Done {
+            node: i,
+            at: now,
+            events: Vec::new(),
+            outputs: Vec::new(),
+            timeout: None,
+        };
         let input = match kind {
             StepKind::Input(input) => Some(input),
             StepKind::Timeout => None,
@@ -270,7 +283,7 @@ impl Work {
                 }
             }
         };
-        let at = net.t0 + Duration::from_micros(now);
+        let at = net.at(now);
         let engine = &mut self.engine;
         match input {
             Some(input) => engine
@@ -589,7 +602,7 @@ impl World {
     }
 
     fn at(&self, us: u64) -> Instant {
-        self.t0 + Duration::from_micros(us)
+        self.net().at(us)
     }
 
     fn us(&self, t: Instant) -> u64 {
@@ -717,10 +730,9 @@ impl World {
         let now = self.now;
         while !self.steps.is_empty() {
             let steps = std::mem::take(&mut self.steps);
-            let order: Vec<(NodeIx, u64)> = steps.iter().map(|s| (s.node, s.at)).collect();
-            let done = self.run_engines(steps);
-            for ((i, at), done) in order.into_iter().zip(done) {
-                self.now = at;
+            for done in self.run_engines(steps) {
+                let i = done.node;
+                self.now = done.at;
                 for (at, ev) in done.events {
                     self.push(at, ev);
                 }
