@@ -1098,11 +1098,11 @@ impl Engine {
             elapsed: range.elapsed,
         };
         self.learn(range.peer, key, outcome);
-        let bps = Outcome::rate_bps(range.bytes, range.elapsed);
+        let bps = range.throughput_bps();
         self.stats.p2p_transfers += 1;
         self.stats.p2p_transfer_kbps += (bps / 1000.0) as u64;
         if let Some(p) = self.peers.get_mut(&range.peer) {
-            p.transfer_done(bps);
+            p.transfer_done(range.planning_bps());
         }
     }
 

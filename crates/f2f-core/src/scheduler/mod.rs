@@ -82,7 +82,8 @@ enum Fetch {
         offset: u64,
         sent: Instant,
         first_byte_by: Instant,
-        first_byte: Option<Instant>,
+        /// When the first piece arrived, and how many bytes it brought.
+        first_byte: Option<(Instant, u64)>,
         last_progress: Instant,
     },
     Cdn {
@@ -244,12 +245,31 @@ pub(crate) enum Action {
     },
 }
 
-/// How one peer delivered its range: `bytes` in `elapsed` since its first byte.
+/// How one peer delivered its range: `bytes` in `elapsed` since its first piece (since the
+/// request for a range that came in one piece).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct RangeStats {
     pub(crate) peer: PeerId,
     pub(crate) bytes: u64,
     pub(crate) elapsed: Duration,
+    /// Bytes the first piece brought (0 when timed from the request).
+    pub(crate) first_piece: u64,
+}
+
+impl RangeStats {
+    /// The transfer's throughput: the bytes after the first piece over the time they took. A
+    /// piece arrives whole, so counting the first one too credits a two-piece range with twice
+    /// its rate.
+    pub(crate) fn throughput_bps(&self) -> f64 {
+        Outcome::rate_bps(self.bytes - self.first_piece, self.elapsed)
+    }
+
+    /// What the scheduler plans with: every byte over the time since the first piece. It is
+    /// optimistic on short ranges, and that is deliberate: a peer that falls short costs a CDN
+    /// fetch of the rest, one judged too slow is never asked (DESIGN-NOTES, "Peer selection").
+    pub(crate) fn planning_bps(&self) -> f64 {
+        Outcome::rate_bps(self.bytes, self.elapsed)
+    }
 }
 
 /// Result of feeding bytes to the scheduler.
@@ -497,7 +517,7 @@ impl Scheduler {
     ) -> Option<Instant> {
         let Fetch::Peer {
             offset,
-            first_byte: Some(first),
+            first_byte: Some((first, _)),
             ..
         } = p.fetch
         else {
@@ -1045,14 +1065,15 @@ impl Scheduler {
         let stats = RangeStats {
             peer,
             bytes: p.pos() - start,
-            elapsed: now.saturating_duration_since(first_byte.unwrap_or(sent)),
+            elapsed: now.saturating_duration_since(first_byte.map_or(sent, |f| f.0)),
+            first_piece: first_byte.map_or(0, |f| f.1),
         };
         p.fetch = Fetch::Peer {
             peer,
             offset: start,
             sent,
             first_byte_by,
-            first_byte: first_byte.or(Some(now)),
+            first_byte: first_byte.or(Some((now, end - offset))),
             last_progress: now,
         };
         if !p.is_done(w.total) {

@@ -275,6 +275,7 @@ fn a_failed_cdn_range_is_retried_after_the_backoff() {
             peer: peer(1),
             bytes: at,
             elapsed: when - (t0 + Duration::from_millis(100)),
+            first_piece: 4 * G,
         })
     );
     let ranker = BaselineRanker::default();
@@ -288,6 +289,22 @@ fn a_failed_cdn_range_is_retried_after_the_backoff() {
         ),
         "{actions:?}"
     );
+}
+
+#[test]
+fn a_range_is_timed_over_the_bytes_after_its_first_piece() {
+    let t0 = Instant::now() + Duration::from_secs(10);
+    let (mut s, at) = split_with_slow_holder(t0, t0 + Duration::from_secs(6));
+    let first = t0 + Duration::from_millis(400);
+    assert_eq!(piece(&mut s, 1, 0, at - G, first), Progress::Partial);
+    // The first piece may have waited in the uploader's queue and arrives whole: its throughput
+    // is one more group in 100 ms, not the whole range in 100 ms.
+    let done = piece(&mut s, 1, at - G, at, first + Duration::from_millis(100));
+    let Progress::RangeDone(range) = done else {
+        panic!("expected the range: {done:?}");
+    };
+    assert_eq!(range.throughput_bps(), (G * 8 * 10) as f64);
+    assert_eq!(range.planning_bps(), (at * 8 * 10) as f64);
 }
 
 #[test]
