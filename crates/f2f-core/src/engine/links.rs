@@ -73,9 +73,9 @@ impl Engine {
     pub(super) fn link_down(&mut self, from: PeerId, now: Instant) {
         if let Some(p) = self.peers.get_mut(&from) {
             p.link = Link::None;
-            p.in_flight = 0;
             p.link_backoff_until = Some(now + self.config.links.idle_timeout);
         }
+        self.requests.forget_peer(&from);
         self.swaps.forget(&from);
         self.neighbours_changed = true;
         self.availability.forget_peer(&from);
@@ -191,11 +191,7 @@ impl Engine {
             candidates.shuffle(&mut self.rng);
             let size = self.config.scheduler.segment_size_prior;
             let eta = |id: &PeerId| {
-                let m = self
-                    .peers
-                    .get(id)
-                    .map(|p| p.measurements(now))
-                    .unwrap_or_default();
+                let m = self.measured(id, now).unwrap_or_default();
                 self.ranker.peer_eta(&m, size).unwrap_or(Duration::MAX)
             };
             candidates.sort_by_cached_key(eta);

@@ -44,6 +44,7 @@ mod peer;
 mod quorum;
 mod receipts;
 mod relay;
+mod requests;
 mod rewire;
 mod watch;
 
@@ -84,6 +85,7 @@ use peer::{Conn, Peer, Phase};
 use quorum::Quorum;
 use receipts::Ledger;
 use relay::{Relay, Route, SIGNAL_TTL};
+use requests::OpenRequests;
 use watch::Watch;
 
 /// Personal keys remembered (a few live windows' worth of ad segments).
@@ -91,10 +93,6 @@ const PERSONAL_MEMORY: usize = 256;
 
 /// Trusted segment hashes remembered until their segment is listed (a few live windows).
 const HASH_MEMORY: usize = 64;
-
-/// Requests remembered for the ranker's outcomes (far above what is under way at once; on
-/// overflow they are forgotten, costing the model a few lessons).
-const MAX_ASKED: usize = 4096;
 
 /// A segment the playlist lists, as the engine needs to know it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -316,9 +314,8 @@ pub struct Engine {
     banned: BTreeSet<PeerId>,
     config: Arc<Config>,
     ranker: Box<dyn SourceRanker>,
-    /// Requests under way: the peer's measurements when each was sent, for the ranker to
-    /// learn from the outcome.
-    asked: FxHashMap<(PeerId, SegmentKey), PeerMeasurements>,
+    /// Requests under way, with what each was ranked on.
+    requests: OpenRequests,
     membership: Membership,
     /// Everyone we hold a connection to (hash map: looked up on every frame).
     peers: FxHashMap<PeerId, Peer>,
@@ -415,7 +412,7 @@ impl Engine {
             banned: BTreeSet::new(),
             membership: Membership::new(me, config.membership.clone(), seed),
             ranker: Box::new(BaselineRanker::default()),
-            asked: FxHashMap::default(),
+            requests: OpenRequests::default(),
             peers: FxHashMap::default(),
             scheduler: Scheduler::new(),
             uploads: Uploads::new(),
@@ -734,6 +731,7 @@ impl Engine {
             }));
             self.decide(&key, now);
         }
+        self.requests.forget_peer(&peer);
         self.pump_uploads(now);
     }
 
@@ -1071,18 +1069,9 @@ impl Engine {
         self.decide(&key, now);
     }
 
-    /// A request to `peer` is over (however it ended): its measurements when it went out.
-    fn request_ended(&mut self, peer: PeerId, key: SegmentKey) -> Option<PeerMeasurements> {
-        let asked = self.asked.remove(&(peer, key));
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.in_flight = p.in_flight.saturating_sub(1);
-        }
-        asked
-    }
-
     /// Tells the ranker how a request it ranked ended, with the measurements it was ranked on.
     fn learn(&mut self, peer: PeerId, key: SegmentKey, outcome: Outcome) {
-        if let Some(asked) = self.request_ended(peer, key) {
+        if let Some(asked) = self.requests.end(peer, key) {
             self.ranker.observe(&asked, outcome);
             if let Some(model) = self.ranker.status() {
                 self.stats.model_version = model.version;
@@ -1406,6 +1395,12 @@ impl Engine {
         self.apply(actions, now);
     }
 
+    /// What we know of `peer` now, as the ranker sees it.
+    fn measured(&self, peer: &PeerId, now: Instant) -> Option<PeerMeasurements> {
+        let p = self.peers.get(peer)?;
+        Some(p.measurements(self.requests.in_flight(peer), now))
+    }
+
     /// Linked neighbours that announced `key`, as the scheduler ranks them.
     fn candidates(&self, key: &SegmentKey) -> Vec<Candidate> {
         self.availability
@@ -1415,7 +1410,7 @@ impl Engine {
                 let p = self.peers.get(&peer).filter(|p| p.is_linked())?;
                 Some(Candidate {
                     peer,
-                    measurements: p.measurements(self.now),
+                    measurements: p.measurements(self.requests.in_flight(&peer), self.now),
                     complete,
                 })
             })
@@ -1452,17 +1447,13 @@ impl Engine {
                     offset,
                     end,
                 } => {
-                    if let Some(p) = self.peers.get_mut(&peer) {
-                        if self.asked.len() >= MAX_ASKED {
-                            self.asked.clear();
-                        }
-                        self.asked.insert((peer, key), p.measurements(now));
-                        p.in_flight = p.in_flight.saturating_add(1);
+                    if let Some(measured) = self.measured(&peer, now) {
+                        self.requests.start(peer, key, measured);
                     }
                     self.send(peer, Message::Request { key, offset, end });
                 }
                 Action::Cancel { peer, key } => {
-                    self.request_ended(peer, key);
+                    self.requests.end(peer, key);
                     self.send(peer, Message::Cancel { key });
                 }
                 Action::FetchCdn {

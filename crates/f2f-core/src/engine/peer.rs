@@ -84,8 +84,6 @@ pub(crate) struct Peer {
     pub(crate) failed: u32,
     pub(crate) refused: u32,
     pub(crate) since: Instant,
-    /// Our requests to the peer not finished yet.
-    pub(crate) in_flight: u8,
     /// The lowest RTT seen: propagation delay without queues, what coordinates learn from.
     pub(crate) rtt_floor: Option<Duration>,
     /// Our unanswered ping, if any: its nonce and when it left.
@@ -127,7 +125,6 @@ impl Peer {
             failed: 0,
             refused: 0,
             since: now,
-            in_flight: 0,
             rtt_floor: None,
             ping: None,
             pinged_at: None,
@@ -139,14 +136,15 @@ impl Peer {
         self.link == Link::Linked
     }
 
-    pub(crate) fn measurements(&self, now: Instant) -> PeerMeasurements {
+    /// Its measurements, with our `in_flight` requests to it.
+    pub(crate) fn measurements(&self, in_flight: u8, now: Instant) -> PeerMeasurements {
         PeerMeasurements {
             srtt: self.srtt,
             rttvar: self.rttvar,
             throughput_bps: self.throughput_bps,
             reported_upload_bps: self.upload_bps,
             load: self.load,
-            in_flight: self.in_flight,
+            in_flight,
             completed: self.completed,
             failed: self.failed,
             refused: self.refused,
