@@ -11,8 +11,9 @@ use rustc_hash::FxHashMap;
 use crate::id::{PeerId, SegmentKey};
 use crate::scheduler::PeerMeasurements;
 
-/// Requests tracked at most: far above what is under way at once. Past it a new request is not
-/// tracked (the model misses its lesson, and the count misses it).
+/// Requests tracked at most: far above what is under way at once. Reaching it means requests
+/// were never ended; all are forgotten then, costing the model a few lessons, and counting
+/// starts afresh.
 const MAX_OPEN: usize = 4096;
 
 #[derive(Debug, Default)]
@@ -25,16 +26,12 @@ impl OpenRequests {
     /// A request to `peer` for a range of `key` went out, ranked on `measured`. The scheduler
     /// asks a peer for one range of a segment at a time, so a second one replaces the first.
     pub(crate) fn start(&mut self, peer: PeerId, key: SegmentKey, measured: PeerMeasurements) {
-        let full = self.asked.len() >= MAX_OPEN;
-        match self.asked.entry((peer, key)) {
-            Entry::Occupied(mut e) => {
-                e.insert(measured);
-            }
-            Entry::Vacant(_) if full => {}
-            Entry::Vacant(e) => {
-                e.insert(measured);
-                *self.per_peer.entry(peer).or_default() += 1;
-            }
+        if self.asked.len() >= MAX_OPEN && !self.asked.contains_key(&(peer, key)) {
+            self.asked.clear();
+            self.per_peer.clear();
+        }
+        if self.asked.insert((peer, key), measured).is_none() {
+            *self.per_peer.entry(peer).or_default() += 1;
         }
     }
 
@@ -125,16 +122,16 @@ mod tests {
     }
 
     #[test]
-    fn past_the_bound_requests_are_not_tracked() {
-        let a = PeerId::from_seed(b"a");
+    fn requests_never_ended_are_forgotten_at_the_bound_and_counting_starts_afresh() {
+        let (a, b) = (PeerId::from_seed(b"a"), PeerId::from_seed(b"b"));
         let mut open = OpenRequests::default();
-        for seq in 0..MAX_OPEN as u64 + 10 {
+        for seq in 0..MAX_OPEN as u64 {
             open.start(a, key(seq), measured(0));
         }
-        assert_eq!(open.asked.len(), MAX_OPEN);
         assert_eq!(open.in_flight(&a), u8::MAX);
-        assert_eq!(open.end(a, key(MAX_OPEN as u64 + 5)), None);
-        assert!(open.end(a, key(0)).is_some());
-        assert_eq!(open.per_peer[&a], MAX_OPEN as u32 - 1);
+        open.start(b, key(0), measured(1));
+        assert_eq!((open.in_flight(&a), open.in_flight(&b)), (0, 1));
+        assert_eq!(open.end(a, key(1)), None);
+        assert_eq!(open.end(b, key(0)), Some(measured(1)));
     }
 }
