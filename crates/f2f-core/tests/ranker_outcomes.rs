@@ -63,7 +63,7 @@ fn a_delivered_request_is_reported_with_its_bytes_and_time() {
         panic!("one delivered request: {heard:?}")
     };
     assert_eq!(*bytes, 1_000_000);
-    // 1 MB at 4 Mb/s, timed from the first byte: about two seconds.
+    // 1 MB at 4 Mb/s, timed from the first piece: about two seconds.
     assert!(
         *elapsed >= Duration::from_millis(1_800) && *elapsed < Duration::from_millis(2_500),
         "{elapsed:?}"

@@ -78,7 +78,8 @@ pub struct RunReport {
     pub p2p_fallbacks: u64,
     /// Peer transfers (segments or ranges) that completed.
     pub p2p_transfers: u64,
-    /// Mean throughput per completed peer transfer, Mbit/s (first byte to last).
+    /// Mean throughput per completed peer transfer, Mbit/s: the bytes after its first piece
+    /// over the time since that piece (a range that came in one piece: from the request).
     pub p2p_transfer_mbps: f64,
     /// Chunk loss: the share of peer transfers abandoned for another source (no first byte
     /// in time, stalled, too slow for the deadline), `p2p_fallbacks / (p2p_transfers +

@@ -1,8 +1,8 @@
 //! Our requests to peers that have not ended, each with the measurements it was ranked on.
 //! The ranker learns from those when the request ends, and the count per peer is itself a
 //! measurement (`PeerMeasurements::in_flight`). Both live here so that they cannot disagree: a
-//! request that ends twice (its outcome, then its cancel) or never (its link dropped) used to
-//! leave the count wrong.
+//! request that ended twice (its outcome, then its cancel) used to take two off the count, and
+//! a dropped link left its requests' measurements behind.
 
 use std::collections::hash_map::Entry;
 

@@ -1060,8 +1060,8 @@ impl Scheduler {
         if p.relayable_to == offset {
             p.relayable_to = end;
         }
-        // Throughput counts from the first byte (queueing at the uploader is not its rate); a
-        // range delivered in one piece counts from the request.
+        // Timed from the first piece (queueing at the uploader is not its rate); a range
+        // delivered in one piece is timed from the request.
         let stats = RangeStats {
             peer,
             bytes: p.pos() - start,

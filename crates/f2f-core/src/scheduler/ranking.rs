@@ -42,7 +42,8 @@ pub enum Outcome {
     Delivered {
         /// The bytes of the range.
         bytes: u64,
-        /// From the first byte to the last (waiting in the peer's queue is not in it).
+        /// From the first piece to the last, so waiting in the peer's queue is not in it (from
+        /// the request for a range that came in one piece).
         elapsed: Duration,
     },
     /// The transfer fell back to another source (stalled, too slow, peer lost).
