@@ -213,6 +213,17 @@ impl SegmentKey {
     }
 }
 
+/// A key for unit tests: sequence `seq` of one fixed swarm and rendition, variant 0.
+#[cfg(test)]
+pub(crate) fn test_key(seq: u64) -> SegmentKey {
+    SegmentKey {
+        swarm: SwarmId::from_canonical("s"),
+        rendition: RenditionId::from_canonical("r"),
+        position: SegmentPosition::Sequence(seq),
+        variant: VariantTag::from_u64(0),
+    }
+}
+
 impl fmt::Display for SegmentKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}/{}", self.swarm, self.rendition, self.position)

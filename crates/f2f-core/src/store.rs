@@ -106,16 +106,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::{RenditionId, SegmentPosition, SwarmId, VariantTag};
-
-    fn key(seq: u64) -> SegmentKey {
-        SegmentKey {
-            swarm: SwarmId::from_canonical("s"),
-            rendition: RenditionId::from_canonical("r"),
-            position: SegmentPosition::Sequence(seq),
-            variant: VariantTag::from_u64(0),
-        }
-    }
+    use crate::id::test_key as key;
 
     #[test]
     fn evicts_oldest_first() {

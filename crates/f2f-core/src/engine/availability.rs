@@ -67,16 +67,7 @@ impl Availability {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::{RenditionId, SegmentPosition, SwarmId, VariantTag};
-
-    fn key(seq: u64) -> SegmentKey {
-        SegmentKey {
-            position: SegmentPosition::Sequence(seq),
-            rendition: RenditionId::from_u64(1),
-            variant: VariantTag::from_u64(2),
-            swarm: SwarmId::from_bytes([3; 32]),
-        }
-    }
+    use crate::id::test_key as key;
 
     #[test]
     fn complete_copies_are_not_downgraded_and_old_segments_are_forgotten() {

@@ -66,16 +66,7 @@ impl OpenRequests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::{RenditionId, SegmentPosition, SwarmId, VariantTag};
-
-    fn key(seq: u64) -> SegmentKey {
-        SegmentKey {
-            position: SegmentPosition::Sequence(seq),
-            rendition: RenditionId::from_u64(1),
-            variant: VariantTag::from_u64(2),
-            swarm: SwarmId::from_bytes([3; 32]),
-        }
-    }
+    use crate::id::test_key as key;
 
     fn measured(load: u8) -> PeerMeasurements {
         PeerMeasurements {

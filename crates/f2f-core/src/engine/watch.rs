@@ -101,14 +101,12 @@ impl Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::SwarmId;
+    use crate::id::test_key;
 
     fn key(seq: u64, variant: u64) -> SegmentKey {
         SegmentKey {
-            swarm: SwarmId::from_canonical("s"),
-            rendition: RenditionId::from_canonical("r"),
-            position: SegmentPosition::Sequence(seq),
             variant: VariantTag::from_u64(variant),
+            ..test_key(seq)
         }
     }
 

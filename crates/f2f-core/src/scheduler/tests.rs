@@ -4,17 +4,8 @@
 use std::sync::OnceLock;
 
 use super::*;
-use crate::id::{RenditionId, SegmentPosition, SwarmId, VariantTag};
+use crate::id::test_key as key;
 use crate::integrity::{Blake3, GROUP_BYTES};
-
-fn key(seq: u64) -> SegmentKey {
-    SegmentKey {
-        swarm: SwarmId::from_canonical("s"),
-        rendition: RenditionId::from_canonical("r"),
-        position: SegmentPosition::Sequence(seq),
-        variant: VariantTag::from_u64(0),
-    }
-}
 
 fn peer(n: u8) -> PeerId {
     PeerId::from_bytes([n; 32])
