@@ -81,6 +81,8 @@ enum Fetch {
         /// Where this transfer started in the segment.
         offset: u64,
         sent: Instant,
+        /// Given up without a first byte by then, or by the last safe moment for the CDN if
+        /// that comes first (a deadline learnt after the request may bring it forward).
         first_byte_by: Instant,
         /// When the first piece arrived, and how many bytes it brought.
         first_byte: Option<(Instant, u64)>,
@@ -622,7 +624,7 @@ impl Scheduler {
                 .is_none_or(|d| now + eta + cfg.deadline_margin <= d)
             {
                 let wait = load_wait(best, cfg);
-                return vec![self.start_peer(key, i, best.peer, wait, cfg, now)];
+                return vec![self.start_peer(key, i, best.peer, wait, now)];
             }
             // Nobody can send it all in time: several holders each send the range they can
             // deliver by the time the CDN would have to start, at once; whatever they cannot
@@ -683,7 +685,7 @@ impl Scheduler {
                 let at = w.parts[i].pos() + bytes;
                 w.split(i, at);
             }
-            actions.push(self.start_peer(key, i, c.peer, load_wait(c, cfg), cfg, now));
+            actions.push(self.start_peer(key, i, c.peer, load_wait(c, cfg), now));
             i += 1;
         }
         actions
@@ -744,7 +746,7 @@ impl Scheduler {
                 peer: current,
                 key: *key,
             });
-            actions.push(self.start_peer(key, i, peer, cfg.stall_timeout, cfg, now));
+            actions.push(self.start_peer(key, i, peer, cfg.stall_timeout, now));
         }
         actions
     }
@@ -757,14 +759,9 @@ impl Scheduler {
         i: usize,
         peer: PeerId,
         first_byte_wait: Duration,
-        cfg: &SchedulerConfig,
         now: Instant,
     ) -> Action {
-        let w = &self.wanted[key];
-        let first_byte_by = match self.cdn_by(w, &w.parts[i], cfg) {
-            Some(by) => (now + first_byte_wait).min(by),
-            None => now + first_byte_wait,
-        };
+        let first_byte_by = now + first_byte_wait;
         let p = &mut self.wanted.get_mut(key).expect("present").parts[i];
         let offset = p.pos();
         p.fetch = Fetch::Peer {
@@ -823,7 +820,7 @@ impl Scheduler {
         let owed = self.owed(w, p, cfg);
         let cdn_by = self.cdn_by(w, p, cfg);
         let stalled = match first_byte {
-            None => now >= first_byte_by,
+            None => now >= cdn_by.map_or(first_byte_by, |by| by.min(first_byte_by)),
             Some(_) => now >= last_progress + cfg.stall_timeout,
         };
         // A slow transfer keeps going until the last moment the CDN could still make the
@@ -949,7 +946,10 @@ impl Scheduler {
                 first_byte: None,
                 first_byte_by,
                 ..
-            } => Some(first_byte_by),
+            } => Some(
+                self.cdn_by(w, p, cfg)
+                    .map_or(first_byte_by, |by| by.min(first_byte_by)),
+            ),
             Fetch::Peer { last_progress, .. } => {
                 let stall = last_progress + cfg.stall_timeout;
                 let quiet = last_progress + cfg.stall_timeout / 2;

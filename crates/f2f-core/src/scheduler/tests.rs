@@ -518,3 +518,49 @@ fn a_corrupt_piece_is_refused_and_its_range_goes_to_another_holder() {
     );
     assert_eq!(piece(&mut s, 2, G, 5 * G, at), Progress::Partial);
 }
+
+#[test]
+fn a_request_made_before_the_deadline_was_known_is_given_up_in_time_for_the_cdn() {
+    let cfg = SchedulerConfig::default();
+    let ranker = BaselineRanker::default();
+    let t0 = Instant::now();
+    let mut s = Scheduler::new();
+    // Prefetched on an announcement, from a holder with seven uploads queued: without a
+    // deadline the request may wait eight stall timeouts (5.6 s) for a first byte.
+    list(&mut s, 1, None, t0);
+    let mut queued = holder(1, 20_000_000.0);
+    queued.measurements.load = 7;
+    let asked = s.decide(&key(1), &[queued], &ranker, &cfg, t0);
+    assert!(
+        matches!(asked.as_slice(), [Action::Request { .. }]),
+        "{asked:?}"
+    );
+    // Then the player asks for it, due in three seconds; the holder never starts.
+    let deadline = t0 + Duration::from_secs(3);
+    s.set_deadline(&key(1), deadline);
+    let wake = s
+        .poll_timeout(&cfg, t0)
+        .expect("the transfer must wake the engine before its deadline");
+    assert!(wake < deadline, "wake-up {wake:?}");
+    let actions = s.check_transfer(&key(1), &cfg, wake);
+    assert!(
+        matches!(
+            actions.as_slice(),
+            [
+                Action::Fallback {
+                    reason: FallbackReason::NoFirstByte,
+                    ..
+                },
+                Action::Cancel { .. }
+            ]
+        ),
+        "{actions:?}"
+    );
+    let fetched = s.decide(&key(1), &[], &ranker, &cfg, wake);
+    assert!(
+        matches!(fetched.as_slice(), [Action::FetchCdn { .. }]),
+        "{fetched:?}"
+    );
+    // A 1 MB fetch at the CDN's 50 Mb/s takes well under the margin left.
+    assert!(wake + Duration::from_millis(500) < deadline, "{wake:?}");
+}
