@@ -62,8 +62,10 @@ fn a_delivered_request_is_reported_with_its_bytes_and_time() {
     let [(asked, Outcome::Delivered { bytes, elapsed })] = heard.as_slice() else {
         panic!("one delivered request: {heard:?}")
     };
-    assert_eq!(*bytes, 1_000_000);
-    // 1 MB at 4 Mb/s, timed from the first piece: about two seconds.
+    // The bytes after the first piece (at most 64 KiB), over the time since it came: the
+    // throughput the simulator reports, so that the model learns the rate it is judged on.
+    assert!((1_000_000 - 65_536..1_000_000).contains(bytes), "{bytes}");
+    // Nearly 1 MB at 4 Mb/s: about two seconds.
     assert!(
         *elapsed >= Duration::from_millis(1_800) && *elapsed < Duration::from_millis(2_500),
         "{elapsed:?}"

@@ -1083,7 +1083,7 @@ impl Engine {
     /// Folds a range a peer delivered into its throughput estimate.
     fn measure_range(&mut self, key: SegmentKey, range: RangeStats) {
         let outcome = Outcome::Delivered {
-            bytes: range.bytes,
+            bytes: range.timed_bytes(),
             elapsed: range.elapsed,
         };
         self.learn(range.peer, key, outcome);
@@ -1446,10 +1446,9 @@ impl Engine {
                     key,
                     offset,
                     end,
+                    ranked,
                 } => {
-                    if let Some(measured) = self.measured(&peer, now) {
-                        self.requests.start(peer, key, measured);
-                    }
+                    self.requests.start(peer, key, ranked);
                     self.send(peer, Message::Request { key, offset, end });
                 }
                 Action::Cancel { peer, key } => {

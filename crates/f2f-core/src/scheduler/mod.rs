@@ -228,6 +228,8 @@ pub(crate) enum Action {
         key: SegmentKey,
         offset: u64,
         end: Option<u64>,
+        /// What the ranker saw of the peer when it chose it, for the lesson of the outcome.
+        ranked: PeerMeasurements,
     },
     Cancel {
         peer: PeerId,
@@ -263,7 +265,12 @@ impl RangeStats {
     /// piece arrives whole, so counting the first one too credits a two-piece range with twice
     /// its rate.
     pub(crate) fn throughput_bps(&self) -> f64 {
-        Outcome::rate_bps(self.bytes - self.first_piece, self.elapsed)
+        Outcome::rate_bps(self.timed_bytes(), self.elapsed)
+    }
+
+    /// The bytes `elapsed` times: those after the first piece.
+    pub(crate) fn timed_bytes(&self) -> u64 {
+        self.bytes - self.first_piece
     }
 
     /// What the scheduler plans with: every byte over the time since the first piece. It is
@@ -624,7 +631,7 @@ impl Scheduler {
                 .is_none_or(|d| now + eta + cfg.deadline_margin <= d)
             {
                 let wait = load_wait(best, cfg);
-                return vec![self.start_peer(key, i, best.peer, wait, now)];
+                return vec![self.start_peer(key, i, best, wait, now)];
             }
             // Nobody can send it all in time: several holders each send the range they can
             // deliver by the time the CDN would have to start, at once; whatever they cannot
@@ -685,7 +692,7 @@ impl Scheduler {
                 let at = w.parts[i].pos() + bytes;
                 w.split(i, at);
             }
-            actions.push(self.start_peer(key, i, c.peer, load_wait(c, cfg), now));
+            actions.push(self.start_peer(key, i, c, load_wait(c, cfg), now));
             i += 1;
         }
         actions
@@ -730,11 +737,11 @@ impl Scheduler {
                 .filter(|c| !w.is_busy(&c.peer, now) && w.part_of(&c.peer).is_none())
                 .filter_map(|c| {
                     let m = c.for_request(cfg.stall_timeout);
-                    ranker.peer_eta(&m, owed).map(|eta| (eta, c.peer))
+                    ranker.peer_eta(&m, owed).map(|eta| (eta, c))
                 })
                 .min_by(|a, b| a.0.cmp(&b.0))
                 .filter(|(eta, _)| now + eta.mul_f64(1.25) < finish);
-            let Some((_, peer)) = better else {
+            let Some((_, better)) = better else {
                 continue;
             };
             self.wanted
@@ -746,22 +753,23 @@ impl Scheduler {
                 peer: current,
                 key: *key,
             });
-            actions.push(self.start_peer(key, i, peer, cfg.stall_timeout, now));
+            actions.push(self.start_peer(key, i, better, cfg.stall_timeout, now));
         }
         actions
     }
 
-    /// Asks `peer` for the rest of part `i`. Without a first byte after `first_byte_wait`, or
-    /// by the time only the CDN can still fetch the part in time, the transfer is given up.
+    /// Asks `holder` for the rest of part `i`. Without a first byte after `first_byte_wait`,
+    /// or by the time only the CDN can still fetch the part in time, the transfer is given up.
     fn start_peer(
         &mut self,
         key: &SegmentKey,
         i: usize,
-        peer: PeerId,
+        holder: &Candidate,
         first_byte_wait: Duration,
         now: Instant,
     ) -> Action {
         let first_byte_by = now + first_byte_wait;
+        let peer = holder.peer;
         let p = &mut self.wanted.get_mut(key).expect("present").parts[i];
         let offset = p.pos();
         p.fetch = Fetch::Peer {
@@ -777,6 +785,7 @@ impl Scheduler {
             key: *key,
             offset,
             end: p.end,
+            ranked: holder.for_request(first_byte_wait),
         }
     }
 

@@ -38,9 +38,11 @@ pub struct PeerMeasurements {
 /// How a request to a peer ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// The peer delivered `bytes` in `elapsed`.
+    /// The peer delivered `bytes` in `elapsed`: the transfer's throughput, as the simulator
+    /// reports it.
     Delivered {
-        /// The bytes of the range.
+        /// The bytes of the range after its first piece (all of a range that came in one
+        /// piece): a piece arrives whole, so its own bytes took no measurable time.
         bytes: u64,
         /// From the first piece to the last, so waiting in the peer's queue is not in it (from
         /// the request for a range that came in one piece).
