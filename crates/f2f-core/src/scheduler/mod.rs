@@ -829,7 +829,7 @@ impl Scheduler {
         let owed = self.owed(w, p, cfg);
         let cdn_by = self.cdn_by(w, p, cfg);
         let stalled = match first_byte {
-            None => now >= cdn_by.map_or(first_byte_by, |by| by.min(first_byte_by)),
+            None => now >= no_first_byte_by(first_byte_by, cdn_by),
             Some(_) => now >= last_progress + cfg.stall_timeout,
         };
         // A slow transfer keeps going until the last moment the CDN could still make the
@@ -955,10 +955,7 @@ impl Scheduler {
                 first_byte: None,
                 first_byte_by,
                 ..
-            } => Some(
-                self.cdn_by(w, p, cfg)
-                    .map_or(first_byte_by, |by| by.min(first_byte_by)),
-            ),
+            } => Some(no_first_byte_by(first_byte_by, self.cdn_by(w, p, cfg))),
             Fetch::Peer { last_progress, .. } => {
                 let stall = last_progress + cfg.stall_timeout;
                 let quiet = last_progress + cfg.stall_timeout / 2;
@@ -1249,6 +1246,13 @@ impl Scheduler {
 /// Halfway between listing and `cdn_by`: byte ranges from several holders start there.
 fn halfway(w: &Wanted, cdn_by: Instant) -> Instant {
     w.listed_at + cdn_by.saturating_duration_since(w.listed_at) / 2
+}
+
+/// When a peer transfer without a first byte is given up: at the end of its own wait, or at
+/// the CDN's last safe moment (`cdn_by`) if that comes first. The check and the timer that
+/// wakes it must agree.
+fn no_first_byte_by(first_byte_by: Instant, cdn_by: Option<Instant>) -> Instant {
+    cdn_by.map_or(first_byte_by, |by| by.min(first_byte_by))
 }
 
 /// How long to wait for a holder's first byte: a loaded holder serves others first.
