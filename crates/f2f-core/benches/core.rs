@@ -9,7 +9,7 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use f2f_core::content::{CanonicalConfig, Canonicalizer};
 use f2f_core::id::{RenditionId, SegmentKey, SegmentPosition, SwarmId, VariantTag};
-use f2f_core::wire::{Limits, Message, decode, encode};
+use f2f_core::wire::{Limits, Message, RequestId, decode, encode};
 
 fn key(seq: u64) -> SegmentKey {
     SegmentKey {
@@ -23,6 +23,7 @@ fn key(seq: u64) -> SegmentKey {
 fn wire(c: &mut Criterion) {
     let limits = Limits::default();
     let piece = Message::Piece {
+        id: RequestId(1),
         key: key(1),
         offset: 0,
         end: 64 * 1024,
@@ -36,6 +37,7 @@ fn wire(c: &mut Criterion) {
         keys: (0..16).map(key).collect(),
     };
     let request = Message::Request {
+        id: RequestId(2),
         key: key(7),
         offset: 0,
         end: Some(500_000),

@@ -32,6 +32,9 @@ pub struct Stats {
     pub p2p_transfer_kbps: u64,
     /// Requests a peer answered with `Absent`.
     pub p2p_refused: u64,
+    /// Pieces and refusals answering a request since cancelled or repeated to the same peer
+    /// (in flight when it changed); dropped, the sender is not at fault.
+    pub stale_answers: u64,
     /// Segments handed to the player.
     pub delivered: u64,
     /// Loads that failed (every source exhausted).

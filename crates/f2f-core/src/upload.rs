@@ -12,12 +12,15 @@ use std::collections::VecDeque;
 use crate::config::UploadConfig;
 use crate::id::{PeerId, SegmentKey};
 use crate::time::Instant;
+use crate::wire::RequestId;
 
 /// One requested transfer: `key` to `peer`, from byte `next` on, up to `end` (exclusive; `None`:
 /// the segment's end).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct UploadJob {
     pub(crate) peer: PeerId,
+    /// The requester's id for this request, echoed in every answer.
+    pub(crate) id: RequestId,
     pub(crate) key: SegmentKey,
     /// Next byte to hand to the driver.
     pub(crate) next: u64,
@@ -203,6 +206,7 @@ mod tests {
     fn job(p: u8, seq: u64) -> UploadJob {
         UploadJob {
             peer: PeerId::from_seed(&[p]),
+            id: RequestId(seq as u32),
             key: SegmentKey {
                 swarm: SwarmId::from_canonical("s"),
                 rendition: RenditionId::from_canonical("r"),

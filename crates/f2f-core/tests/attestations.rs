@@ -14,7 +14,7 @@ use f2f_core::id::SegmentKey;
 use f2f_core::integrity::{Attestation, GROUP_BYTES, Outboard, SegmentHash};
 use f2f_core::telemetry::Event;
 use f2f_core::time::Duration;
-use f2f_core::wire::Message;
+use f2f_core::wire::{Message, RequestId};
 
 /// A viewer that is never a first fetcher: it waits for the swarm's copy until its deadline
 /// is near, so whether it asks peers depends on the hash alone.
@@ -161,21 +161,25 @@ fn a_spot_check_catches_a_false_quorum_and_bans_its_attesters() {
     net.run_for(Duration::from_millis(100));
 
     // The colluders serve what they attested: bytes that verify against their hash.
-    let requests: Vec<(Ix, u64, Option<u64>)> = net
+    let requests: Vec<(Ix, RequestId, u64, Option<u64>)> = net
         .messages()
         .filter_map(|(from, to, m)| match m {
-            Message::Request { key, offset, end } if from == c && *key == seg => {
-                Some((to, *offset, *end))
-            }
+            Message::Request {
+                id,
+                key,
+                offset,
+                end,
+            } if from == c && *key == seg => Some((to, *id, *offset, *end)),
             _ => None,
         })
         .collect();
     assert!(!requests.is_empty(), "a quorum of two vouched for the hash");
     let tree = Outboard::from_data(&fake);
-    for (x, offset, end) in requests {
+    for (x, id, offset, end) in requests {
         let end = end.unwrap_or(fake.len() as u64);
         let range = fake.slice(offset as usize..end as usize);
         let piece = Message::Piece {
+            id,
             key: seg,
             offset,
             end,

@@ -17,7 +17,7 @@ use f2f_core::identity::{
 use f2f_core::integrity::{GROUP_BYTES, Outboard};
 use f2f_core::telemetry::Event;
 use f2f_core::time::Duration;
-use f2f_core::wire::{self, Frame, Message, PROTOCOL_VERSION};
+use f2f_core::wire::{self, Frame, Message, PROTOCOL_VERSION, RequestId};
 
 /// A scripted peer `x` connects to `a` and runs `script`; `a` must refuse it with one error
 /// saying `expect`, and still serve its honest neighbour `b` afterwards.
@@ -76,6 +76,7 @@ fn hello_with(net: &mut Net, x: Ix, a: Ix, cert: Certificate, edit: impl FnOnce(
 
 fn request() -> Message {
     Message::Request {
+        id: RequestId(0),
         key: key(7),
         offset: 0,
         end: None,
@@ -88,6 +89,7 @@ fn piece(len: usize, total: u64) -> Message {
     let (key, offset) = (key(8), 0);
     let end = (len as u64).min(total);
     Message::Piece {
+        id: RequestId(0),
         key,
         offset,
         end,
@@ -274,6 +276,7 @@ fn unaligned_request() {
             x,
             a,
             &Message::Request {
+                id: RequestId(0),
                 key,
                 offset: 1000,
                 end: None,
@@ -300,12 +303,12 @@ fn a_peer_sending_corrupt_bytes_is_banned_and_the_segment_still_arrives_intact()
     net.load(a, seg, Duration::from_secs(6));
     net.run_for(Duration::from_millis(100));
     let asked = net.messages().find_map(|(from, to, m)| match m {
-        Message::Request { key, offset, .. } if (from, to) == (a, x) && *key == seg => {
-            Some(*offset)
-        }
+        Message::Request {
+            id, key, offset, ..
+        } if (from, to) == (a, x) && *key == seg => Some((*id, *offset)),
         _ => None,
     });
-    let offset = asked.expect("a asks the only holder");
+    let (id, offset) = asked.expect("a asks the only holder");
 
     // One flipped bit in the first chunk group of an otherwise honest piece.
     let content = net.cdn[&seg].clone();
@@ -315,6 +318,7 @@ fn a_peer_sending_corrupt_bytes_is_banned_and_the_segment_still_arrives_intact()
     let mut data = tree.encode(offset, &range).expect("aligned").to_vec();
     data[200] ^= 1;
     let piece = Message::Piece {
+        id,
         key: seg,
         offset,
         end,

@@ -9,7 +9,7 @@ use f2f_core::config::Config;
 use f2f_core::engine::Input;
 use f2f_core::id::{SegmentKey, SegmentPosition};
 use f2f_core::time::Duration;
-use f2f_core::wire::{AbsentReason, Message};
+use f2f_core::wire::{AbsentReason, Message, RequestId};
 
 /// A message in a line, without segment bytes.
 fn brief(msg: &Message) -> String {
@@ -78,6 +78,7 @@ fn swarm_with_an_ad(reload_ad: bool) -> (Net, [Ix; 3], SegmentKey, SegmentKey) {
         spy,
         a,
         &Message::Request {
+            id: RequestId(0),
             key: ad,
             offset: 0,
             end: None,
@@ -96,7 +97,9 @@ fn assert_ad_stays_personal(reload_ad: bool) {
         .collect();
     assert!(leaks.is_empty(), "the ad left a device: {leaks:?}");
     let answer = net.messages().find_map(|(from, to, m)| match m {
-        Message::Absent { key, reason } if (from, to) == (a, spy) && *key == ad => Some(*reason),
+        Message::Absent { key, reason, .. } if (from, to) == (a, spy) && *key == ad => {
+            Some(*reason)
+        }
         _ => None,
     });
     let answer = answer.expect("a peer asking for the ad gets an answer");

@@ -8,7 +8,7 @@ use common::Net;
 use f2f_core::config::Config;
 use f2f_core::integrity::{GROUP_BYTES, Outboard, SegmentHash};
 use f2f_core::time::Duration;
-use f2f_core::wire::Message;
+use f2f_core::wire::{Message, RequestId};
 
 #[test]
 fn a_ranged_request_gets_exactly_its_range() {
@@ -23,6 +23,7 @@ fn a_ranged_request_gets_exactly_its_range() {
         x,
         a,
         &Message::Request {
+            id: RequestId(0),
             key: seg,
             offset: 6 * GROUP_BYTES,
             end: Some(12 * GROUP_BYTES),

@@ -9,11 +9,12 @@ use common::{Net, key};
 use f2f_core::config::Config;
 use f2f_core::id::SegmentKey;
 use f2f_core::time::Duration;
-use f2f_core::wire::Message;
+use f2f_core::wire::{Message, RequestId};
 
 /// A request for the whole of `key`.
 fn request(key: SegmentKey) -> Message {
     Message::Request {
+        id: RequestId(0),
         key,
         offset: 0,
         end: None,

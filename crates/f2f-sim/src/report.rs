@@ -89,6 +89,11 @@ pub struct RunReport {
     pub fallbacks_by_reason: std::collections::BTreeMap<String, u64>,
     /// Requests peers answered with `Absent` (busy, or no longer held).
     pub p2p_refused: u64,
+    /// Pieces and refusals that answered a request cancelled or repeated since (dropped).
+    pub stale_answers: u64,
+    /// Frames from peers that did not decode or broke the protocol (each disconnects the
+    /// sender).
+    pub peer_errors: u64,
     /// Loads that failed outright.
     pub load_failures: u64,
     /// Segments delivered to players.
@@ -294,6 +299,9 @@ impl Report {
         });
         row("requests refused (busy/absent)", &|r| {
             r.p2p_refused.to_string()
+        });
+        row("stale answers / peer errors", &|r| {
+            format!("{} / {}", r.stale_answers, r.peer_errors)
         });
         row("neighbour RTT (ms)", &|r| {
             format!("{:.1}", r.topology.neighbour_rtt_ms)

@@ -1482,6 +1482,8 @@ impl World {
                 as f64
                 / published,
             p2p_refused: stats().map(|s| s.p2p_refused).sum(),
+            stale_answers: stats().map(|s| s.stale_answers).sum(),
+            peer_errors: stats().map(|s| s.peer_errors).sum(),
             load_failures: stats().map(|s| s.load_failures).sum(),
             delivered: stats().map(|s| s.delivered).sum(),
             corrupt_deliveries: self.tally.corrupt,

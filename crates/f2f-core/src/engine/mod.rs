@@ -78,7 +78,7 @@ use crate::telemetry::{Event, Stats};
 use crate::time::{Duration, Instant};
 use crate::uplink::Uplink;
 use crate::upload::{Admit, UploadJob, Uploads};
-use crate::wire::{self, AbsentReason, Frame, Message};
+use crate::wire::{self, AbsentReason, Frame, Message, RequestId};
 use attest::SpotCheck;
 use availability::Availability;
 use peer::{Conn, Peer, Phase};
@@ -831,20 +831,31 @@ impl Engine {
                 }
                 self.on_announced(from, &keys, true, now);
             }
-            Message::Request { key, offset, end } => self.on_request(from, key, offset, end, now),
+            Message::Request {
+                id,
+                key,
+                offset,
+                end,
+            } => self.on_request(from, id, key, (offset, end), now),
             Message::Piece {
+                id,
                 key,
                 offset,
                 end,
                 total,
                 data,
-            } => self.on_piece(from, key, (offset, end, total), &data, now),
+            } => self.on_piece(from, id, key, (offset, end, total), &data, now),
             Message::Cancel { key } => {
                 if self.uploads.cancel(&from, &key) {
                     self.pump_uploads(now);
                 }
             }
-            Message::Absent { key, reason } => {
+            Message::Absent { id, key, reason } => {
+                if self.scheduler.is_stale(from, &key, id) {
+                    // About a request we have since cancelled or replaced.
+                    self.stats.stale_answers += 1;
+                    return;
+                }
                 if reason == AbsentReason::NotHeld {
                     self.availability.forget(&from, &key);
                 }
@@ -935,9 +946,9 @@ impl Engine {
     fn on_request(
         &mut self,
         from: PeerId,
+        id: RequestId,
         key: SegmentKey,
-        offset: u64,
-        end: Option<u64>,
+        (offset, end): (u64, Option<u64>),
         now: Instant,
     ) {
         let total = self.servable(&key);
@@ -950,19 +961,22 @@ impl Engine {
             self.send(
                 from,
                 Message::Absent {
+                    id,
                     key,
                     reason: AbsentReason::NotHeld,
                 },
             );
             return;
         }
+        let job = UploadJob {
+            peer: from,
+            id,
+            key,
+            next: offset,
+            end,
+        };
         match self.uploads.admit(
-            UploadJob {
-                peer: from,
-                key,
-                next: offset,
-                end,
-            },
+            job,
             self.upload_slots(),
             self.upload_queue(),
             &self.config.upload,
@@ -972,23 +986,25 @@ impl Engine {
             Admit::Displaced(old) => {
                 // Busy, not gone: the requester keeps its bytes and resumes elsewhere (or here,
                 // once we go idle).
-                self.turn_away(old.peer, old.key);
+                self.turn_away(&old);
                 self.pump_uploads(now);
             }
             Admit::Queued => {}
-            Admit::Busy => self.turn_away(from, key),
+            Admit::Busy => self.turn_away(&job),
         }
     }
 
-    /// Tells `peer` we are too busy to send `key`; it hears again when our uploads go idle.
-    fn turn_away(&mut self, peer: PeerId, key: SegmentKey) {
-        if !self.turned_away.contains(&peer) {
-            self.turned_away.push(peer);
+    /// Tells the requester of `job` we are too busy to serve it; it hears again when our
+    /// uploads go idle.
+    fn turn_away(&mut self, job: &UploadJob) {
+        if !self.turned_away.contains(&job.peer) {
+            self.turned_away.push(job.peer);
         }
         self.send(
-            peer,
+            job.peer,
             Message::Absent {
-                key,
+                id: job.id,
+                key: job.key,
                 reason: AbsentReason::Busy,
             },
         );
@@ -998,6 +1014,7 @@ impl Engine {
     fn on_piece(
         &mut self,
         from: PeerId,
+        id: RequestId,
         key: SegmentKey,
         (offset, end, total): (u64, u64, u64),
         encoded: &Bytes,
@@ -1013,6 +1030,7 @@ impl Engine {
         let len = end - offset;
         let progress = self.scheduler.on_piece(
             from,
+            id,
             &key,
             offset,
             end,
@@ -1023,6 +1041,7 @@ impl Engine {
         );
         match progress {
             Progress::Unexpected => {}
+            Progress::Stale => self.stats.stale_answers += 1,
             Progress::Violation(why) => self.misbehaved(from, why.into(), now),
             Progress::Corrupt(e) => self.ban(from, key, e, now),
             Progress::Partial => {
@@ -1443,13 +1462,22 @@ impl Engine {
             match action {
                 Action::Request {
                     peer,
+                    id,
                     key,
                     offset,
                     end,
                     ranked,
                 } => {
                     self.requests.start(peer, key, ranked);
-                    self.send(peer, Message::Request { key, offset, end });
+                    self.send(
+                        peer,
+                        Message::Request {
+                            id,
+                            key,
+                            offset,
+                            end,
+                        },
+                    );
                 }
                 Action::Cancel { peer, key } => {
                     self.requests.end(peer, key);
@@ -1526,6 +1554,7 @@ impl Engine {
                     self.send(
                         job.peer,
                         Message::Piece {
+                            id: job.id,
                             key: job.key,
                             offset: next,
                             end,
@@ -1543,6 +1572,7 @@ impl Engine {
                     self.send(
                         job.peer,
                         Message::Absent {
+                            id: job.id,
                             key: job.key,
                             reason,
                         },

@@ -38,6 +38,7 @@ use crate::integrity::{GROUP_BYTES, Hashing, IntegrityError, Outboard, SegmentHa
 use crate::segment::SegmentData;
 use crate::telemetry::FallbackReason;
 use crate::time::{Duration, Instant};
+use crate::wire::RequestId;
 
 /// Identifies one CDN fetch the engine asked the driver to make.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -78,6 +79,8 @@ enum Fetch {
     Idle,
     Peer {
         peer: PeerId,
+        /// Echoed in the peer's answers; anything else it sends for this key is stale.
+        id: RequestId,
         /// Where this transfer started in the segment.
         offset: u64,
         sent: Instant,
@@ -225,6 +228,7 @@ impl Candidate {
 pub(crate) enum Action {
     Request {
         peer: PeerId,
+        id: RequestId,
         key: SegmentKey,
         offset: u64,
         end: Option<u64>,
@@ -286,6 +290,8 @@ impl RangeStats {
 pub(crate) enum Progress {
     /// Not something we asked for (late, duplicate, or unsolicited); dropped.
     Unexpected,
+    /// An answer to an earlier request to the same peer, cancelled or replaced since; dropped.
+    Stale,
     /// Bytes that contradict the transfer (offset, total, size limit); the sender misbehaved.
     Violation(&'static str),
     /// Bytes that fail verification: the sender is to be banned; the range goes back to
@@ -325,6 +331,7 @@ pub(crate) struct Scheduler {
     wanted: BTreeMap<SegmentKey, Wanted>,
     cdn_fetches: BTreeMap<FetchId, SegmentKey>,
     next_fetch: u64,
+    next_request: RequestId,
     cdn_rtt: Option<Duration>,
     cdn_bps: Option<f64>,
     size_estimate: Option<f64>,
@@ -340,6 +347,7 @@ impl Scheduler {
             wanted: BTreeMap::new(),
             cdn_fetches: BTreeMap::new(),
             next_fetch: 0,
+            next_request: RequestId::default(),
             cdn_rtt: None,
             cdn_bps: None,
             size_estimate: None,
@@ -770,10 +778,13 @@ impl Scheduler {
     ) -> Action {
         let first_byte_by = now + first_byte_wait;
         let peer = holder.peer;
+        let id = self.next_request;
+        self.next_request = id.next();
         let p = &mut self.wanted.get_mut(key).expect("present").parts[i];
         let offset = p.pos();
         p.fetch = Fetch::Peer {
             peer,
+            id,
             offset,
             sent: now,
             first_byte_by,
@@ -782,6 +793,7 @@ impl Scheduler {
         };
         Action::Request {
             peer,
+            id,
             key: *key,
             offset,
             end: p.end,
@@ -1003,12 +1015,13 @@ impl Scheduler {
             .map(|d| d.checked_sub(lead).unwrap_or(w.listed_at))
     }
 
-    /// A `Piece` arrived from `peer`.
-    /// A piece from `peer`: the bao encoding of `offset..end` of a `total`-byte segment.
+    /// A piece from `peer` answering request `id`: the bao encoding of `offset..end` of a
+    /// `total`-byte segment.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_piece(
         &mut self,
         peer: PeerId,
+        id: RequestId,
         key: &SegmentKey,
         offset: u64,
         end: u64,
@@ -1026,6 +1039,7 @@ impl Scheduler {
         };
         let p = &w.parts[i];
         let Fetch::Peer {
+            id: asked,
             offset: start,
             sent,
             first_byte_by,
@@ -1035,6 +1049,9 @@ impl Scheduler {
         else {
             return Progress::Unexpected;
         };
+        if id != asked {
+            return Progress::Stale;
+        }
         let Some(tree) = w.tree.as_mut() else {
             // A peer is only asked once the hash is known.
             return Progress::Unexpected;
@@ -1076,6 +1093,7 @@ impl Scheduler {
         };
         p.fetch = Fetch::Peer {
             peer,
+            id,
             offset: start,
             sent,
             first_byte_by,
@@ -1122,6 +1140,15 @@ impl Scheduler {
             duration: w.duration,
             tree,
         }
+    }
+
+    /// Whether `peer`'s answer to request `id` for `key` comes too late: we have asked it
+    /// again since, and its answer to that is still to come.
+    pub(crate) fn is_stale(&self, peer: PeerId, key: &SegmentKey, id: RequestId) -> bool {
+        self.wanted
+            .get(key)
+            .and_then(|w| w.parts.iter().find(|p| p.peer() == Some(peer)))
+            .is_some_and(|p| matches!(p.fetch, Fetch::Peer { id: asked, .. } if asked != id))
     }
 
     /// A peer will not serve `key`: it does not hold it, or it is `busy_until` some time.

@@ -49,13 +49,32 @@ fn list(s: &mut Scheduler, seq: u64, first_fetch_at: Option<Instant>, now: Insta
     s.set_hash(&key(seq), content().1.hash(), SIZE);
 }
 
-/// `peer` delivers bytes `from..to` of segment 1, encoded as a peer sends them.
+/// The id of the request for segment 1 open at `peer` (a made-up one when there is none).
+fn asked(s: &Scheduler, n: u8) -> RequestId {
+    s.wanted
+        .get(&key(1))
+        .and_then(|w| w.parts.iter().find(|p| p.peer() == Some(peer(n))))
+        .and_then(|p| match p.fetch {
+            Fetch::Peer { id, .. } => Some(id),
+            _ => None,
+        })
+        .unwrap_or(RequestId(u32::MAX))
+}
+
+/// `peer` delivers bytes `from..to` of segment 1, encoded as a peer sends them, answering
+/// the request open at it.
 fn piece(s: &mut Scheduler, n: u8, from: u64, to: u64, at: Instant) -> Progress {
+    let id = asked(s, n);
+    piece_for(s, n, id, from, to, at)
+}
+
+/// The same, answering request `id`.
+fn piece_for(s: &mut Scheduler, n: u8, id: RequestId, from: u64, to: u64, at: Instant) -> Progress {
     let encoded = content()
         .1
         .encode(from, &bytes(from, to))
         .expect("a group range");
-    s.on_piece(peer(n), &key(1), from, to, SIZE, &encoded, &Blake3, at)
+    s.on_piece(peer(n), id, &key(1), from, to, SIZE, &encoded, &Blake3, at)
 }
 
 #[test]
@@ -507,7 +526,17 @@ fn a_corrupt_piece_is_refused_and_its_range_goes_to_another_holder() {
     bad[3000] ^= 1;
     let bad = Bytes::from(bad);
     assert_eq!(
-        s.on_piece(peer(1), &key(1), G, 5 * G, SIZE, &bad, &Blake3, at),
+        s.on_piece(
+            peer(1),
+            asked(&s, 1),
+            &key(1),
+            G,
+            5 * G,
+            SIZE,
+            &bad,
+            &Blake3,
+            at
+        ),
         Progress::Corrupt(IntegrityError::Mismatch)
     );
     // Nothing of it was kept; another holder is asked from where the good bytes end.
@@ -563,4 +592,34 @@ fn a_request_made_before_the_deadline_was_known_is_given_up_in_time_for_the_cdn(
     );
     // A 1 MB fetch at the CDN's 50 Mb/s takes well under the margin left.
     assert!(wake + Duration::from_millis(500) < deadline, "{wake:?}");
+}
+
+#[test]
+fn pieces_of_a_request_replaced_since_are_dropped_without_blaming_the_peer() {
+    let cfg = SchedulerConfig::default();
+    let ranker = BaselineRanker::default();
+    let t0 = Instant::now();
+    let mut s = fast_transfer_under_way(t0);
+    let first = asked(&s, 1);
+    // The peer turns us away for a moment, then is asked again from where its bytes end;
+    // pieces it sent for the first request are still on the wire.
+    let at = t0 + Duration::from_millis(200);
+    assert!(s.on_refused(peer(1), &key(1), Some(at + Duration::from_millis(100))));
+    let later = at + Duration::from_millis(150);
+    let again = s.decide(&key(1), &[holder(1, 20_000_000.0)], &ranker, &cfg, later);
+    assert_eq!(requests(&again), vec![(peer(1), G, None)]);
+    let second = asked(&s, 1);
+    assert_ne!(first, second);
+    assert!(s.is_stale(peer(1), &key(1), first));
+    assert!(!s.is_stale(peer(1), &key(1), second));
+
+    assert_eq!(
+        piece_for(&mut s, 1, first, 2 * G, 3 * G, later),
+        Progress::Stale
+    );
+    assert_eq!(
+        piece_for(&mut s, 1, first, G, 2 * G, later),
+        Progress::Stale
+    );
+    assert_eq!(piece(&mut s, 1, G, 2 * G, later), Progress::Partial);
 }

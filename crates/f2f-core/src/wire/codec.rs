@@ -25,7 +25,7 @@ use bytes::buf::Chain;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::frame::Frame;
-use super::message::{AbsentReason, Handshake, Listed, Message, PROTOCOL_VERSION};
+use super::message::{AbsentReason, Handshake, Listed, Message, PROTOCOL_VERSION, RequestId};
 use crate::coord::{Coord, Position};
 use crate::id::{PeerId, RenditionId, SegmentKey, SegmentPosition, SwarmId, VariantTag};
 use crate::identity::{
@@ -47,9 +47,9 @@ pub struct Limits {
     /// Largest whole frame, header included, in bytes.
     ///
     /// Default: 1 MiB + 64 bytes, well above a full [`max_piece_len`](Self::max_piece_len) piece
-    /// (payload + 91 bytes of header and fields) and the largest list messages (a full `Have` is
+    /// (payload + 95 bytes of header and fields) and the largest list messages (a full `Have` is
     /// 29 KiB). A byte-stream transport buffers at most this much per connection. Keep it at least
-    /// `max_piece_len + 91`.
+    /// `max_piece_len + 95`.
     pub max_frame_len: usize,
     /// Largest [`Message::Piece`] payload, in bytes. Default: 256 KiB.
     pub max_piece_len: usize,
@@ -362,7 +362,13 @@ pub fn encode(msg: &Message) -> Frame {
             w.put_u32(delivery.segments);
             w.put_slice(signature.as_bytes());
         }
-        Message::Request { key, offset, end } => {
+        Message::Request {
+            id,
+            key,
+            offset,
+            end,
+        } => {
+            w.put_u32(id.0);
             put_key(&mut w, key);
             w.put_u64(*offset);
             match end {
@@ -374,12 +380,14 @@ pub fn encode(msg: &Message) -> Frame {
             }
         }
         Message::Piece {
+            id,
             key,
             offset,
             end,
             total,
             data,
         } => {
+            w.put_u32(id.0);
             put_key(&mut w, key);
             w.put_u64(*offset);
             w.put_u64(*end);
@@ -388,7 +396,8 @@ pub fn encode(msg: &Message) -> Frame {
             payload = data.clone();
         }
         Message::Cancel { key } => put_key(&mut w, key),
-        Message::Absent { key, reason } => {
+        Message::Absent { id, key, reason } => {
+            w.put_u32(id.0);
             put_key(&mut w, key);
             w.put_u8(match reason {
                 AbsentReason::NotHeld => 0,
@@ -553,6 +562,7 @@ pub fn decode(frame: &Frame, limits: &Limits) -> Result<Message, DecodeError> {
             key: r.key("Cancel.key")?,
         },
         Kind::Absent => Message::Absent {
+            id: RequestId(r.u32("Absent.id")?),
             key: r.key("Absent.key")?,
             reason: match r.u8("Absent.reason")? {
                 0 => AbsentReason::NotHeld,
@@ -696,6 +706,7 @@ fn decode_attest(r: &mut Reader, limits: &Limits) -> Result<Message, DecodeError
 }
 
 fn decode_request(r: &mut Reader) -> Result<Message, DecodeError> {
+    let id = RequestId(r.u32("Request.id")?);
     let key = r.key("Request.key")?;
     let offset = r.u64("Request.offset")?;
     let end = match r.u8("Request.end")? {
@@ -714,7 +725,12 @@ fn decode_request(r: &mut Reader) -> Result<Message, DecodeError> {
             });
         }
     };
-    Ok(Message::Request { key, offset, end })
+    Ok(Message::Request {
+        id,
+        key,
+        offset,
+        end,
+    })
 }
 
 fn decode_signal(r: &mut Reader, limits: &Limits) -> Result<Message, DecodeError> {
@@ -738,6 +754,7 @@ fn decode_signal(r: &mut Reader, limits: &Limits) -> Result<Message, DecodeError
 }
 
 fn decode_piece(r: &mut Reader, limits: &Limits) -> Result<Message, DecodeError> {
+    let id = RequestId(r.u32("Piece.id")?);
     let key = r.key("Piece.key")?;
     let offset = r.u64("Piece.offset")?;
     let end = r.u64("Piece.end")?;
@@ -754,6 +771,7 @@ fn decode_piece(r: &mut Reader, limits: &Limits) -> Result<Message, DecodeError>
         return Err(DecodeError::PieceOutOfRange { offset, end, total });
     }
     Ok(Message::Piece {
+        id,
         key,
         offset,
         end,

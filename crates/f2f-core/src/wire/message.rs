@@ -10,7 +10,7 @@ use crate::receipt::Delivery;
 use crate::swap::SwapMessage;
 
 /// The protocol version this build speaks; carried in every frame header.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Opening message on every connection: which swarm, who is speaking (its certificate), a
 /// fresh nonce for the other side's [`Message::Proof`], and what it can upload.
@@ -26,6 +26,20 @@ pub struct Handshake {
     pub nonce: [u8; 32],
     /// The sender's own estimate of its upload capacity, in kbit/s (0 = unknown).
     pub upload_kbps: u32,
+}
+
+/// Names one [`Message::Request`] among those the requester sent; the answers (`Piece`,
+/// `Absent`) echo it. A cancelled request's pieces may still be in flight when the requester
+/// asks the same peer again, so without it they would look like the new transfer's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct RequestId(pub u32);
+
+impl RequestId {
+    /// The id after this one (wrapping: only recent requests need telling apart).
+    #[must_use]
+    pub fn next(self) -> Self {
+        Self(self.0.wrapping_add(1))
+    }
 }
 
 /// Why a peer answers a request with [`Message::Absent`].
@@ -184,6 +198,8 @@ pub enum Message {
     /// Asks for bytes `offset..end` of a segment (`offset` non-zero to resume a transfer begun
     /// elsewhere; `end` set when another source, such as a CDN range, fetches the rest).
     Request {
+        /// Chosen by the requester; echoed in the answers.
+        id: RequestId,
         /// The segment.
         key: SegmentKey,
         /// First byte wanted.
@@ -194,6 +210,8 @@ pub enum Message {
     },
     /// A verifiable range of a segment.
     Piece {
+        /// The request this answers.
+        id: RequestId,
         /// The segment.
         key: SegmentKey,
         /// First byte of the range (a multiple of the 16 KiB chunk group).
@@ -214,6 +232,8 @@ pub enum Message {
     },
     /// The receiver asked for a segment the sender will not serve.
     Absent {
+        /// The request this answers.
+        id: RequestId,
         /// The segment.
         key: SegmentKey,
         /// Why.

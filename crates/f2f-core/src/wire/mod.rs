@@ -21,4 +21,4 @@ pub use codec::{
     DecodeError, Limits, decode, decode_certificate, encode, encode_certificate, frame_len,
 };
 pub use frame::Frame;
-pub use message::{AbsentReason, Handshake, Listed, Message, PROTOCOL_VERSION};
+pub use message::{AbsentReason, Handshake, Listed, Message, PROTOCOL_VERSION, RequestId};

@@ -95,13 +95,15 @@ fn a_certificate_for_any_swarm_has_zero_swarm_bytes() {
 #[test]
 fn piece_has_known_bytes() {
     let msg = Message::Piece {
+        id: RequestId(0x0102_0304),
         key: key(),
         offset: 5,
         end: 6,
         total: 8,
         data: Bytes::from_static(b"abc"),
     };
-    let mut body = vec![0x11; 32];
+    let mut body = vec![1, 2, 3, 4]; // request id
+    body.extend_from_slice(&[0x11; 32]);
     body.extend_from_slice(&2u64.to_be_bytes()); // rendition
     body.push(1); // position tag: time
     body.extend_from_slice(&3u64.to_be_bytes());
@@ -155,12 +157,15 @@ fn truncated_header_and_fields() {
 
 #[test]
 fn bad_version() {
-    let mut bytes = handshake_bytes();
-    bytes[0] = 2;
-    let expected = DecodeError::UnsupportedVersion { found: 2 };
-    assert_eq!(decode(&contiguous(&bytes), &limits()), Err(expected));
-    assert_eq!(frame_len(&bytes[..1], &limits()), Err(expected));
-    assert_eq!(frame_len(&bytes, &limits()), Err(expected));
+    // Version 1 pieces carried no request id: its frames must not be read as ours.
+    for found in [1, PROTOCOL_VERSION + 1] {
+        let mut bytes = handshake_bytes();
+        bytes[0] = found;
+        let expected = DecodeError::UnsupportedVersion { found };
+        assert_eq!(decode(&contiguous(&bytes), &limits()), Err(expected));
+        assert_eq!(frame_len(&bytes[..1], &limits()), Err(expected));
+        assert_eq!(frame_len(&bytes, &limits()), Err(expected));
+    }
 }
 
 #[test]
@@ -237,6 +242,7 @@ fn trailing_garbage() {
 #[test]
 fn request_ranges() {
     let ranged = Message::Request {
+        id: RequestId(9),
         key: key(),
         offset: 100,
         end: Some(300),
@@ -281,6 +287,7 @@ fn frame_too_long() {
 
 fn piece_body(offset: u64, end: u64, total: u64, len: u32) -> Vec<u8> {
     let mut w = BytesMut::new();
+    w.put_u32(1);
     put_key(&mut w, &key());
     w.put_u64(offset);
     w.put_u64(end);
@@ -377,7 +384,7 @@ fn bitmap_checks() {
 
 #[test]
 fn invalid_tags_and_order() {
-    let mut body = Vec::new();
+    let mut body = 7u32.to_be_bytes().to_vec(); // Absent.id
     let mut w = BytesMut::new();
     put_key(&mut w, &key());
     body.extend_from_slice(&w);
@@ -389,7 +396,7 @@ fn invalid_tags_and_order() {
             tag: 2,
         })
     );
-    body[32 + 8] = 2; // position tag
+    body[4 + 32 + 8] = 2; // position tag
     assert_eq!(
         decode(&contiguous(&framed(0x35, &body)), &limits()),
         Err(DecodeError::InvalidTag {
@@ -418,6 +425,7 @@ fn invalid_tags_and_order() {
 fn piece_data_is_not_copied() {
     let data = Bytes::from(vec![7; 1000]);
     let msg = Message::Piece {
+        id: RequestId(1),
         key: key(),
         offset: 0,
         end: 1000,
@@ -564,18 +572,20 @@ fn bitmap() -> impl Strategy<Value = Message> {
 
 fn piece() -> impl Strategy<Value = Message> {
     (
+        any::<u32>(),
         segment_key(),
         any::<u64>(),
         any::<u64>(),
         any::<u64>(),
         bytes(2048),
     )
-        .prop_map(|(key, a, b, total, data)| {
+        .prop_map(|(id, key, a, b, total, data)| {
             // offset < end <= total, anywhere in the u64 range.
             let total = total.max(1);
             let (lo, hi) = (a % total, b % total + 1);
             let (offset, end) = if lo < hi { (lo, hi) } else { (hi - 1, lo + 1) };
             Message::Piece {
+                id: RequestId(id),
                 key,
                 offset,
                 end,
@@ -738,13 +748,24 @@ fn message() -> impl Strategy<Value = Message> {
                     signature,
                 }))
             }),
-        (segment_key(), any::<u64>(), any::<Option<u64>>()).prop_map(|(key, offset, end)| {
-            // A range is never empty: an end at or below the offset moves just above it.
-            let end = end
-                .map(|e| e.max(offset.saturating_add(1)))
-                .filter(|e| *e > offset);
-            Message::Request { key, offset, end }
-        }),
+        (
+            any::<u32>(),
+            segment_key(),
+            any::<u64>(),
+            any::<Option<u64>>()
+        )
+            .prop_map(|(id, key, offset, end)| {
+                // A range is never empty: an end at or below the offset moves just above it.
+                let end = end
+                    .map(|e| e.max(offset.saturating_add(1)))
+                    .filter(|e| *e > offset);
+                Message::Request {
+                    id: RequestId(id),
+                    key,
+                    offset,
+                    end,
+                }
+            }),
         piece(),
         (any::<u64>(), any::<u64>(), any::<u32>(), signature()).prop_map(
             |(window, bytes, segments, signature)| Message::Receipt {
@@ -757,7 +778,11 @@ fn message() -> impl Strategy<Value = Message> {
             }
         ),
         segment_key().prop_map(|key| Message::Cancel { key }),
-        (segment_key(), reason).prop_map(|(key, reason)| Message::Absent { key, reason }),
+        (any::<u32>(), segment_key(), reason).prop_map(|(id, key, reason)| Message::Absent {
+            id: RequestId(id),
+            key,
+            reason
+        }),
         (
             any::<u64>(),
             any::<u64>(),
@@ -870,6 +895,7 @@ fn default_limits_fit_the_largest_messages() {
     let l = limits();
     let largest = [
         Message::Piece {
+            id: RequestId(u32::MAX),
             key: key(),
             offset: 0,
             end: l.max_piece_len as u64,
