@@ -365,6 +365,9 @@ pub(crate) struct World {
     tally: Tally,
     /// Engine work queued by this round's events, run together by [`World::run_steps`].
     steps: Vec<Step>,
+    /// Per node, its place in the round's work list while [`World::run_engines`] groups the
+    /// steps (`u32::MAX`: none yet); all `u32::MAX` between rounds.
+    work_slot: Vec<u32>,
     /// Peer ids to nodes (an id is a key hash: it carries no index).
     by_id: FxHashMap<PeerId, NodeIx>,
     collusion: Collusion,
@@ -573,6 +576,7 @@ impl World {
             cdn_free: 0,
             tally: Tally::default(),
             steps: Vec::new(),
+            work_slot: Vec::new(),
             by_id,
             collusion,
             receipt_verifier: CertificateVerifier::new(authority.public(), 1 << 16),
@@ -749,26 +753,28 @@ impl World {
     /// are enough of them. What each step left comes back in the order of `steps`.
     fn run_engines(&mut self, steps: Vec<Step>) -> Vec<Done> {
         let n = steps.len();
-        let mut by_node: Vec<(NodeIx, usize, Step)> = (steps.into_iter().enumerate())
-            .map(|(k, s)| (s.node, k, s))
-            .collect();
-        by_node.sort_unstable_by_key(|(node, k, _)| (*node, *k));
+        self.work_slot.resize(self.nodes.len(), u32::MAX);
+        // Grouped in one pass, in the order nodes first appear, then put in node order: the
+        // steps themselves are large, their groups are not.
         let mut work: Vec<Work> = Vec::new();
-        for (node, k, step) in by_node {
-            if work.last().is_none_or(|w| w.node != node) {
-                let n = &mut self.nodes[node as usize];
+        for (k, step) in steps.into_iter().enumerate() {
+            let slot = &mut self.work_slot[step.node as usize];
+            if *slot == u32::MAX {
+                *slot = u32::try_from(work.len()).expect("fewer than 2^32 nodes");
+                let n = &mut self.nodes[step.node as usize];
                 work.push(Work {
-                    node,
+                    node: step.node,
                     engine: n.engine.take().expect("steps run live engines"),
                     uplink: n.uplink.take().expect("every node has an uplink"),
                     steps: Vec::new(),
                 });
             }
-            work.last_mut()
-                .expect("pushed above")
-                .steps
-                .push((k, step.at, step.kind));
+            work[*slot as usize].steps.push((k, step.at, step.kind));
         }
+        for w in &work {
+            self.work_slot[w.node as usize] = u32::MAX;
+        }
+        work.sort_unstable_by_key(|w| w.node);
         let net = self.net();
         // A recording run keeps one order of outcomes: the fit depends on it.
         let parallel = work.len() >= PARALLEL_NODES && self.recorder.is_none();
