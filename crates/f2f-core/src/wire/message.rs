@@ -31,7 +31,7 @@ pub struct Handshake {
 /// Names one [`Message::Request`] among those the requester sent; the answers (`Piece`,
 /// `Absent`) echo it. A cancelled request's pieces may still be in flight when the requester
 /// asks the same peer again, so without it they would look like the new transfer's bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct RequestId(pub u32);
 
 impl RequestId {
