@@ -1147,7 +1147,7 @@ impl Scheduler {
     pub(crate) fn is_stale(&self, peer: PeerId, key: &SegmentKey, id: RequestId) -> bool {
         self.wanted
             .get(key)
-            .and_then(|w| w.parts.iter().find(|p| p.peer() == Some(peer)))
+            .and_then(|w| w.part_of(&peer).map(|i| &w.parts[i]))
             .is_some_and(|p| matches!(p.fetch, Fetch::Peer { id: asked, .. } if asked != id))
     }
 

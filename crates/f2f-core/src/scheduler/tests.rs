@@ -53,7 +53,7 @@ fn list(s: &mut Scheduler, seq: u64, first_fetch_at: Option<Instant>, now: Insta
 fn asked(s: &Scheduler, n: u8) -> RequestId {
     s.wanted
         .get(&key(1))
-        .and_then(|w| w.parts.iter().find(|p| p.peer() == Some(peer(n))))
+        .and_then(|w| w.part_of(&peer(n)).map(|i| &w.parts[i]))
         .and_then(|p| match p.fetch {
             Fetch::Peer { id, .. } => Some(id),
             _ => None,
