@@ -30,6 +30,11 @@ pub struct Stats {
     /// Sum over completed peer transfers of each one's throughput, kbit/s: divided by
     /// `p2p_transfers`, the mean throughput per transfer that peer selection is judged by.
     pub p2p_transfer_kbps: u64,
+    /// Of `p2p_transfers`, those from a peer still receiving the segment (cut-through): they
+    /// run no faster than that peer's own source feeds it, whoever was chosen.
+    pub p2p_relayed_transfers: u64,
+    /// Their throughput summed as in `p2p_transfer_kbps`.
+    pub p2p_relayed_kbps: u64,
     /// Requests a peer answered with `Absent`.
     pub p2p_refused: u64,
     /// Pieces and refusals answering a request since cancelled or repeated to the same peer

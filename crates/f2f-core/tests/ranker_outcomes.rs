@@ -89,3 +89,52 @@ fn a_stalled_request_is_reported_failed() {
         "{heard:?}"
     );
 }
+
+#[test]
+fn a_transfer_from_a_peer_still_receiving_is_reported_as_relayed() {
+    let mut net = Net::new(Config::default());
+    let (a, b, c) = (net.add(), net.add(), net.add());
+    // `a` takes two seconds to send `b` the segment: `b` relays it meanwhile.
+    net.nodes[a].up_bps = 4e6;
+    let heard = Recorder::default();
+    let log = heard.0.clone();
+    net.engine_mut(c).set_ranker(Box::new(heard));
+    // `c` hears nothing from `a`: its only source is `b`.
+    net.mute(a, c);
+    net.bootstrap(b, &[a]);
+    net.bootstrap(c, &[b]);
+    net.run_for(Duration::from_secs(3));
+    let seg = net.publish(42, 1_000_000);
+    net.load(a, seg, Duration::from_secs(8));
+    net.run_for(Duration::from_secs(1));
+    net.load(b, seg, Duration::from_secs(8));
+    let piece_from_a = |net: &Net| {
+        net.messages()
+            .any(|(from, to, m)| (from, to) == (a, b) && matches!(m, Message::Piece { .. }))
+    };
+    assert!(
+        net.run_until(Duration::from_secs(2), piece_from_a),
+        "b is receiving from a"
+    );
+    net.load(c, seg, Duration::from_secs(8));
+    net.run_for(Duration::from_secs(9));
+    assert_eq!(net.nodes[c].delivered.len(), 1, "c got its segment");
+    let heard = log.lock().expect("not poisoned").clone();
+    assert!(
+        heard
+            .iter()
+            .any(|(m, o)| m.relaying && matches!(o, Outcome::Delivered { .. })),
+        "{heard:?}"
+    );
+    let stats = net.engine(c).stats();
+    assert!(stats.p2p_relayed_transfers >= 1, "{stats:?}");
+    assert!(stats.p2p_relayed_transfers <= stats.p2p_transfers);
+    assert!(stats.p2p_relayed_kbps > 0 && stats.p2p_relayed_kbps <= stats.p2p_transfer_kbps);
+    // `b` took it from `a`'s complete copy.
+    let from_a = net.engine(b).stats();
+    assert_eq!(
+        (from_a.p2p_transfers, from_a.p2p_relayed_transfers),
+        (1, 0),
+        "{from_a:?}"
+    );
+}

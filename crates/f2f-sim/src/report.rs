@@ -81,6 +81,10 @@ pub struct RunReport {
     /// Mean throughput per completed peer transfer, Mbit/s: the bytes after its first piece
     /// over the time since that piece (a range that came in one piece: from the request).
     pub p2p_transfer_mbps: f64,
+    /// Of those, transfers from a peer still receiving the segment (cut-through relays).
+    pub p2p_relayed_transfers: u64,
+    /// Their mean throughput, Mbit/s, measured as `p2p_transfer_mbps`.
+    pub p2p_relayed_mbps: f64,
     /// Chunk loss: the share of peer transfers abandoned for another source (no first byte
     /// in time, stalled, too slow for the deadline), `p2p_fallbacks / (p2p_transfers +
     /// p2p_fallbacks)`.
@@ -286,6 +290,9 @@ impl Report {
         });
         row("P2P transfers / mean Mbit/s", &|r| {
             format!("{} / {:.2}", r.p2p_transfers, r.p2p_transfer_mbps)
+        });
+        row("  of which from relays still receiving", &|r| {
+            format!("{} / {:.2}", r.p2p_relayed_transfers, r.p2p_relayed_mbps)
         });
         row("chunk loss", &|r| format!("{:.2} %", r.chunk_loss * 100.0));
         row("P2P fallbacks", &|r| r.p2p_fallbacks.to_string());

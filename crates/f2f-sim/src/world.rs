@@ -1408,6 +1408,7 @@ impl World {
         let p2p_transfers: u64 = stats().map(|s| s.p2p_transfers).sum();
         let fallbacks: u64 = stats().map(|s| s.p2p_fallbacks).sum();
         let p2p_bytes: u64 = stats().map(|s| s.p2p_bytes).sum();
+        let relayed: u64 = stats().map(|s| s.p2p_relayed_transfers).sum();
         let stall: u64 = joined.iter().map(|n| n.player.stall_us()).sum();
         let play: u64 = joined.iter().map(|n| n.player.play_us).sum();
         let stayers_rebuffer = mass_at.map(|at| {
@@ -1477,6 +1478,12 @@ impl World {
                 stats().map(|s| s.p2p_transfer_kbps).sum::<u64>() as f64
                     / p2p_transfers as f64
                     / 1000.0
+            },
+            p2p_relayed_transfers: relayed,
+            p2p_relayed_mbps: if relayed == 0 {
+                0.0
+            } else {
+                stats().map(|s| s.p2p_relayed_kbps).sum::<u64>() as f64 / relayed as f64 / 1000.0
             },
             chunk_loss: if p2p_transfers + fallbacks == 0 {
                 0.0

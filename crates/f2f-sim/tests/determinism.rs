@@ -64,19 +64,33 @@ fn modelled_signatures_report_exactly_what_real_ones_do() {
 
 #[test]
 fn modelled_verification_moves_the_figures_only_by_the_missing_proof_bytes() {
-    let run = |hashing| {
-        let mut scenario = Scenario::parse(SMALL).expect("valid scenario");
-        scenario.security.hashing = hashing;
-        f2f_sim::run(&scenario, false, &mut |_, _| {})
+    // A few hundred bytes more or less per piece shift the timing of a small swarm, and its
+    // offload moves by a couple of points either way from one seed to the next: the modelled
+    // hashing must show no bias over several seeds, and no run far off.
+    let offloads = |seed| {
+        let run = |hashing| {
+            let mut scenario = Scenario::parse(SMALL).expect("valid scenario");
+            scenario.seed = seed;
+            scenario.security.hashing = hashing;
+            f2f_sim::run(&scenario, false, &mut |_, _| {})
+        };
+        let (real, modelled) = (run(HashingSpec::Blake3), run(HashingSpec::Modelled));
+        assert_eq!(real.p2p.rebuffer_ratio, modelled.p2p.rebuffer_ratio);
+        (real.p2p.offload, modelled.p2p.offload)
     };
-    let (real, modelled) = (run(HashingSpec::Blake3), run(HashingSpec::Modelled));
-    let (a, b) = (real.p2p.offload, modelled.p2p.offload);
-    assert!(a > 0.5, "the swarm carried the stream: {a}");
+    let runs: Vec<(f64, f64)> = (1..=6).map(offloads).collect();
+    for &(a, b) in &runs {
+        assert!(a > 0.5, "the swarm carried the stream: {a}");
+        assert!(
+            (a - b).abs() < 0.05,
+            "offload {a} with real hashing, {b} modelled"
+        );
+    }
+    let bias = runs.iter().map(|(a, b)| a - b).sum::<f64>() / runs.len() as f64;
     assert!(
-        (a - b).abs() < 0.02,
-        "offload {a} with real hashing, {b} modelled"
+        bias.abs() < 0.01,
+        "mean offload difference {bias}: {runs:?}"
     );
-    assert_eq!(real.p2p.rebuffer_ratio, modelled.p2p.rebuffer_ratio);
 }
 
 /// Engine steps of different nodes run in parallel when a round has enough of them; how many

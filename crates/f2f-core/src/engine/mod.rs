@@ -1088,15 +1088,21 @@ impl Engine {
         self.decide(&key, now);
     }
 
-    /// Tells the ranker how a request it ranked ended, with the measurements it was ranked on.
-    fn learn(&mut self, peer: PeerId, key: SegmentKey, outcome: Outcome) {
-        if let Some(asked) = self.requests.end(peer, key) {
-            self.ranker.observe(&asked, outcome);
-            if let Some(model) = self.ranker.status() {
-                self.stats.model_version = model.version;
-                self.stats.model_error_milli = (model.rate_error * 1000.0) as u64;
-            }
+    /// Tells the ranker how a request it ranked ended, with the measurements it was ranked on
+    /// (returned).
+    fn learn(
+        &mut self,
+        peer: PeerId,
+        key: SegmentKey,
+        outcome: Outcome,
+    ) -> Option<PeerMeasurements> {
+        let asked = self.requests.end(peer, key)?;
+        self.ranker.observe(&asked, outcome);
+        if let Some(model) = self.ranker.status() {
+            self.stats.model_version = model.version;
+            self.stats.model_error_milli = (model.rate_error * 1000.0) as u64;
         }
+        Some(asked)
     }
 
     /// Folds a range a peer delivered into its throughput estimate.
@@ -1105,10 +1111,14 @@ impl Engine {
             bytes: range.timed_bytes(),
             elapsed: range.elapsed,
         };
-        self.learn(range.peer, key, outcome);
-        let bps = range.throughput_bps();
+        let asked = self.learn(range.peer, key, outcome);
+        let kbps = (range.throughput_bps() / 1000.0) as u64;
         self.stats.p2p_transfers += 1;
-        self.stats.p2p_transfer_kbps += (bps / 1000.0) as u64;
+        self.stats.p2p_transfer_kbps += kbps;
+        if asked.is_some_and(|m| m.relaying) {
+            self.stats.p2p_relayed_transfers += 1;
+            self.stats.p2p_relayed_kbps += kbps;
+        }
         if let Some(p) = self.peers.get_mut(&range.peer) {
             p.transfer_done(range.planning_bps());
         }
@@ -1345,6 +1355,8 @@ impl Engine {
         self.store.insert(key, data, sources, tree);
         // The source hears it too: a complete `Have` ends its upload.
         self.announce(key, false, last.map(|r| r.peer));
+        // Relays of this segment waiting for its last bytes send them now, from the store.
+        self.pump_uploads(self.now);
     }
 
     /// Tells linked neighbours that have not announced `key` themselves that we hold it (or,

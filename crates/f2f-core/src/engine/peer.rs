@@ -150,6 +150,7 @@ impl Peer {
             refused: self.refused,
             age: now.saturating_duration_since(self.since),
             first_byte_wait: Duration::ZERO,
+            relaying: false,
         }
     }
 

@@ -17,7 +17,7 @@ use super::ranking::{BaselineRanker, ModelStatus, Outcome, PeerMeasurements, Sou
 use crate::time::Duration;
 
 /// Inputs per candidate: see [`features`].
-pub const FEATURES: usize = 10;
+pub const FEATURES: usize = 11;
 
 /// Learning rate of both regressions.
 const LEARNING_RATE: f32 = 0.02;
@@ -103,7 +103,7 @@ impl Default for LearnedRanker {
 
 /// The model's view of a candidate: `[bias, ln bandwidth (Mb/s), bandwidth measured (0/1),
 /// ln(1 + load), srtt (s), failure share, refusal share, rttvar (s), ln(1 + age in minutes),
-/// ln(1 + our requests in flight)]`.
+/// ln(1 + our requests in flight), the peer relays a segment it is still receiving (0/1)]`.
 fn features(priors: &BaselineRanker, peer: &PeerMeasurements) -> [f32; FEATURES] {
     let tried = f64::from(peer.completed + peer.failed) + 2.0;
     let srtt = peer.srtt.unwrap_or(priors.rtt_prior).as_secs_f64();
@@ -118,6 +118,7 @@ fn features(priors: &BaselineRanker, peer: &PeerMeasurements) -> [f32; FEATURES]
         peer.rttvar.map_or(srtt / 2.0, |v| v.as_secs_f64()) as f32,
         (peer.age.as_secs_f64() / 60.0).ln_1p() as f32,
         f32::from(peer.in_flight).ln_1p(),
+        f32::from(u8::from(peer.relaying)),
     ]
 }
 
@@ -310,6 +311,31 @@ mod tests {
         assert!(r.rate_error() < 0.5, "{}", r.rate_error());
         assert_eq!(r.observed(), 1000);
         assert!(r.peer_eta(&busy, 1_000_000) > r.peer_eta(&idle, 1_000_000));
+    }
+
+    #[test]
+    fn it_learns_that_a_relay_sends_no_faster_than_it_receives() {
+        // A peer still receiving the segment passes it on at the rate its own source feeds
+        // it: here a third of what the same peer sends from a complete copy.
+        let mut r = LearnedRanker::untrained();
+        let complete = peer(12.0, 0);
+        let relaying = PeerMeasurements {
+            relaying: true,
+            ..complete
+        };
+        assert_eq!(r.throughput_bps(&relaying), r.throughput_bps(&complete));
+        let delivered = |ms| Outcome::Delivered {
+            bytes: 1_500_000,
+            elapsed: Duration::from_millis(ms),
+        };
+        for _ in 0..1000 {
+            r.observe(&complete, delivered(1_000));
+            r.observe(&relaying, delivered(3_000));
+        }
+        let (fast, slow) = (r.throughput_bps(&complete), r.throughput_bps(&relaying));
+        assert!((fast / 12e6 - 1.0).abs() < 0.15, "{fast}");
+        assert!((slow / 4e6 - 1.0).abs() < 0.15, "{slow}");
+        assert!(r.peer_eta(&complete, 1_000_000) < r.peer_eta(&relaying, 1_000_000));
     }
 
     #[test]

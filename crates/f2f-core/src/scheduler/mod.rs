@@ -218,6 +218,7 @@ impl Candidate {
     fn for_request(&self, first_byte_wait: Duration) -> PeerMeasurements {
         PeerMeasurements {
             first_byte_wait,
+            relaying: !self.complete,
             ..self.measurements
         }
     }

@@ -33,6 +33,9 @@ pub struct PeerMeasurements {
     /// before the scheduler gives it up, and so what choosing a peer that fails costs (zero
     /// when the peer is ranked for no particular request).
     pub first_byte_wait: Duration,
+    /// Not a measurement but the request's: the peer is still receiving the segment and
+    /// relays it as it arrives, so it can send no faster than its own source sends to it.
+    pub relaying: bool,
 }
 
 /// How a request to a peer ended.
