@@ -23,6 +23,9 @@ pub struct Stats {
     pub cdn_first_fetches: u64,
     /// CDN fetches started because a deadline left no time for peers.
     pub cdn_deadline_fetches: u64,
+    /// CDN fetches of what a failed peer transfer left (too slow for the deadline, or stalled
+    /// with no other holder to take over).
+    pub cdn_fallback_fetches: u64,
     /// Peer transfers abandoned for the CDN (stalled or too slow for the deadline).
     pub p2p_fallbacks: u64,
     /// Peer transfers (a segment or a range of one) that completed.

@@ -70,10 +70,16 @@ pub struct RunReport {
     pub p2p_bytes: u64,
     /// CDN fetches per published segment (first fetchers, deadline fetches and fallbacks).
     pub cdn_fetches_per_segment: f64,
+    /// The same over the steady state: segments published from the end of the join window
+    /// (and 10 s of settling) on, the fetches made meanwhile. Without the start-up of a whole
+    /// audience at once, this is what an audience of that size costs the CDN per segment.
+    pub steady_cdn_fetches_per_segment: Option<f64>,
     /// CDN fetches started as a first fetcher, per published segment.
     pub first_fetches_per_segment: f64,
     /// CDN fetches forced by a playback deadline, per published segment.
     pub deadline_fetches_per_segment: f64,
+    /// CDN fetches of what a failed peer transfer left, per published segment.
+    pub fallback_fetches_per_segment: f64,
     /// Peer transfers abandoned for another source.
     pub p2p_fallbacks: u64,
     /// Peer transfers (segments or ranges) that completed.
@@ -288,10 +294,17 @@ impl Report {
         row("  of which deadline fetches", &|r| {
             format!("{:.2}", r.deadline_fetches_per_segment)
         });
+        row("  of which fallbacks", &|r| {
+            format!("{:.2}", r.fallback_fetches_per_segment)
+        });
+        row("  after the join window (steady)", &|r| {
+            r.steady_cdn_fetches_per_segment
+                .map_or("-".into(), |v| format!("{v:.2}"))
+        });
         row("P2P transfers / mean Mbit/s", &|r| {
             format!("{} / {:.2}", r.p2p_transfers, r.p2p_transfer_mbps)
         });
-        row("  of which from relays still receiving", &|r| {
+        row("  of which from relays (receiving)", &|r| {
             format!("{} / {:.2}", r.p2p_relayed_transfers, r.p2p_relayed_mbps)
         });
         row("chunk loss", &|r| format!("{:.2} %", r.chunk_loss * 100.0));
@@ -412,7 +425,7 @@ pub fn seed_table(reports: &[Report]) -> String {
     );
     let _ = writeln!(
         s,
-        "{:>6} {:>9} {:>9} {:>12} {:>12} {:>10} {:>10} {:>9} {:>9}",
+        "{:>6} {:>9} {:>9} {:>12} {:>12} {:>10} {:>10} {:>9} {:>9} {:>9}",
         "seed",
         "offload",
         "bound",
@@ -421,6 +434,7 @@ pub fn seed_table(reports: &[Report]) -> String {
         "live p2p",
         "live cdn",
         "cdn/seg",
+        "steady",
         "stayers"
     );
     let pct = |v: f64| format!("{:.2} %", v * 100.0);
@@ -430,7 +444,7 @@ pub fn seed_table(reports: &[Report]) -> String {
         offloads.push(r.p2p.offload);
         let _ = writeln!(
             s,
-            "{:>6} {:>9} {:>9} {:>12} {:>12} {:>10.3} {:>10} {:>9.2} {:>9}",
+            "{:>6} {:>9} {:>9} {:>12} {:>12} {:>10.3} {:>10} {:>9.2} {:>9} {:>9}",
             r.seed,
             pct(r.p2p.offload),
             pct(r.upload_bound),
@@ -439,6 +453,7 @@ pub fn seed_table(reports: &[Report]) -> String {
             r.p2p.live_distance_s.mean,
             b.map_or("-".into(), |b| format!("{:.3}", b.live_distance_s.mean)),
             r.p2p.cdn_fetches_per_segment,
+            (r.p2p.steady_cdn_fetches_per_segment).map_or("-".into(), |v| format!("{v:.2}")),
             r.p2p
                 .stayers_rebuffer_after_event
                 .map_or("-".into(), |v| format!("{:.4} %", v * 100.0)),

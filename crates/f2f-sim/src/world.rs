@@ -323,6 +323,9 @@ struct Tally {
     bad_senders: FxHashSet<NodeIx>,
     banned_senders: FxHashSet<NodeIx>,
     topology: TopologyTally,
+    /// When the join window and its settling time ended, and the CDN fetches made until then
+    /// (summed over every viewer): the steady state starts there.
+    steady_from: Option<(u64, u64)>,
 }
 
 /// The data-link graph, sampled every [`TOPOLOGY_SAMPLE_S`].
@@ -645,6 +648,7 @@ impl World {
             while next_sample <= first {
                 self.now = next_sample;
                 self.sample_topology();
+                self.mark_steady_state();
                 next_sample += (TOPOLOGY_SAMPLE_S * 1e6) as u64;
             }
             let frac = first.saturating_sub(self.start) as f64 / (self.end - self.start) as f64;
@@ -1385,6 +1389,21 @@ impl World {
         }
     }
 
+    /// Past the join window and its settling time, once: counts the CDN fetches made so far.
+    fn mark_steady_state(&mut self) {
+        let join_window = (self.scenario.audience.join_window_s * 1e6) as u64;
+        if self.tally.steady_from.is_some()
+            || self.now < self.start + join_window + (SETTLING_S * 1e6) as u64
+        {
+            return;
+        }
+        let fetches = (self.nodes.iter())
+            .filter_map(|n| n.engine.as_ref().map(|e| e.stats()).or(n.stats.as_ref()))
+            .map(|s| s.cdn_segments)
+            .sum();
+        self.tally.steady_from = Some((self.now, fetches));
+    }
+
     fn finish(mut self, mode: &str) -> RunReport {
         let end = self.end;
         let alive = self.alive.clone();
@@ -1468,6 +1487,10 @@ impl World {
             p2p_bytes,
             cdn_fetches_per_segment: stats().map(|s| s.cdn_segments).sum::<u64>() as f64
                 / published,
+            steady_cdn_fetches_per_segment: self.tally.steady_from.map(|(at, before)| {
+                let after = stats().map(|s| s.cdn_segments).sum::<u64>() - before;
+                after as f64 / ((self.end - at) / self.source.d_us).max(1) as f64
+            }),
             first_fetches_per_segment: stats().map(|s| s.cdn_first_fetches).sum::<u64>() as f64
                 / published,
             p2p_fallbacks: stats().map(|s| s.p2p_fallbacks).sum(),
@@ -1492,6 +1515,9 @@ impl World {
             },
             fallbacks_by_reason: std::mem::take(&mut self.tally.fallbacks),
             deadline_fetches_per_segment: stats().map(|s| s.cdn_deadline_fetches).sum::<u64>()
+                as f64
+                / published,
+            fallback_fetches_per_segment: stats().map(|s| s.cdn_fallback_fetches).sum::<u64>()
                 as f64
                 / published,
             p2p_refused: stats().map(|s| s.p2p_refused).sum(),

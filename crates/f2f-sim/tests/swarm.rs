@@ -51,6 +51,11 @@ fn swarm_offloads_without_hurting_playback() {
         p2p.live_distance_s.mean,
         cdn.live_distance_s.mean
     );
+    // After the join window, the CDN-only run fetches every segment once per viewer; the
+    // swarm, a few times per segment.
+    let steady = |r: &f2f_sim::RunReport| r.steady_cdn_fetches_per_segment.expect("steady");
+    assert!((steady(cdn) - 60.0).abs() < 0.5, "{}", steady(cdn));
+    assert!(steady(p2p) < 6.0, "{}", steady(p2p));
     let egress = |r: &f2f_sim::RunReport| r.cdn_egress_mbps.iter().sum::<f64>();
     assert!(egress(p2p) < egress(cdn) * 0.4, "CDN egress falls with P2P");
     // Every delivery is counted; a segment is ready for the player well within the time the

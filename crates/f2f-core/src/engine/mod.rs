@@ -1509,7 +1509,8 @@ impl Engine {
                             self.stats.cdn_deadline_fetches += 1;
                             self.raise_budget();
                         }
-                        CdnWhy::Fallback | CdnWhy::Retry | CdnWhy::Direct | CdnWhy::Split => {}
+                        CdnWhy::Fallback => self.stats.cdn_fallback_fetches += 1,
+                        CdnWhy::Retry | CdnWhy::Direct | CdnWhy::Split => {}
                     }
                     self.cdn_started.insert(id, now);
                     self.out.push_back(Output::FetchCdn {
