@@ -26,7 +26,8 @@ pub struct Stats {
     /// CDN fetches of what a failed peer transfer left (too slow for the deadline, or stalled
     /// with no other holder to take over).
     pub cdn_fallback_fetches: u64,
-    /// Peer transfers abandoned for the CDN (stalled or too slow for the deadline).
+    /// Peer transfers abandoned for another source: no first byte in time, stalled, too slow
+    /// for the deadline, or cut off with the peer's connection or data link.
     pub p2p_fallbacks: u64,
     /// Peer transfers (a segment or a range of one) that completed.
     pub p2p_transfers: u64,

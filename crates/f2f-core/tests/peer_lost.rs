@@ -1,6 +1,7 @@
-//! A peer that disappears in the middle of a transfer does not cost the player its segment: the
-//! requester reports `Event::Fallback` with `PeerLost`, keeps the bytes it got, and completes the
-//! segment (from another holder or from the CDN at the right offset) intact and before its deadline.
+//! A peer that disappears in the middle of a transfer, or drops its data link, does not cost the
+//! player its segment: the requester reports `Event::Fallback` with `PeerLost` (and counts it in
+//! `Stats::p2p_fallbacks`), keeps the bytes it got, and completes the segment (from another
+//! holder or from the CDN at the right offset) intact and before its deadline.
 
 mod common;
 
@@ -10,9 +11,18 @@ use f2f_core::telemetry::{Event, FallbackReason};
 use f2f_core::time::Duration;
 use f2f_core::wire::Message;
 
-/// `holders` fetch the segment first; `b` then loads it, and whichever holder serves it crashes
-/// after its first piece arrived.
-fn crash_the_uploader(holders: usize) {
+/// How the uploader goes.
+#[derive(Clone, Copy)]
+enum Cut {
+    /// It crashes: its connections close.
+    Crash,
+    /// It drops the data link (as a swap or its link upkeep may) and is heard no more.
+    LinkDrop,
+}
+
+/// `holders` fetch the segment first; `b` then loads it, and whichever holder serves it goes
+/// (`cut`) after its first piece arrived.
+fn lose_the_uploader(holders: usize, cut: Cut) {
     let mut net = Net::new(Config::default());
     let b = net.add();
     let hs: Vec<Ix> = (0..holders).map(|_| net.add()).collect();
@@ -41,7 +51,16 @@ fn crash_the_uploader(holders: usize) {
     };
     assert!(net.run_until(Duration::from_secs(2), |n| uploader(n).is_some()));
     let gone = uploader(&net).expect("checked");
-    net.crash(gone);
+    match cut {
+        Cut::Crash => net.crash(gone),
+        Cut::LinkDrop => {
+            net.send(gone, b, &Message::LinkDrop);
+            let (id, within) = (net.id(gone), Duration::from_secs(1));
+            let dropped = |n: &Net| !n.engine(b).data_neighbours().contains(&id);
+            assert!(net.run_until(within, dropped));
+            net.mute(gone, b);
+        }
+    }
     net.run_for(Duration::from_secs(7));
 
     let lost = net.nodes[b].events.iter().any(|e| {
@@ -49,6 +68,7 @@ fn crash_the_uploader(holders: usize) {
             if *key == seg && *peer == net.id(gone))
     });
     assert!(lost, "no PeerLost fallback: {:?}", net.nodes[b].events);
+    assert!(net.engine(b).stats().p2p_fallbacks >= 1);
     let [d] = net.nodes[b].delivered.as_slice() else {
         panic!("b got no delivery")
     };
@@ -74,10 +94,20 @@ fn crash_the_uploader(holders: usize) {
 
 #[test]
 fn uploader_lost_mid_transfer_cdn_completes_the_segment() {
-    crash_the_uploader(1);
+    lose_the_uploader(1, Cut::Crash);
+}
+
+#[test]
+fn link_dropped_mid_transfer_cdn_completes_the_segment() {
+    lose_the_uploader(1, Cut::LinkDrop);
 }
 
 #[test]
 fn uploader_lost_mid_transfer_with_another_holder() {
-    crash_the_uploader(2);
+    lose_the_uploader(2, Cut::Crash);
+}
+
+#[test]
+fn link_dropped_mid_transfer_with_another_holder() {
+    lose_the_uploader(2, Cut::LinkDrop);
 }

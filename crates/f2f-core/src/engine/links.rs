@@ -75,14 +75,11 @@ impl Engine {
             p.link = Link::None;
             p.link_backoff_until = Some(now + self.config.links.idle_timeout);
         }
-        self.requests.forget_peer(&from);
         self.swaps.forget(&from);
         self.neighbours_changed = true;
         self.availability.forget_peer(&from);
         self.uploads.forget_peer(&from);
-        for key in self.scheduler.on_peer_lost(from) {
-            self.decide(&key, now);
-        }
+        self.transfers_lost(from, now);
     }
 
     /// A new data link: tell the neighbour everything we hold and our size sketch.

@@ -722,8 +722,16 @@ impl Engine {
         self.membership.handle_peer_down(peer, reachable, now);
         self.drain_membership();
         self.uploads.forget_peer(&peer);
+        self.transfers_lost(peer, now);
+        self.pump_uploads(now);
+    }
+
+    /// Our transfers from `peer` ended with the connection or the data link: each is a failed
+    /// request (for the model and the chunk-loss count) and its segment looks for a source.
+    fn transfers_lost(&mut self, peer: PeerId, now: Instant) {
         for key in self.scheduler.on_peer_lost(peer) {
             self.learn(peer, key, Outcome::Failed);
+            self.stats.p2p_fallbacks += 1;
             self.out.push_back(Output::Event(Event::Fallback {
                 key,
                 peer,
@@ -732,7 +740,6 @@ impl Engine {
             self.decide(&key, now);
         }
         self.requests.forget_peer(&peer);
-        self.pump_uploads(now);
     }
 
     fn on_frame(&mut self, from: PeerId, frame: &Frame, now: Instant) {
