@@ -92,8 +92,8 @@ pub struct RunReport {
     /// Their mean throughput, Mbit/s, measured as `p2p_transfer_mbps`.
     pub p2p_relayed_mbps: f64,
     /// Chunk loss: the share of peer transfers abandoned for another source (no first byte
-    /// in time, stalled, too slow for the deadline), `p2p_fallbacks / (p2p_transfers +
-    /// p2p_fallbacks)`.
+    /// in time, stalled, too slow for the deadline, cut off with the peer's connection or
+    /// data link), `p2p_fallbacks / (p2p_transfers + p2p_fallbacks)`.
     pub chunk_loss: f64,
     /// The same, by reason (`NoFirstByte`, `Stalled`, `TooSlow`, `PeerLost`).
     pub fallbacks_by_reason: std::collections::BTreeMap<String, u64>,
@@ -453,7 +453,9 @@ pub fn seed_table(reports: &[Report]) -> String {
             r.p2p.live_distance_s.mean,
             b.map_or("-".into(), |b| format!("{:.3}", b.live_distance_s.mean)),
             r.p2p.cdn_fetches_per_segment,
-            (r.p2p.steady_cdn_fetches_per_segment).map_or("-".into(), |v| format!("{v:.2}")),
+            r.p2p
+                .steady_cdn_fetches_per_segment
+                .map_or("-".into(), |v| format!("{v:.2}")),
             r.p2p
                 .stayers_rebuffer_after_event
                 .map_or("-".into(), |v| format!("{:.4} %", v * 100.0)),

@@ -1488,7 +1488,10 @@ impl World {
             cdn_fetches_per_segment: stats().map(|s| s.cdn_segments).sum::<u64>() as f64
                 / published,
             steady_cdn_fetches_per_segment: self.tally.steady_from.map(|(at, before)| {
-                let after = stats().map(|s| s.cdn_segments).sum::<u64>() - before;
+                let after = stats()
+                    .map(|s| s.cdn_segments)
+                    .sum::<u64>()
+                    .saturating_sub(before);
                 after as f64 / ((self.end - at) / self.source.d_us).max(1) as f64
             }),
             first_fetches_per_segment: stats().map(|s| s.cdn_first_fetches).sum::<u64>() as f64
