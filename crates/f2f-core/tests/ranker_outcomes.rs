@@ -5,11 +5,17 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::Net;
+use common::{Ix, Net};
 use f2f_core::config::Config;
 use f2f_core::scheduler::{BaselineRanker, Outcome, PeerMeasurements, SourceRanker};
 use f2f_core::time::Duration;
 use f2f_core::wire::Message;
+
+/// Whether `from` has sent `to` a piece yet.
+fn piece_sent(net: &Net, from: Ix, to: Ix) -> bool {
+    net.messages()
+        .any(|(f, t, m)| (f, t) == (from, to) && matches!(m, Message::Piece { .. }))
+}
 
 /// Ranks as the baseline does and writes down every outcome.
 #[derive(Debug, Default)]
@@ -40,11 +46,7 @@ fn load_from_a(stall: bool) -> Vec<(PeerMeasurements, Outcome)> {
     net.run_for(Duration::from_secs(1));
     net.load(b, seg, Duration::from_secs(6));
     if stall {
-        let piece_from_a = |net: &Net| {
-            net.messages()
-                .any(|(from, to, m)| (from, to) == (a, b) && matches!(m, Message::Piece { .. }))
-        };
-        assert!(net.run_until(Duration::from_secs(2), piece_from_a));
+        assert!(net.run_until(Duration::from_secs(2), |n| piece_sent(n, a, b)));
         net.mute(a, b);
     }
     net.run_for(Duration::from_secs(7));
@@ -108,12 +110,8 @@ fn a_transfer_from_a_peer_still_receiving_is_reported_as_relayed() {
     net.load(a, seg, Duration::from_secs(8));
     net.run_for(Duration::from_secs(1));
     net.load(b, seg, Duration::from_secs(8));
-    let piece_from_a = |net: &Net| {
-        net.messages()
-            .any(|(from, to, m)| (from, to) == (a, b) && matches!(m, Message::Piece { .. }))
-    };
     assert!(
-        net.run_until(Duration::from_secs(2), piece_from_a),
+        net.run_until(Duration::from_secs(2), |n| piece_sent(n, a, b)),
         "b is receiving from a"
     );
     net.load(c, seg, Duration::from_secs(8));
