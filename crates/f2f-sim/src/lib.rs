@@ -24,8 +24,8 @@ mod world;
 use f2f_core::config::SourcePreference;
 
 pub use report::{
-    AttackReport, ReceiptReport, Report, RunReport, Summary, TopologyReport, ranker_table,
-    seed_table,
+    AttackReport, CdnFetches, ReceiptReport, Report, RunReport, Summary, TopologyReport,
+    ranker_table, seed_table,
 };
 pub use scenario::{
     AudienceSpec, CdnSpec, CryptoSpec, Dist, EngineSpec, FlakySpec, GeoSpec, HashingSpec,

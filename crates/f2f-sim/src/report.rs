@@ -73,7 +73,7 @@ pub struct RunReport {
     /// The same over the steady state: segments published from the end of the join window
     /// (and 10 s of settling) on, the fetches made meanwhile. Without the start-up of a whole
     /// audience at once, this is what an audience of that size costs the CDN per segment.
-    pub steady_cdn_fetches_per_segment: Option<f64>,
+    pub steady_cdn_fetches: Option<CdnFetches>,
     /// CDN fetches started as a first fetcher, per published segment.
     pub first_fetches_per_segment: f64,
     /// CDN fetches forced by a playback deadline, per published segment.
@@ -120,6 +120,19 @@ pub struct RunReport {
     pub attacks: Option<AttackReport>,
     /// Delivery receipts uploaders reported, as the control plane checks them.
     pub receipts: ReceiptReport,
+}
+
+/// CDN fetches per published segment, by why they were made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct CdnFetches {
+    /// Every fetch.
+    pub all: f64,
+    /// As a first fetcher (or a rescue when no neighbour announced the segment).
+    pub first: f64,
+    /// Forced by a playback deadline.
+    pub deadline: f64,
+    /// Of what a failed peer transfer left.
+    pub fallback: f64,
 }
 
 /// The data-link graph, sampled every 10 s over viewers joined at least 10 s before.
@@ -298,9 +311,17 @@ impl Report {
             format!("{:.2}", r.fallback_fetches_per_segment)
         });
         row("  after the join window (steady)", &|r| {
-            r.steady_cdn_fetches_per_segment
-                .map_or("-".into(), |v| format!("{v:.2}"))
+            r.steady_cdn_fetches
+                .map_or("-".into(), |f| format!("{:.2}", f.all))
         });
+        let steady = |part: fn(&CdnFetches) -> f64| {
+            move |r: &RunReport| {
+                (r.steady_cdn_fetches.as_ref()).map_or("-".into(), |f| format!("{:.2}", part(f)))
+            }
+        };
+        row("    of which first fetches", &steady(|f| f.first));
+        row("    of which deadline fetches", &steady(|f| f.deadline));
+        row("    of which fallbacks", &steady(|f| f.fallback));
         row("P2P transfers / mean Mbit/s", &|r| {
             format!("{} / {:.2}", r.p2p_transfers, r.p2p_transfer_mbps)
         });
@@ -454,8 +475,8 @@ pub fn seed_table(reports: &[Report]) -> String {
             b.map_or("-".into(), |b| format!("{:.3}", b.live_distance_s.mean)),
             r.p2p.cdn_fetches_per_segment,
             r.p2p
-                .steady_cdn_fetches_per_segment
-                .map_or("-".into(), |v| format!("{v:.2}")),
+                .steady_cdn_fetches
+                .map_or("-".into(), |f| format!("{:.2}", f.all)),
             r.p2p
                 .stayers_rebuffer_after_event
                 .map_or("-".into(), |v| format!("{:.4} %", v * 100.0)),

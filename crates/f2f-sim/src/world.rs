@@ -24,7 +24,7 @@ use f2f_core::scheduler::{
     BandwidthLottery, FetchId, LearnedRanker, Outcome, PeerMeasurements, RttRanker, SourceRanker,
 };
 use f2f_core::segment::SegmentData;
-use f2f_core::telemetry::Event;
+use f2f_core::telemetry::{Event, Stats};
 use f2f_core::time::{Duration, Instant};
 use f2f_core::wire::Frame;
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -38,7 +38,7 @@ use crate::crypto::{Memoised, Modelled, ModelledHashing};
 use crate::link::{Drained, LinkRef, Links, NodeIx, Pair, Path, Uplink, Wire};
 use crate::player::Player;
 use crate::queue::EventQueue;
-use crate::report::{AttackReport, ReceiptReport, RunReport, Summary, TopologyReport};
+use crate::report::{AttackReport, CdnFetches, ReceiptReport, RunReport, Summary, TopologyReport};
 use crate::scenario::{CryptoSpec, FlakySpec, HashesSpec, HashingSpec, RankerSpec, Scenario};
 use crate::source::{Rung, Source};
 
@@ -117,7 +117,7 @@ struct Node {
     left_at: Option<u64>,
     first_p2p_us: Option<u64>,
     conns: FxHashSet<NodeIx>,
-    stats: Option<f2f_core::telemetry::Stats>,
+    stats: Option<Stats>,
 }
 
 /// Events of one round span at most this much virtual time, µs.
@@ -325,7 +325,46 @@ struct Tally {
     topology: TopologyTally,
     /// When the join window and its settling time ended, and the CDN fetches made until then
     /// (summed over every viewer): the steady state starts there.
-    steady_from: Option<(u64, u64)>,
+    steady_from: Option<(u64, CdnCounts)>,
+}
+
+/// CDN fetches summed over viewers, by why they were made.
+#[derive(Clone, Copy, Default)]
+struct CdnCounts {
+    all: u64,
+    first: u64,
+    deadline: u64,
+    fallback: u64,
+}
+
+impl CdnCounts {
+    fn of<'a>(stats: impl Iterator<Item = &'a Stats>) -> Self {
+        stats.fold(Self::default(), |c, s| Self {
+            all: c.all + s.cdn_segments,
+            first: c.first + s.cdn_first_fetches,
+            deadline: c.deadline + s.cdn_deadline_fetches,
+            fallback: c.fallback + s.cdn_fallback_fetches,
+        })
+    }
+
+    /// The fetches made after `before` was counted.
+    fn since(self, before: Self) -> Self {
+        Self {
+            all: self.all.saturating_sub(before.all),
+            first: self.first.saturating_sub(before.first),
+            deadline: self.deadline.saturating_sub(before.deadline),
+            fallback: self.fallback.saturating_sub(before.fallback),
+        }
+    }
+
+    fn per_segment(self, segments: f64) -> CdnFetches {
+        CdnFetches {
+            all: self.all as f64 / segments,
+            first: self.first as f64 / segments,
+            deadline: self.deadline as f64 / segments,
+            fallback: self.fallback as f64 / segments,
+        }
+    }
 }
 
 /// The data-link graph, sampled every [`TOPOLOGY_SAMPLE_S`].
@@ -1397,11 +1436,9 @@ impl World {
         {
             return;
         }
-        let fetches = (self.nodes.iter())
-            .filter_map(|n| n.engine.as_ref().map(|e| e.stats()).or(n.stats.as_ref()))
-            .map(|s| s.cdn_segments)
-            .sum();
-        self.tally.steady_from = Some((self.now, fetches));
+        let stats = (self.nodes.iter())
+            .filter_map(|n| n.engine.as_ref().map(|e| e.stats()).or(n.stats.as_ref()));
+        self.tally.steady_from = Some((self.now, CdnCounts::of(stats)));
     }
 
     fn finish(mut self, mode: &str) -> RunReport {
@@ -1443,6 +1480,7 @@ impl World {
         });
         let published = ((self.end - self.start) / self.source.d_us).max(1) as f64;
         let secs = |us: u64| us as f64 / 1e6;
+        let whole = CdnCounts::of(stats()).per_segment(published);
         RunReport {
             mode: mode.to_string(),
             viewers: joined.len(),
@@ -1485,17 +1523,12 @@ impl World {
             egress_bucket_s: EGRESS_BUCKET_S,
             cdn_bytes,
             p2p_bytes,
-            cdn_fetches_per_segment: stats().map(|s| s.cdn_segments).sum::<u64>() as f64
-                / published,
-            steady_cdn_fetches_per_segment: self.tally.steady_from.map(|(at, before)| {
-                let after = stats()
-                    .map(|s| s.cdn_segments)
-                    .sum::<u64>()
-                    .saturating_sub(before);
-                after as f64 / ((self.end - at) / self.source.d_us).max(1) as f64
+            cdn_fetches_per_segment: whole.all,
+            steady_cdn_fetches: self.tally.steady_from.map(|(at, before)| {
+                let steady = ((self.end - at) / self.source.d_us).max(1) as f64;
+                CdnCounts::of(stats()).since(before).per_segment(steady)
             }),
-            first_fetches_per_segment: stats().map(|s| s.cdn_first_fetches).sum::<u64>() as f64
-                / published,
+            first_fetches_per_segment: whole.first,
             p2p_fallbacks: stats().map(|s| s.p2p_fallbacks).sum(),
             p2p_transfers,
             p2p_transfer_mbps: if p2p_transfers == 0 {
@@ -1517,12 +1550,8 @@ impl World {
                 fallbacks as f64 / (p2p_transfers + fallbacks) as f64
             },
             fallbacks_by_reason: std::mem::take(&mut self.tally.fallbacks),
-            deadline_fetches_per_segment: stats().map(|s| s.cdn_deadline_fetches).sum::<u64>()
-                as f64
-                / published,
-            fallback_fetches_per_segment: stats().map(|s| s.cdn_fallback_fetches).sum::<u64>()
-                as f64
-                / published,
+            deadline_fetches_per_segment: whole.deadline,
+            fallback_fetches_per_segment: whole.fallback,
             p2p_refused: stats().map(|s| s.p2p_refused).sum(),
             stale_answers: stats().map(|s| s.stale_answers).sum(),
             peer_errors: stats().map(|s| s.peer_errors).sum(),

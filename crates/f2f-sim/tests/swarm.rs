@@ -53,9 +53,19 @@ fn swarm_offloads_without_hurting_playback() {
     );
     // After the join window, the CDN-only run fetches every segment once per viewer; the
     // swarm, a few times per segment.
-    let steady = |r: &f2f_sim::RunReport| r.steady_cdn_fetches_per_segment.expect("steady");
+    let steady = |r: &f2f_sim::RunReport| r.steady_cdn_fetches.expect("steady").all;
     assert!((steady(cdn) - 60.0).abs() < 0.5, "{}", steady(cdn));
     assert!(steady(p2p) < 6.0, "{}", steady(p2p));
+    // The split says why: the CDN-only run fetches directly, never as a first fetcher, at a
+    // deadline or after a peer; the swarm's reasons cover at most what it fetched.
+    let cdn_split = cdn.steady_cdn_fetches.expect("steady");
+    assert_eq!(
+        (cdn_split.first, cdn_split.deadline, cdn_split.fallback),
+        (0.0, 0.0, 0.0)
+    );
+    let split = p2p.steady_cdn_fetches.expect("steady");
+    assert!(split.first > 0.0, "someone fetches each new segment first");
+    assert!(split.first + split.deadline + split.fallback <= split.all + 1e-9);
     let egress = |r: &f2f_sim::RunReport| r.cdn_egress_mbps.iter().sum::<f64>();
     assert!(egress(p2p) < egress(cdn) * 0.4, "CDN egress falls with P2P");
     // Every delivery is counted; a segment is ready for the player well within the time the
