@@ -310,15 +310,12 @@ impl Report {
         row("  of which fallbacks", &|r| {
             format!("{:.2}", r.fallback_fetches_per_segment)
         });
-        row("  after the join window (steady)", &|r| {
-            r.steady_cdn_fetches
-                .map_or("-".into(), |f| format!("{:.2}", f.all))
-        });
         let steady = |part: fn(&CdnFetches) -> f64| {
             move |r: &RunReport| {
                 (r.steady_cdn_fetches.as_ref()).map_or("-".into(), |f| format!("{:.2}", part(f)))
             }
         };
+        row("  after the join window (steady)", &steady(|f| f.all));
         row("    of which first fetches", &steady(|f| f.first));
         row("    of which deadline fetches", &steady(|f| f.deadline));
         row("    of which fallbacks", &steady(|f| f.fallback));
