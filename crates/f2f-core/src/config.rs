@@ -29,6 +29,12 @@ pub struct SchedulerConfig {
     /// Expected number of peers in the whole swarm that fetch each new segment from the CDN
     /// straight away. Default 3.
     pub cdn_budget: f64,
+    /// Viewers one first fetcher's relay tree may serve: a larger swarm (as its size sketch
+    /// estimates it) gets one first fetcher per this many viewers instead of `cdn_budget`, up
+    /// to the sketch's `k` capable peers. A tree's depth sets how late its leaves finish: at
+    /// 10,000 viewers, 3 trees left hundreds of viewers per segment to the CDN at their
+    /// deadlines. Default 400 (below 1,200 viewers the budget stays `cdn_budget`).
+    pub viewers_per_first_fetcher: f64,
     /// A node seeds (is eligible as a first fetcher) when its measured uplink is at least this
     /// multiple of the media bit rate. A first fetcher roots one of the few relay trees that
     /// carry each segment to the whole swarm, and the tree's depth (hence how late its leaves
@@ -67,11 +73,20 @@ pub struct SchedulerConfig {
     pub forget_after: Duration,
 }
 
+impl SchedulerConfig {
+    /// Expected first fetchers of each new segment in a swarm of `viewers`.
+    pub fn first_fetchers(&self, viewers: f64) -> f64 {
+        self.cdn_budget
+            .max(viewers / self.viewers_per_first_fetcher)
+    }
+}
+
 impl Default for SchedulerConfig {
     fn default() -> Self {
         Self {
             source: SourcePreference::Auto,
             cdn_budget: 3.0,
+            viewers_per_first_fetcher: 400.0,
             max_budget_gain: 16.0,
             seed_uplink_ratio: 6.0,
             rescue_step: Duration::from_millis(1000),
@@ -347,6 +362,7 @@ impl Config {
     pub const SETTABLE: &'static [&'static str] = &[
         "scheduler.source",
         "scheduler.cdn_budget",
+        "scheduler.viewers_per_first_fetcher",
         "scheduler.stall_timeout_ms",
         "scheduler.deadline_margin_ms",
         "scheduler.max_sources",
@@ -393,6 +409,9 @@ impl Config {
                 }
             }
             "scheduler.cdn_budget" => self.scheduler.cdn_budget = parse(k, value)?,
+            "scheduler.viewers_per_first_fetcher" => {
+                self.scheduler.viewers_per_first_fetcher = parse(k, value)?;
+            }
             "scheduler.stall_timeout_ms" => self.scheduler.stall_timeout = millis(k, value)?,
             "scheduler.deadline_margin_ms" => self.scheduler.deadline_margin = millis(k, value)?,
             "scheduler.max_sources" => self.scheduler.max_sources = parse(k, value)?,
@@ -511,6 +530,11 @@ impl Config {
             "scheduler.cdn_budget",
             "must be positive",
         )?;
+        check(
+            self.scheduler.viewers_per_first_fetcher > 0.0,
+            "scheduler.viewers_per_first_fetcher",
+            "must be positive (inf: never more than cdn_budget)",
+        )?;
         check(self.size.k >= 2, "size.k", "must be at least 2")?;
         check(
             self.receipts.window.as_secs() >= 1,
@@ -602,6 +626,25 @@ mod tests {
         assert!(config.set("hashes.spot_check", "0.1").is_err());
         // A value that parses but cannot work is caught by validate.
         config.set("links.max_degree", "2").unwrap();
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn first_fetchers_grow_only_with_swarms_too_large_for_the_budgets_trees() {
+        let mut cfg = SchedulerConfig::default();
+        assert_eq!(cfg.first_fetchers(100.0), 3.0);
+        assert_eq!(cfg.first_fetchers(1_000.0), 3.0, "large.toml keeps 3 trees");
+        assert_eq!(cfg.first_fetchers(10_000.0), 25.0);
+        let mut config = Config::default();
+        config
+            .set("scheduler.viewers_per_first_fetcher", "inf")
+            .unwrap();
+        config.validate().unwrap();
+        cfg.viewers_per_first_fetcher = config.scheduler.viewers_per_first_fetcher;
+        assert_eq!(cfg.first_fetchers(10_000.0), 3.0, "growth switched off");
+        config
+            .set("scheduler.viewers_per_first_fetcher", "0")
+            .unwrap();
         assert!(config.validate().is_err());
     }
 

@@ -322,6 +322,8 @@ fn default_true() -> bool {
 pub struct EngineSpec {
     /// `scheduler.cdn_budget`.
     pub cdn_budget: Option<f64>,
+    /// `scheduler.viewers_per_first_fetcher`.
+    pub viewers_per_first_fetcher: Option<f64>,
     /// `links.degree`.
     pub degree: Option<usize>,
     /// `links.max_degree`.

@@ -459,6 +459,9 @@ impl World {
         if let Some(v) = e.cdn_budget {
             config.scheduler.cdn_budget = v;
         }
+        if let Some(v) = e.viewers_per_first_fetcher {
+            config.scheduler.viewers_per_first_fetcher = v;
+        }
         if let Some(v) = e.degree {
             config.links.degree = v;
         }

@@ -1221,10 +1221,10 @@ impl Engine {
         let salt =
             key.rendition.as_u64() ^ key.variant.as_u64() ^ key.position.value().rotate_left(29);
         let fraction = self.me.rank(salt) as f64 / 2f64.powi(64);
-        let budget = cfg.cdn_budget * self.budget_gain;
         // The key's rendition is its own sub-swarm: its viewers are the ones to share it.
         let sketch = self.sketch.get(&key.rendition);
         let viewers = sketch.map_or(1.0, |s| s.estimate());
+        let budget = cfg.first_fetchers(viewers) * self.budget_gain;
         let steps = (fraction * viewers / budget - 1.0).clamp(0.0, 1e6);
         let informed = sketch.is_some_and(|s| s.is_informed());
         match sketch.and_then(|s| s.is_among_first(budget.round() as usize)) {
