@@ -83,6 +83,27 @@ fn swarm_offloads_without_hurting_playback() {
     );
 }
 
+/// A swarm larger than `viewers_per_first_fetcher` times the budget roots more relay trees: the
+/// size sketch's estimate raises the number of first fetchers of each segment.
+#[test]
+fn first_fetchers_grow_with_the_swarm_beyond_the_budget() {
+    let first = |extra: &str| {
+        let scenario = Scenario::parse(&format!("{SWARM}{extra}")).expect("valid scenario");
+        let report = f2f_sim::run(&scenario, false, &mut |_, _| {});
+        assert_eq!(report.p2p.load_failures, 0);
+        assert_eq!(report.p2p.stalls, 0);
+        report.p2p.steady_cdn_fetches.expect("steady").first
+    };
+    // 60 viewers: 3 first fetchers by default; at one per 6 viewers, 10, as far as the swarm
+    // has capable uplinks (6 × the bitrate) to name.
+    let (budget, scaled) = (
+        first(""),
+        first("[engine]\nviewers_per_first_fetcher = 6\n"),
+    );
+    assert!(budget < 5.0, "{budget}");
+    assert!(scaled > budget + 2.0, "{scaled} vs {budget}");
+}
+
 #[test]
 fn mass_departure_does_not_stall_those_who_stay() {
     let mut scenario = Scenario::parse(SWARM).expect("valid scenario");
