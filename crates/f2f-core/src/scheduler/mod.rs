@@ -8,10 +8,12 @@
 //!   it all in time, from the second half of the wait several holders each send a byte range,
 //!   and the CDN fetches what they cannot cover (a segment is a list of [`Part`]s).
 //! - Nobody holds it yet: about `cdn_budget` peers in the *whole swarm* fetch it from the CDN
-//!   straight away. Each peer knows whether it is one of them from its per-segment rank and the
-//!   estimated swarm size ([`crate::swarm_size`]), so the CDN load per segment does not grow
-//!   with the audience. Peers ranked further back wait a little longer per rank step before
-//!   they fetch a segment still nobody announced, covering a mis-estimated swarm size.
+//!   straight away (one per `viewers_per_first_fetcher` in swarms too large for that many relay
+//!   trees, at most the size sketch's `k`). Each peer knows whether it is one of them from its
+//!   per-segment rank and the estimated swarm size ([`crate::swarm_size`]), so the first
+//!   fetches per segment stay bounded whatever the audience. Peers ranked further back wait a
+//!   little longer per rank step before they fetch a segment still nobody announced, covering
+//!   a mis-estimated swarm size.
 //! - Otherwise wait for an announcement, until the deadline leaves just enough time for the
 //!   CDN: then the CDN.
 
