@@ -19,6 +19,7 @@ mod queue;
 mod report;
 mod scenario;
 mod source;
+mod window;
 mod world;
 
 use f2f_core::config::SourcePreference;

@@ -15,15 +15,19 @@ use rand_chacha::ChaCha8Rng;
 use rustc_hash::FxHashMap;
 use slab::Slab;
 
+use crate::window::{Window, WindowSpec};
+
 pub(crate) type NodeIx = u32;
 
 /// One direction of a connection, as the sender's transport sees it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Flow {
     /// The connection it belongs to: a new connection to the same peer starts afresh.
     epoch: u32,
     /// Latest delivery time: keeps the connection ordered.
     last_delivery: u64,
+    /// Latest departure from the uplink.
+    last_departure: u64,
     /// Frame bytes handed to the transport.
     handed: u64,
     /// `(departure time, handed bytes up to and including that frame)`, oldest first.
@@ -32,9 +36,24 @@ struct Flow {
     departed: u64,
     /// A `Drain` event is queued.
     drain_pending: bool,
+    /// Congestion control, if the run models it.
+    window: Option<Window>,
 }
 
 impl Flow {
+    fn new(epoch: u32, window: Option<WindowSpec>) -> Self {
+        Self {
+            epoch,
+            last_delivery: 0,
+            last_departure: 0,
+            handed: 0,
+            departures: VecDeque::new(),
+            departed: 0,
+            drain_pending: false,
+            window: window.map(Window::new),
+        }
+    }
+
     /// Records a frame of `len` bytes that leaves the uplink at `departed`.
     fn hand(&mut self, len: u64, departed: u64) {
         self.handed += len;
@@ -82,6 +101,8 @@ pub(crate) struct Wire {
     pub(crate) loss: f64,
     /// The send-buffer level below which a sender is told it may send more.
     pub(crate) low_water: u64,
+    /// Each connection's congestion control, or none: frames leave at the uplink's pace.
+    pub(crate) window: Option<WindowSpec>,
 }
 
 /// A frame on its way: when it arrives, and when (if it raised the send buffer above the
@@ -125,7 +146,10 @@ impl Uplink {
         }
     }
 
-    /// Sends a frame of `len` bytes to `to` along `path` at `now`.
+    /// Sends a frame of `len` bytes to `to` along `path` at `now`. The frame takes its turn on
+    /// the uplink when it is handed; with congestion control it leaves once its connection's
+    /// window has let it through too, and a frame held by its window does not hold up other
+    /// connections.
     pub(crate) fn send(&mut self, to: NodeIx, path: Path, wire: Wire, len: u64, now: u64) -> Sent {
         let size = (len + wire.overhead_bytes) as f64 * 8.0;
         let begins = self.free.max(now);
@@ -133,22 +157,38 @@ impl Uplink {
         let begins = (self.stalls.iter())
             .find(|(from, until)| (*from..*until).contains(&begins))
             .map_or(begins, |(_, until)| *until);
-        let departed = begins + (size / self.bps * 1e6) as u64;
-        self.free = departed;
-        let mut arrival = departed + path.lat;
-        if wire.loss > 0.0 && self.rng.random_bool(wire.loss) {
-            arrival += 2 * path.lat;
-        }
-        let delivered = arrival + (size / path.down_bps * 1e6) as u64;
-        let flow = self.flows.entry(to).or_default();
+        let serialise = (size / self.bps * 1e6) as u64;
+        self.free = begins + serialise;
+        let flow = self
+            .flows
+            .entry(to)
+            .or_insert_with(|| Flow::new(path.link.epoch, wire.window));
         // Closing a connection forgets its flow (`close`); this keeps a new connection to the
         // same peer from inheriting an old one's queue should a close ever be missed.
         if flow.epoch != path.link.epoch {
-            *flow = Flow {
-                epoch: path.link.epoch,
-                ..Flow::default()
-            };
+            *flow = Flow::new(path.link.epoch, wire.window);
         }
+        let rtt = 2 * path.lat;
+        let departed = match flow.window.as_mut() {
+            // The last byte leaves when both the uplink and the window have let it through,
+            // and not before the connection's previous frame.
+            Some(w) => {
+                let sent = flow.last_departure;
+                (begins + serialise)
+                    .max(w.admit(len, rtt, now, sent))
+                    .max(sent)
+            }
+            None => begins + serialise,
+        };
+        flow.last_departure = departed;
+        let mut arrival = departed + path.lat;
+        if wire.loss > 0.0 && self.rng.random_bool(wire.loss) {
+            arrival += 2 * path.lat;
+            if let Some(w) = flow.window.as_mut() {
+                w.on_loss();
+            }
+        }
+        let delivered = arrival + (size / path.down_bps * 1e6) as u64;
         let delivered = delivered.max(flow.last_delivery);
         flow.last_delivery = delivered;
         flow.hand(len, departed);
@@ -247,4 +287,59 @@ impl Links {
 /// Unordered pair key.
 fn ends(a: NodeIx, b: NodeIx) -> (NodeIx, NodeIx) {
     if a < b { (a, b) } else { (b, a) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PIECE: u64 = 64 * 1024;
+
+    fn wire(window: Option<WindowSpec>) -> Wire {
+        Wire {
+            overhead_bytes: 60,
+            loss: 0.0,
+            low_water: 16 * 1024,
+            window,
+        }
+    }
+
+    fn path(slot: u32, lat_ms: u64) -> Path {
+        Path {
+            link: LinkRef { slot, epoch: 1 },
+            lat: lat_ms * 1_000,
+            down_bps: 1e9,
+        }
+    }
+
+    /// Hands 16 pieces to `to` at once; when the last one arrives, µs.
+    fn segment(up: &mut Uplink, to: NodeIx, path: Path, wire: Wire) -> u64 {
+        (0..16)
+            .map(|_| up.send(to, path, wire, PIECE, 0).delivered)
+            .last()
+            .expect("pieces")
+    }
+
+    #[test]
+    fn with_congestion_control_a_far_peer_gets_a_segment_later_than_a_near_one() {
+        let fast = 100e6;
+        for (window, far_later) in [(None, false), (Some(WindowSpec::DCSCTP), true)] {
+            let w = wire(window);
+            let near = segment(&mut Uplink::new(fast, Vec::new(), 1), 1, path(0, 10), w);
+            let far = segment(&mut Uplink::new(fast, Vec::new(), 1), 1, path(0, 150), w);
+            // Without a window only the path's own delay differs.
+            let extra = far - near - 140_000;
+            assert_eq!(extra > 500_000, far_later, "{window:?}: {near} vs {far} µs");
+        }
+    }
+
+    #[test]
+    fn a_connection_held_by_its_window_does_not_hold_up_the_others() {
+        let w = wire(Some(WindowSpec::DCSCTP));
+        let mut up = Uplink::new(100e6, Vec::new(), 1);
+        segment(&mut up, 1, path(0, 150), w);
+        let near = up.send(2, path(1, 10), w, PIECE, 0).delivered;
+        // Behind 16 pieces on a 100 Mbit/s uplink (84 ms), not behind the far window.
+        assert!(near < 120_000, "{near} µs");
+    }
 }

@@ -232,6 +232,11 @@ pub struct NetworkSpec {
     /// Peers whose uplink stalls now and then (a saturated home link, a phone changing cells).
     #[serde(default)]
     pub flaky: Option<FlakySpec>,
+    /// Whether peer connections run SCTP's congestion control, as WebRTC data channels do:
+    /// a window that grows per round trip, halves on a loss and shrinks while idle, so a
+    /// transfer's rate depends on its round trip. Off, frames leave at the uplink's pace.
+    #[serde(default)]
+    pub congestion_control: bool,
 }
 
 /// Geography: peers placed uniformly on a square; the one-way delay between two peers grows

@@ -41,6 +41,7 @@ use crate::queue::EventQueue;
 use crate::report::{AttackReport, CdnFetches, ReceiptReport, RunReport, Summary, TopologyReport};
 use crate::scenario::{CryptoSpec, FlakySpec, HashesSpec, HashingSpec, RankerSpec, Scenario};
 use crate::source::{Rung, Source};
+use crate::window::WindowSpec;
 
 const EGRESS_BUCKET_S: f64 = 10.0;
 const CONNECT_FAIL_US: u64 = 1_000_000;
@@ -991,6 +992,7 @@ impl World {
             overhead_bytes: self.scenario.network.overhead_bytes,
             loss: self.scenario.network.loss,
             low_water: self.config.upload.low_water,
+            window: (self.scenario.network.congestion_control).then_some(WindowSpec::DCSCTP),
         }
     }
 
