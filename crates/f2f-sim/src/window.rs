@@ -6,10 +6,11 @@
 //! rate depends on the round trip, and a near peer delivers a segment sooner than an equally
 //! fast far one; without this, latency would only delay the first byte.
 //!
-//! The model is per frame, not per packet: each frame may leave no sooner than the window
-//! allows (`len × RTT / cwnd` after the previous one), and the window grows by what the frame
-//! carried as its acknowledgements would grow it. The parameters are those of `dcsctp`, the
-//! SCTP stack in Chromium's WebRTC ([`WindowSpec::DCSCTP`]).
+//! The model is per frame, not per packet: a frame's last byte leaves no sooner than the
+//! window lets it through after the frame before it, `len × RTT / cwnd` with the window
+//! growing as the frame's acknowledgements would grow it (exponentially in slow start). The
+//! parameters are those of `dcsctp`, the SCTP stack in Chromium's WebRTC
+//! ([`WindowSpec::DCSCTP`]).
 
 /// Constants of the congestion control.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -61,7 +62,7 @@ pub(crate) struct Window {
     spec: WindowSpec,
     cwnd: f64,
     ssthresh: f64,
-    /// When the window lets the next frame leave, µs.
+    /// When the window has let the last frame handed to it through, µs.
     free: u64,
 }
 
