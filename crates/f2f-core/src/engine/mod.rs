@@ -1630,9 +1630,9 @@ impl Engine {
         }
     }
 
-    /// Uploads served at once: as many as the uplink can feed at `relay_rate_ratio` times the
-    /// media rate each, so a fast uplink relays a new segment to several neighbours in parallel
-    /// while a slow one serves one at a time at its full rate.
+    /// Uploads served at once: as many as the uplink can feed at the relay rate
+    /// ([`Config::relay_rate_ratio`]) each, so a fast uplink relays a new segment to several
+    /// neighbours in parallel while a slow one serves one at a time at its full rate.
     fn upload_slots(&self) -> usize {
         let cfg = &self.config.upload;
         self.uplink_fit()
@@ -1671,7 +1671,7 @@ impl Engine {
 
     /// How many relay-rate streams the measured uplink carries.
     fn uplink_fit(&self) -> usize {
-        let ratio = self.config.upload.relay_rate_ratio;
+        let ratio = self.config.relay_rate_ratio(self.sketch.estimate());
         let per_child = self.media_bps.map_or(f64::INFINITY, |m| m * ratio);
         (self.uplink.estimate_bps(self.now) / per_child) as usize
     }
