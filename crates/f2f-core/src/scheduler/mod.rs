@@ -855,11 +855,15 @@ impl Scheduler {
                 // Past this point there is no time to wait out a stall timeout: a transfer
                 // that has gone quiet is treated as lost, and one not done at the last call
                 // is abandoned, moving or not.
+                // One projected to finish within the spare the last call keeps goes on: if
+                // the projection fails, the last call still gives the CDN what is missing in
+                // time. (Held to the whole margin, relayed transfers 80–100 % done were the
+                // ones given up here, most of a large swarm's fallbacks.)
                 let quiet = now >= last_progress + cfg.stall_timeout / 2;
                 let last_call = self.last_call(w, p, cfg).is_some_and(|t| now >= t);
                 quiet
                     || last_call
-                    || (finish + cfg.deadline_margin > deadline
+                    || (finish + last_call_spare(cfg) > deadline
                         && now + self.cdn_eta(owed, cfg) < finish)
             }
             _ => false,
@@ -1001,7 +1005,7 @@ impl Scheduler {
     /// deadline with a quarter of the margin to spare: the transfer ends there whatever its
     /// pace.
     fn last_call(&self, w: &Wanted, p: &Part, cfg: &SchedulerConfig) -> Option<Instant> {
-        self.cdn_start_by(w, self.owed(w, p, cfg), cfg.deadline_margin / 4, cfg)
+        self.cdn_start_by(w, self.owed(w, p, cfg), last_call_spare(cfg), cfg)
     }
 
     /// When a CDN fetch of `bytes` must start to arrive `spare` before the deadline (never
@@ -1274,6 +1278,11 @@ impl Scheduler {
 }
 
 /// Halfway between listing and `cdn_by`: byte ranges from several holders start there.
+/// What the last call keeps of the deadline margin.
+fn last_call_spare(cfg: &SchedulerConfig) -> Duration {
+    cfg.deadline_margin / 4
+}
+
 fn halfway(w: &Wanted, cdn_by: Instant) -> Instant {
     w.listed_at + cdn_by.saturating_duration_since(w.listed_at) / 2
 }

@@ -372,6 +372,26 @@ fn a_transfer_not_done_at_the_last_call_goes_to_the_cdn_even_if_it_was_moving() 
     )));
 }
 
+#[test]
+fn a_transfer_projected_to_finish_before_the_last_call_keeps_going_past_the_last_safe_moment() {
+    let cfg = SchedulerConfig::default();
+    let t0 = Instant::now();
+    let mut s = fast_transfer_under_way(t0);
+    let at = |ms| t0 + Duration::from_millis(ms);
+    // 58 of 61 groups by 3.45 s: at this pace the rest arrives about 320 ms before the
+    // deadline, inside the 400 ms margin but outside the last call's 100 ms.
+    assert_eq!(piece(&mut s, 1, G, 58 * G, at(3_450)), Progress::Partial);
+    // Past the CDN's last safe moment (deadline − its ~120 ms − the margin) it is not given up.
+    let actions = s.check_transfer(&key(1), &cfg, at(3_500));
+    assert!(actions.is_empty(), "{actions:?}");
+    // And it completes from the peer alone.
+    let done = piece(&mut s, 1, 58 * G, SIZE, at(3_680));
+    let Progress::Complete { sources, .. } = done else {
+        panic!("expected the whole segment: {done:?}");
+    };
+    assert_eq!((sources.p2p, sources.cdn), (SIZE, 0));
+}
+
 /// A segment listed four seconds ago, needed in four seconds (past the first half of the wait,
 /// when ranges may start), with the CDN measured as it is in the simulator (20 ms, 50 Mb/s).
 fn needed_in_four_seconds(t0: Instant) -> Scheduler {
