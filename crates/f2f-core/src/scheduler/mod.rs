@@ -854,11 +854,11 @@ impl Scheduler {
                 let finish = self.projected_finish(w, p, cfg, now).unwrap_or(deadline);
                 // Past this point there is no time to wait out a stall timeout: a transfer
                 // that has gone quiet is treated as lost, and one not done at the last call
-                // is abandoned, moving or not.
-                // One projected to finish within the spare the last call keeps goes on: if
-                // the projection fails, the last call still gives the CDN what is missing in
-                // time. (Held to the whole margin, relayed transfers 80–100 % done were the
-                // ones given up here, most of a large swarm's fallbacks.)
+                // is abandoned, moving or not. One projected to finish within the spare the
+                // last call keeps goes on: if the projection fails, the last call still gives
+                // the CDN what is missing in time. (Held to the whole margin, relayed
+                // transfers mostly over half done were given up here: most of a large
+                // swarm's fallbacks.)
                 let quiet = now >= last_progress + cfg.stall_timeout / 2;
                 let last_call = self.last_call(w, p, cfg).is_some_and(|t| now >= t);
                 quiet
@@ -1277,12 +1277,12 @@ impl Scheduler {
     }
 }
 
-/// Halfway between listing and `cdn_by`: byte ranges from several holders start there.
 /// What the last call keeps of the deadline margin.
 fn last_call_spare(cfg: &SchedulerConfig) -> Duration {
     cfg.deadline_margin / 4
 }
 
+/// Halfway between listing and `cdn_by`: byte ranges from several holders start there.
 fn halfway(w: &Wanted, cdn_by: Instant) -> Instant {
     w.listed_at + cdn_by.saturating_duration_since(w.listed_at) / 2
 }
