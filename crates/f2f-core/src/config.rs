@@ -383,6 +383,8 @@ impl Config {
         "swap.lock_ms",
         "swap.anchors",
         "upload.max_slots",
+        "upload.relay_rate_ratio",
+        "upload.relay_rate_ratio_at_scale",
         "hashes.spot_check",
         "receipts.window_secs",
         "cache_segments",
@@ -446,6 +448,10 @@ impl Config {
                 self.receipts.window = Duration::from_secs(parse(k, value)?);
             }
             "upload.max_slots" => self.upload.max_slots = parse(k, value)?,
+            "upload.relay_rate_ratio" => self.upload.relay_rate_ratio = parse(k, value)?,
+            "upload.relay_rate_ratio_at_scale" => {
+                self.upload.relay_rate_ratio_at_scale = parse(k, value)?;
+            }
             "hashes.spot_check" => match &mut self.hashes {
                 HashSource::Attested { spot_check, .. } => *spot_check = parse(k, value)?,
                 HashSource::Signed => {
@@ -693,6 +699,21 @@ mod tests {
             err.to_string().contains("relay_rate_ratio_at_scale"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_operator_sets_the_fan_out_of_a_running_swarm() {
+        let mut config = Config::default();
+        config.set("upload.relay_rate_ratio", "2").unwrap();
+        config
+            .set("upload.relay_rate_ratio_at_scale", "1.2")
+            .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.relay_rate_ratio(100.0), 2.0);
+        assert_eq!(config.relay_rate_ratio(10_000.0), 1.2);
+        assert!(config.set("upload.relay_rate_ratio", "fast").is_err());
+        config.set("upload.relay_rate_ratio", "-1").unwrap();
+        assert!(config.validate().is_err(), "a negative rate is refused");
     }
 
     #[test]
