@@ -125,6 +125,17 @@ impl Sketches {
             .max(1.0)
     }
 
+    /// Estimated viewers of the largest sub-swarm this peer plays in (1 before it plays any):
+    /// the segments it uploads are those of the renditions it plays, so that is the swarm its
+    /// uploads spread through.
+    pub fn playing_estimate(&self) -> f64 {
+        self.playing
+            .iter()
+            .filter_map(|r| self.by_rendition.get(r))
+            .map(SizeSketch::estimate)
+            .fold(1.0, f64::max)
+    }
+
     /// Changed sketches to gossip.
     pub fn take_updates(&mut self) -> Vec<(RenditionId, SketchValues)> {
         self.by_rendition
@@ -409,6 +420,31 @@ mod tests {
             }
         }
         panic!("sketch gossip did not converge");
+    }
+
+    #[test]
+    fn a_peer_sizes_its_own_rendition_apart_from_the_ones_it_relays() {
+        let (played, relayed) = (RenditionId::from_u64(1), RenditionId::from_u64(2));
+        let swarm = |from: u32| {
+            let mut s: Vec<_> = (from..from + 900).map(sketch).collect();
+            s.iter_mut().for_each(|s| s.observe_sequence(0));
+            converge(&mut s);
+            s[0].snapshot().expect("epoch")
+        };
+        let mut sketches = Sketches::new(PeerId::from_seed(b"me"), SizeConfig::default());
+        assert_eq!(sketches.playing_estimate(), 1.0, "plays nothing yet");
+        sketches.observe(played, 0);
+        sketches.merge(played, &swarm(0)).unwrap();
+        sketches.merge(relayed, &swarm(10_000)).unwrap();
+        let own = sketches.get(&played).expect("kept").estimate();
+        let other = sketches.get(&relayed).expect("kept").estimate();
+        assert!(own > 500.0 && other > 500.0, "{own} {other}");
+        assert_eq!(sketches.playing_estimate(), own);
+        assert_eq!(sketches.estimate(), own + other);
+        // Two sub-swarms of 900 are not one of 1,800: each keeps the smaller swarm's fan-out.
+        let config = crate::config::Config::default();
+        assert_eq!(config.relay_rate_ratio(sketches.playing_estimate()), 1.5);
+        assert_eq!(config.relay_rate_ratio(sketches.estimate()), 1.0);
     }
 
     #[test]

@@ -1671,7 +1671,7 @@ impl Engine {
 
     /// How many relay-rate streams the measured uplink carries.
     fn uplink_fit(&self) -> usize {
-        let ratio = self.config.relay_rate_ratio(self.sketch.estimate());
+        let ratio = self.config.relay_rate_ratio(self.sketch.playing_estimate());
         let per_child = self.media_bps.map_or(f64::INFINITY, |m| m * ratio);
         (self.uplink.estimate_bps(self.now) / per_child) as usize
     }
