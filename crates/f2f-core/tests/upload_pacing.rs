@@ -9,7 +9,7 @@ use common::{Net, key};
 use f2f_core::config::Config;
 use f2f_core::id::SegmentKey;
 use f2f_core::time::Duration;
-use f2f_core::wire::{Message, RequestId};
+use f2f_core::wire::{AbsentReason, Message, RequestId};
 
 /// A request for the whole of `key`.
 fn request(key: SegmentKey) -> Message {
@@ -111,5 +111,86 @@ fn a_cancelled_transfer_on_a_slow_uplink_wastes_at_most_two_pieces() {
     assert!(
         wasted <= 2 * chunk + low,
         "{wasted} bytes arrived after the cancel"
+    );
+}
+
+/// How a holder with an uplink slower than the stream (0.8 Mb/s against 1.2) serves, among
+/// two neighbours that report uplinks of `neighbours_kbps`: the largest piece it sends `x` a
+/// segment in, and whether `y`, asking for the same segment as soon as the last of `x`'s
+/// bytes was handed to the transport, is turned away (`Busy`) rather than served.
+fn slow_holder(neighbours_kbps: u32) -> (u64, bool) {
+    let mut net = Net::new(Config::default());
+    let a = net.add();
+    net.nodes[a].up_bps = 800_000.0;
+    let (x, y) = (net.linked_scripted(a), net.linked_scripted(a));
+    net.run_for(Duration::from_secs(1));
+    for n in [x, y] {
+        let have = Message::Have {
+            load: 0,
+            upload_kbps: neighbours_kbps,
+            partial: false,
+            keys: Vec::new(),
+        };
+        net.send(n, a, &have);
+    }
+    // A first transfer lets `a` measure its uplink, and the segments the media rate.
+    let warm = net.publish(1, 300_000);
+    net.load(a, warm, Duration::from_secs(10));
+    net.run_for(Duration::from_secs(1));
+    net.send(x, a, &request(warm));
+    net.run_for(Duration::from_secs(5));
+    let seg = net.publish(2, 300_000);
+    net.load(a, seg, Duration::from_secs(30));
+    net.run_for(Duration::from_secs(1));
+    net.send(x, a, &request(seg));
+    let handed = |net: &Net| net.engine(a).stats().uploaded_bytes >= 600_000;
+    assert!(
+        net.run_until(Duration::from_secs(10), handed),
+        "x's transfer handed over"
+    );
+    let asked = net.messages().count();
+    net.send(y, a, &request(seg));
+    // The answer leaves behind the bytes still buffered for x.
+    net.run_for(Duration::from_secs(3));
+    let log: Vec<_> = net.messages().collect();
+    let largest = (log.iter())
+        .filter_map(|(from, to, m)| match m {
+            Message::Piece {
+                key, offset, end, ..
+            } if (*from, *to, *key) == (a, x, seg) => Some(end - offset),
+            _ => None,
+        })
+        .max()
+        .expect("x was served");
+    let answer = (log[asked..].iter())
+        .find(|(from, to, _)| (*from, *to) == (a, y))
+        .map(|(_, _, m)| *m)
+        .expect("y was answered");
+    let turned_away = matches!(
+        answer,
+        Message::Absent {
+            reason: AbsentReason::Busy,
+            ..
+        }
+    );
+    (largest, turned_away)
+}
+
+/// In a neighbourhood whose uplinks carry less than the stream, a slow holder sends small
+/// pieces (a 64 KiB piece takes 0.65 s at 0.8 Mb/s, about the 0.7 s a requester waits for a
+/// first byte) and starts the next transfer only once the last one's bytes have left, so that
+/// the next first piece does not wait behind them. Among fast neighbours neither applies.
+#[test]
+fn a_slow_holder_in_a_starved_neighbourhood_sends_small_pieces_one_transfer_after_another() {
+    let config = Config::default();
+    assert_eq!(
+        slow_holder(600),
+        (config.upload.starved_chunk as u64, true),
+        "neighbours at 0.6 Mb/s"
+    );
+    assert_eq!(
+        slow_holder(20_000),
+        (config.upload.chunk as u64, false),
+        "neighbours at 20 Mb/s"
     );
 }

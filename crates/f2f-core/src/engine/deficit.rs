@@ -8,17 +8,22 @@
 //! early when its uplink ranks within the deficit's share at the top of its neighbourhood. A
 //! swarm whose uplinks carry the stream has no deficit and keeps its small first-fetch budget.
 
-/// Whether this node covers part of the upload deficit. `mine` and `neighbours` are upload
-/// rates in bit/s (the neighbours' as they reported them; unknown ones left out), `media_bps`
-/// the stream's rate.
-pub(crate) fn covers_deficit(mine: f64, neighbours: &[f64], media_bps: f64) -> bool {
+/// The share of the stream a neighbourhood's uplinks cannot carry: 0 when they carry it all,
+/// or when a rate is unknown. `mine` and `neighbours` are upload rates in bit/s (the
+/// neighbours' as they reported them; unknown ones left out), `media_bps` the stream's rate.
+pub(crate) fn deficit(mine: f64, neighbours: &[f64], media_bps: f64) -> f64 {
     if media_bps <= 0.0 || mine <= 0.0 || neighbours.is_empty() {
-        return false;
+        return 0.0;
     }
-    let n = neighbours.len() as f64;
-    let mean = (mine + neighbours.iter().sum::<f64>()) / (n + 1.0);
-    let deficit = (1.0 - mean / media_bps).clamp(0.0, 1.0);
-    let rank = neighbours.iter().filter(|&&r| r < mine).count() as f64 / n;
+    let mean = (mine + neighbours.iter().sum::<f64>()) / (neighbours.len() as f64 + 1.0);
+    (1.0 - mean / media_bps).clamp(0.0, 1.0)
+}
+
+/// Whether this node covers part of the upload deficit: its uplink ranks within the deficit's
+/// share at the top of its neighbourhood (arguments as for [`deficit`]).
+pub(crate) fn covers_deficit(mine: f64, neighbours: &[f64], media_bps: f64) -> bool {
+    let deficit = deficit(mine, neighbours, media_bps);
+    let rank = neighbours.iter().filter(|&&r| r < mine).count() as f64 / neighbours.len() as f64;
     deficit > 0.0 && rank >= 1.0 - deficit
 }
 
@@ -43,6 +48,17 @@ mod tests {
         assert!(!covers_deficit(40e6, &hood, MEDIA));
         // Slower than the stream, but among neighbours that more than make up for it.
         assert!(!covers_deficit(3e6, &[2e6, 9e6, 9e6], MEDIA));
+    }
+
+    #[test]
+    fn the_deficit_is_the_share_the_neighbourhood_cannot_carry() {
+        let hood = [1e6, 2e6, 3e6];
+        assert!(
+            (deficit(2e6, &hood, MEDIA) - 0.5).abs() < 1e-9,
+            "mean 2 of 4 Mb/s"
+        );
+        assert_eq!(deficit(2e6, &[6e6, 8e6, 10e6], MEDIA), 0.0);
+        assert_eq!(deficit(0.0, &hood, MEDIA), 0.0, "own uplink unknown");
     }
 
     #[test]

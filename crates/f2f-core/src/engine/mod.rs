@@ -1242,15 +1242,34 @@ impl Engine {
     /// Whether this node is among the fastest uplinks that fetch every segment at once because
     /// the swarm's uplinks cannot carry the stream (see [`deficit`]).
     fn covers_upload_deficit(&self) -> bool {
-        let neighbours: Vec<f64> = self
-            .peers
+        let mine = self.uplink.estimate_bps(self.now);
+        deficit::covers_deficit(
+            mine,
+            &self.neighbour_uploads(),
+            self.media_bps.unwrap_or(0.0),
+        )
+    }
+
+    /// Whether our neighbourhood's uplinks carry less than the stream: then every byte of
+    /// uplink counts, and uploads are sent for that (`piece_bytes`, `tail_left`). Asked when
+    /// needed rather than kept: a flag refreshed once a second cost `starved` 1.3 points.
+    fn neighbourhood_starved(&self) -> bool {
+        let mine = self.uplink.estimate_bps(self.now);
+        deficit::deficit(
+            mine,
+            &self.neighbour_uploads(),
+            self.media_bps.unwrap_or(0.0),
+        ) > 0.0
+    }
+
+    /// The upload rates our data neighbours reported, bit/s (unknown ones left out).
+    fn neighbour_uploads(&self) -> Vec<f64> {
+        self.peers
             .values()
             .filter(|p| p.is_linked())
             .map(|p| p.upload_bps)
             .filter(|r| *r > 0.0)
-            .collect();
-        let mine = self.uplink.estimate_bps(self.now);
-        deficit::covers_deficit(mine, &neighbours, self.media_bps.unwrap_or(0.0))
+            .collect()
     }
 
     /// A deadline forced a CDN fetch of a segment no neighbour had announced: the swarm spreads
@@ -1549,6 +1568,7 @@ impl Engine {
         }
         let cfg = self.config.upload.clone();
         let high_water = self.high_water();
+        let chunk = self.piece_bytes() as u64;
         loop {
             let mut finished = Vec::new();
             for job in self.uploads.active() {
@@ -1567,7 +1587,7 @@ impl Engine {
                         break;
                     }
                     // Cut-through: a segment still arriving is relayed as its bytes come in.
-                    let max = (cfg.chunk as u64).min(stop - next);
+                    let max = chunk.min(stop - next);
                     let Some((piece, end)) = self.piece_at(&job.key, next, max) else {
                         break;
                     };
@@ -1598,7 +1618,7 @@ impl Engine {
                         },
                     );
                 }
-                if source.is_none_or(|total| next >= job.stop(total))
+                if source.is_none_or(|total| next >= job.stop(total) && self.tail_left(&job.peer))
                     || !self.peers.contains_key(&job.peer)
                 {
                     finished.push((job.peer, job.key));
@@ -1628,6 +1648,29 @@ impl Engine {
                 );
             }
         }
+    }
+
+    /// Bytes per piece we send. From an uplink slower than the stream in a starved
+    /// neighbourhood, `upload.starved_chunk`: a requester gives up a transfer whose first piece
+    /// takes longer than its wait (0.7 s for an idle holder), and 64 KiB take 0.5 s at 1 Mb/s.
+    fn piece_bytes(&self) -> usize {
+        let cfg = &self.config.upload;
+        if self.upload_queue() == 0 && self.neighbourhood_starved() {
+            cfg.starved_chunk
+        } else {
+            cfg.chunk
+        }
+    }
+
+    /// Whether a transfer whose bytes have all been handed to the driver may give up its slot
+    /// now. In a starved neighbourhood only once they have left (the send buffer is down to
+    /// the low-water mark): the next transfer's first piece would otherwise share the uplink
+    /// with the tail and miss its requester's first-byte wait, and a request turned away
+    /// meanwhile hears at once when we go idle.
+    fn tail_left(&self, peer: &PeerId) -> bool {
+        let low_water = self.config.upload.low_water;
+        self.peers.get(peer).is_none_or(|p| p.buffered <= low_water)
+            || !self.neighbourhood_starved()
     }
 
     /// Uploads served at once: as many as the uplink can feed at the relay rate
