@@ -129,10 +129,6 @@ pub struct UploadConfig {
     /// Bytes per `Piece` message, at most: whole 16 KiB chunk groups (the unit a receiver
     /// verifies). Default 64 KiB.
     pub chunk: usize,
-    /// Bytes per `Piece` message from an uplink slower than the stream whose neighbourhood's
-    /// uplinks together carry less than it: small enough that a first piece arrives within
-    /// the requester's wait. Whole 16 KiB chunk groups, at most `chunk`. Default 16 KiB.
-    pub starved_chunk: usize,
     /// Bytes handed to the driver for one connection and not yet sent, at most. Default 256 KiB.
     pub high_water: u64,
     /// ... and at most this much sending time at the measured uplink rate, so that on a slow
@@ -158,7 +154,6 @@ impl Default for UploadConfig {
             relay_rate_ratio_at_scale: 1.0,
             queue: 2,
             chunk: 64 * 1024,
-            starved_chunk: 16 * 1024,
             high_water: 256 * 1024,
             high_water_time: Duration::from_millis(150),
             low_water: 16 * 1024,
@@ -544,12 +539,6 @@ impl Config {
             "upload.chunk",
             "must be whole 16 KiB chunk groups",
         )?;
-        let starved = self.upload.starved_chunk as u64;
-        check(
-            starved > 0 && starved % GROUP_BYTES == 0 && starved <= chunk,
-            "upload.starved_chunk",
-            "must be whole 16 KiB chunk groups, at most upload.chunk",
-        )?;
         check(
             self.upload.chunk + 1024 <= self.limits.max_piece_len,
             "upload.chunk",
@@ -629,12 +618,6 @@ mod tests {
         c.upload.chunk = 32 * 1024;
         c.upload.low_water = 16 * 1024;
         assert_eq!(c.validate(), Ok(()));
-        c.upload.starved_chunk = 24 * 1024;
-        let err = c.validate().expect_err("not whole groups");
-        assert!(err.to_string().contains("upload.starved_chunk"), "{err}");
-        c.upload.starved_chunk = 48 * 1024;
-        let err = c.validate().expect_err("larger than a piece");
-        assert!(err.to_string().contains("upload.starved_chunk"), "{err}");
     }
 
     #[test]

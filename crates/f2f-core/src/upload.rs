@@ -22,6 +22,8 @@ pub(crate) struct UploadJob {
     /// The requester's id for this request, echoed in every answer.
     pub(crate) id: RequestId,
     pub(crate) key: SegmentKey,
+    /// Where the transfer starts: its first piece is the one the requester waits for.
+    pub(crate) start: u64,
     /// Next byte to hand to the driver.
     pub(crate) next: u64,
     pub(crate) end: Option<u64>,
@@ -213,6 +215,7 @@ mod tests {
                 position: SegmentPosition::Sequence(seq),
                 variant: VariantTag::from_u64(0),
             },
+            start: 0,
             next: 0,
             end: None,
         }

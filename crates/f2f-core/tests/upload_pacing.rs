@@ -114,11 +114,11 @@ fn a_cancelled_transfer_on_a_slow_uplink_wastes_at_most_two_pieces() {
     );
 }
 
-/// How a holder with an uplink slower than the stream (0.8 Mb/s against 1.2) serves, among
-/// two neighbours that report uplinks of `neighbours_kbps`: the largest piece it sends `x` a
-/// segment in, and whether `y`, asking for the same segment as soon as the last of `x`'s
-/// bytes was handed to the transport, is turned away (`Busy`) rather than served.
-fn slow_holder(neighbours_kbps: u32) -> (u64, bool) {
+/// How a holder with an uplink slower than the stream (0.8 Mb/s against 1.2), among two
+/// neighbours that report uplinks of `neighbours_kbps`, serves: the sizes of the first and the
+/// largest piece of its transfer to `x`, and whether it turns `y` away (`Busy`) when `y` asks
+/// for the same segment as soon as the last of `x`'s bytes were handed to the transport.
+fn slow_holder(neighbours_kbps: u32) -> (u64, u64, bool) {
     let mut net = Net::new(Config::default());
     let a = net.add();
     net.nodes[a].up_bps = 800_000.0;
@@ -152,45 +152,45 @@ fn slow_holder(neighbours_kbps: u32) -> (u64, bool) {
     net.send(y, a, &request(seg));
     // The answer leaves behind the bytes still buffered for x.
     net.run_for(Duration::from_secs(3));
-    let log: Vec<_> = net.messages().collect();
-    let largest = (log.iter())
+    let to_x: Vec<u64> = (net.messages())
         .filter_map(|(from, to, m)| match m {
             Message::Piece {
                 key, offset, end, ..
-            } if (*from, *to, *key) == (a, x, seg) => Some(end - offset),
+            } if (from, to, *key) == (a, x, seg) => Some(end - offset),
             _ => None,
         })
-        .max()
-        .expect("x was served");
-    let answer = (log[asked..].iter())
+        .collect();
+    let answer = (net.messages().skip(asked))
         .find(|(from, to, _)| (*from, *to) == (a, y))
-        .map(|(_, _, m)| *m)
+        .map(|(_, _, m)| m.clone())
         .expect("y was answered");
-    let turned_away = matches!(
+    let busy = matches!(
         answer,
         Message::Absent {
             reason: AbsentReason::Busy,
             ..
         }
     );
-    (largest, turned_away)
+    let largest = to_x.iter().copied().max().expect("x was served");
+    (to_x[0], largest, busy)
 }
 
-/// In a neighbourhood whose uplinks carry less than the stream, a slow holder sends small
-/// pieces (a 64 KiB piece takes 0.65 s at 0.8 Mb/s, about the 0.7 s a requester waits for a
-/// first byte) and starts the next transfer only once the last one's bytes have left, so that
-/// the next first piece does not wait behind them. Among fast neighbours neither applies.
+/// In a neighbourhood whose uplinks carry less than the stream, a slow holder opens a transfer
+/// with a 16 KiB piece (64 KiB take 0.65 s at 0.8 Mb/s, about the 0.7 s a requester waits for
+/// a first byte), and starts the next transfer only once the last one's bytes have left: its
+/// first piece would wait behind them (up to 144 KiB, 1.4 s), so the requester is better told
+/// `Busy` at once. Among fast neighbours neither applies.
 #[test]
-fn a_slow_holder_in_a_starved_neighbourhood_sends_small_pieces_one_transfer_after_another() {
-    let config = Config::default();
+fn a_slow_holder_in_a_starved_neighbourhood_answers_within_the_first_byte_wait() {
+    let (group, piece) = (16 * 1024, Config::default().upload.chunk as u64);
     assert_eq!(
         slow_holder(600),
-        (config.upload.starved_chunk as u64, true),
+        (group, piece, true),
         "neighbours at 0.6 Mb/s"
     );
     assert_eq!(
         slow_holder(20_000),
-        (config.upload.chunk as u64, false),
+        (piece, piece, false),
         "neighbours at 20 Mb/s"
     );
 }

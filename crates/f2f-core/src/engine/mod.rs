@@ -979,6 +979,7 @@ impl Engine {
             peer: from,
             id,
             key,
+            start: offset,
             next: offset,
             end,
         };
@@ -1251,8 +1252,9 @@ impl Engine {
     }
 
     /// Whether our neighbourhood's uplinks carry less than the stream: then every byte of
-    /// uplink counts, and uploads are sent for that (`piece_bytes`, `tail_left`). Asked when
-    /// needed rather than kept: a flag refreshed once a second cost `starved` 1.3 points.
+    /// uplink counts, and uploads are sent for that (`pump_uploads`, `tail_left`). Asked when
+    /// needed rather than kept as a flag refreshed with the link upkeep once a second, which
+    /// measured worse on `starved`.
     fn neighbourhood_starved(&self) -> bool {
         let mine = self.uplink.estimate_bps(self.now);
         deficit::deficit(
@@ -1568,7 +1570,11 @@ impl Engine {
         }
         let cfg = self.config.upload.clone();
         let high_water = self.high_water();
-        let chunk = self.piece_bytes() as u64;
+        // In a starved neighbourhood a slow uplink opens each transfer with one chunk group:
+        // the requester gives up a transfer whose first piece takes longer than its wait (0.7 s
+        // for an idle holder), and 64 KiB take 0.65 s at 0.8 Mb/s. Later pieces stay whole:
+        // small ones throughout cost a large swarm (DESIGN-NOTES, "Paced uploads").
+        let small_first = self.upload_queue() == 0 && self.neighbourhood_starved();
         loop {
             let mut finished = Vec::new();
             for job in self.uploads.active() {
@@ -1587,7 +1593,12 @@ impl Engine {
                         break;
                     }
                     // Cut-through: a segment still arriving is relayed as its bytes come in.
-                    let max = chunk.min(stop - next);
+                    let piece = if small_first && next == job.start {
+                        GROUP_BYTES
+                    } else {
+                        cfg.chunk as u64
+                    };
+                    let max = piece.min(stop - next);
                     let Some((piece, end)) = self.piece_at(&job.key, next, max) else {
                         break;
                     };
@@ -1647,18 +1658,6 @@ impl Engine {
                     },
                 );
             }
-        }
-    }
-
-    /// Bytes per piece we send. From an uplink slower than the stream in a starved
-    /// neighbourhood, `upload.starved_chunk`: a requester gives up a transfer whose first piece
-    /// takes longer than its wait (0.7 s for an idle holder), and 64 KiB take 0.5 s at 1 Mb/s.
-    fn piece_bytes(&self) -> usize {
-        let cfg = &self.config.upload;
-        if self.upload_queue() == 0 && self.neighbourhood_starved() {
-            cfg.starved_chunk
-        } else {
-            cfg.chunk
         }
     }
 
