@@ -1783,6 +1783,3 @@ impl Engine {
         self.out.push_back(Output::Transmit { to, frame });
     }
 }
-
-#[cfg(test)]
-mod tests;
