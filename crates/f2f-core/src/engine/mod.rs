@@ -1593,12 +1593,12 @@ impl Engine {
                         break;
                     }
                     // Cut-through: a segment still arriving is relayed as its bytes come in.
-                    let piece = if small_first && next == job.start {
+                    let size = if small_first && next == job.start {
                         GROUP_BYTES
                     } else {
                         cfg.chunk as u64
                     };
-                    let max = piece.min(stop - next);
+                    let max = size.min(stop - next);
                     let Some((piece, end)) = self.piece_at(&job.key, next, max) else {
                         break;
                     };
