@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Net, key};
+use common::{Ix, Net, key};
 use f2f_core::config::Config;
 use f2f_core::id::SegmentKey;
 use f2f_core::time::Duration;
@@ -19,6 +19,21 @@ fn request(key: SegmentKey) -> Message {
         offset: 0,
         end: None,
     }
+}
+
+/// `x` asks `a` for a 300 kB segment, which lets `a` measure its uplink and the stream's rate
+/// (2 s segments), then for a new segment of `len` bytes, which it returns.
+fn warmed_transfer(net: &mut Net, a: Ix, x: Ix, len: usize) -> SegmentKey {
+    let warm = net.publish(1, 300_000);
+    net.load(a, warm, Duration::from_secs(10));
+    net.run_for(Duration::from_secs(1));
+    net.send(x, a, &request(warm));
+    net.run_for(Duration::from_secs(5));
+    let seg = net.publish(2, len);
+    net.load(a, seg, Duration::from_secs(30));
+    net.run_for(Duration::from_secs(1));
+    net.send(x, a, &request(seg));
+    seg
 }
 
 /// Bytes of a 300 kB segment `a` serves to a scripted neighbour that first sent `requests`
@@ -74,16 +89,7 @@ fn a_cancelled_transfer_on_a_slow_uplink_wastes_at_most_two_pieces() {
     net.nodes[a].up_bps = 800_000.0;
     let x = net.linked_scripted(a);
     net.run_for(Duration::from_secs(1));
-    // A first transfer lets `a` measure its uplink.
-    let warm = net.publish(1, 300_000);
-    net.load(a, warm, Duration::from_secs(10));
-    net.run_for(Duration::from_secs(1));
-    net.send(x, a, &request(warm));
-    net.run_for(Duration::from_secs(5));
-    let seg = net.publish(2, 1_000_000);
-    net.load(a, seg, Duration::from_secs(30));
-    net.run_for(Duration::from_secs(1));
-    net.send(x, a, &request(seg));
+    let seg = warmed_transfer(&mut net, a, x, 1_000_000);
     net.run_for(Duration::from_millis(2_500));
     net.send(x, a, &Message::Cancel { key: seg });
     net.run_for(Duration::from_secs(5));
@@ -133,16 +139,7 @@ fn slow_holder(neighbours_kbps: u32) -> (u64, u64, bool) {
         };
         net.send(n, a, &have);
     }
-    // A first transfer lets `a` measure its uplink, and the segments the media rate.
-    let warm = net.publish(1, 300_000);
-    net.load(a, warm, Duration::from_secs(10));
-    net.run_for(Duration::from_secs(1));
-    net.send(x, a, &request(warm));
-    net.run_for(Duration::from_secs(5));
-    let seg = net.publish(2, 300_000);
-    net.load(a, seg, Duration::from_secs(30));
-    net.run_for(Duration::from_secs(1));
-    net.send(x, a, &request(seg));
+    let seg = warmed_transfer(&mut net, a, x, 300_000);
     let handed = |net: &Net| net.engine(a).stats().uploaded_bytes >= 600_000;
     assert!(
         net.run_until(Duration::from_secs(10), handed),
