@@ -14,6 +14,17 @@ fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
     registry.register(name, help, c);
 }
 
+/// One counter per value of `label`.
+fn labelled(registry: &mut Registry, name: &str, help: &str, label: &str, values: &[(&str, u64)]) {
+    let family = Family::<Vec<(String, String)>, Counter<u64>>::default();
+    for (value, count) in values {
+        family
+            .get_or_create(&vec![(label.into(), (*value).into())])
+            .inc_by(*count);
+    }
+    registry.register(name, help, family);
+}
+
 fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
     let g = Gauge::<i64>::default();
     g.set(value);
@@ -41,30 +52,20 @@ pub(crate) fn render(stats: &AgentStats) -> String {
         "Segment loads slower than the segment's duration",
         stats.late,
     );
-    let served = Family::<Vec<(String, String)>, Counter<u64>>::default();
     let p2p = stats.served_p2p_bytes;
-    served
-        .get_or_create(&vec![("source".into(), "p2p".into())])
-        .inc_by(p2p);
-    served
-        .get_or_create(&vec![("source".into(), "cdn".into())])
-        .inc_by(stats.bytes - p2p);
-    registry.register(
+    labelled(
+        &mut registry,
         "served_bytes",
         "Segment bytes returned to players, by source",
-        served,
+        "source",
+        &[("p2p", p2p), ("cdn", stats.bytes - p2p)],
     );
-    let received = Family::<Vec<(String, String)>, Counter<u64>>::default();
-    received
-        .get_or_create(&vec![("source".into(), "p2p".into())])
-        .inc_by(stats.p2p_bytes());
-    received
-        .get_or_create(&vec![("source".into(), "cdn".into())])
-        .inc_by(stats.cdn_bytes());
-    registry.register(
+    labelled(
+        &mut registry,
         "received_bytes",
         "Media bytes the engines received (what billing counts), by source",
-        received,
+        "source",
+        &[("p2p", stats.p2p_bytes()), ("cdn", stats.cdn_bytes())],
     );
     counter(
         &mut registry,
@@ -79,20 +80,29 @@ pub(crate) fn render(stats: &AgentStats) -> String {
         "Peer pieces that failed verification",
         sum(|s| s.engine.corrupt_pieces),
     );
-    let signals = Family::<Vec<(String, String)>, Counter<u64>>::default();
-    for (via, count) in [
-        ("tracker", sum(|s| s.signals.tracker)),
-        ("overlay", sum(|s| s.signals.overlay)),
-        ("guest", sum(|s| s.signals.guest)),
-    ] {
-        signals
-            .get_or_create(&vec![("via".into(), via.into())])
-            .inc_by(count);
-    }
-    registry.register(
+    labelled(
+        &mut registry,
         "signals_sent",
         "WebRTC offers and answers sent, by route (tracker, overlay relay, guest socket)",
-        signals,
+        "via",
+        &[
+            ("tracker", sum(|s| s.signals.tracker)),
+            ("overlay", sum(|s| s.signals.overlay)),
+            ("guest", sum(|s| s.signals.guest)),
+        ],
+    );
+    labelled(
+        &mut registry,
+        "upload_requests",
+        "Peers' requests by what became of them: started at once, queued behind busy slots, \
+         withdrawn from the queue before they started, turned away busy",
+        "outcome",
+        &[
+            ("started", sum(|s| s.engine.uploads_started)),
+            ("queued", sum(|s| s.engine.uploads_queued)),
+            ("queue_withdrawn", sum(|s| s.engine.uploads_queue_withdrawn)),
+            ("turned_away", sum(|s| s.engine.uploads_turned_away)),
+        ],
     );
     counter(
         &mut registry,

@@ -41,6 +41,18 @@ pub struct Stats {
     pub p2p_relayed_kbps: u64,
     /// Requests a peer answered with `Absent`.
     pub p2p_refused: u64,
+    /// Requests from peers this node began serving at once (a free slot, or the slot of an
+    /// older segment's transfer).
+    pub uploads_started: u64,
+    /// Requests from peers it queued behind busy slots.
+    pub uploads_queued: u64,
+    /// Of those, withdrawn before a slot came free (the requester cancelled, or announced the
+    /// whole segment from elsewhere): in a large swarm, most of them, because a slot relaying
+    /// a segment still arriving stays busy for as long as that segment takes to arrive.
+    pub uploads_queue_withdrawn: u64,
+    /// Requesters told `Busy`: slots and queue full, or their transfer gave its slot to a
+    /// newer segment's request.
+    pub uploads_turned_away: u64,
     /// Pieces and refusals answering a request since cancelled or repeated to the same peer
     /// (in flight when it changed); dropped, the sender is not at fault.
     pub stale_answers: u64,

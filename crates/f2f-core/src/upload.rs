@@ -56,6 +56,17 @@ pub(crate) enum Admit {
     Busy,
 }
 
+/// Where a cancelled transfer was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cancelled {
+    /// There was none.
+    Nothing,
+    /// In a slot, sending.
+    Active,
+    /// Waiting for a slot: it never sent a byte.
+    Queued,
+}
+
 #[derive(Debug)]
 pub(crate) struct Uploads {
     active: Vec<Active>,
@@ -122,13 +133,19 @@ impl Uploads {
             .map(|(i, _)| i)
     }
 
-    /// Drops the transfer of `key` to `peer`, wherever it is; returns whether one existed.
-    pub(crate) fn cancel(&mut self, peer: &PeerId, key: &SegmentKey) -> bool {
-        let before = self.active.len() + self.queue.len();
+    /// Drops the transfer of `key` to `peer`, wherever it is, and says where it was.
+    pub(crate) fn cancel(&mut self, peer: &PeerId, key: &SegmentKey) -> Cancelled {
+        let (active, queued) = (self.active.len(), self.queue.len());
         self.active
             .retain(|a| !(a.job.peer == *peer && a.job.key == *key));
         self.queue.retain(|j| !(j.peer == *peer && j.key == *key));
-        before != self.active.len() + self.queue.len()
+        if active != self.active.len() {
+            Cancelled::Active
+        } else if queued != self.queue.len() {
+            Cancelled::Queued
+        } else {
+            Cancelled::Nothing
+        }
     }
 
     /// Drops everything for a peer that went away.
@@ -354,8 +371,10 @@ mod tests {
         let mut u = Uploads::new();
         u.admit(job(1, 1), cfg.slots, cfg.queue, &cfg, now);
         u.admit(job(2, 1), cfg.slots, cfg.queue, &cfg, now);
-        assert!(u.cancel(&job(2, 1).peer, &job(2, 1).key));
-        assert!(u.cancel(&job(1, 1).peer, &job(1, 1).key));
+        let cancel = |u: &mut Uploads, j: UploadJob| u.cancel(&j.peer, &j.key);
+        assert_eq!(cancel(&mut u, job(2, 1)), Cancelled::Queued);
+        assert_eq!(cancel(&mut u, job(1, 1)), Cancelled::Active);
+        assert_eq!(cancel(&mut u, job(1, 1)), Cancelled::Nothing);
         assert_eq!(u.load(), 0);
     }
 }

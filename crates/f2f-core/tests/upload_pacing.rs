@@ -191,3 +191,37 @@ fn a_slow_holder_in_a_starved_neighbourhood_answers_within_the_first_byte_wait()
         "neighbours at 20 Mb/s"
     );
 }
+
+/// A holder counts what became of the requests it could not start at once: queued (and of
+/// those, withdrawn before a slot came free) or turned away. In the simulator most queued
+/// requests are withdrawn unstarted: the report's figures let an operator see requesters
+/// waiting in queues for nothing.
+#[test]
+fn a_holder_counts_the_requests_it_queued_and_those_withdrawn_unstarted() {
+    let mut config = Config::default();
+    (config.upload.slots, config.upload.max_slots) = (1, 1);
+    config.upload.queue = 2;
+    let mut net = Net::new(config);
+    let a = net.add();
+    let askers: Vec<Ix> = (0..4).map(|_| net.linked_scripted(a)).collect();
+    net.run_for(Duration::from_secs(1));
+    // The first asker's warm-up and its transfer of `seg` each start at once.
+    let seg = warmed_transfer(&mut net, a, askers[0], 300_000);
+    for &n in &askers[1..] {
+        net.run_for(Duration::from_millis(10));
+        net.send(n, a, &request(seg));
+    }
+    net.run_for(Duration::from_millis(10));
+    net.send(askers[1], a, &Message::Cancel { key: seg });
+    net.run_for(Duration::from_secs(10));
+
+    let s = net.engine(a).stats();
+    let counted = (s.uploads_started, s.uploads_queued, s.uploads_turned_away);
+    assert_eq!(counted, (2, 2, 1), "at once, queued, turned away");
+    assert_eq!(s.uploads_queue_withdrawn, 1);
+    let served = |n: Ix| {
+        net.messages()
+            .any(|(from, to, m)| (from, to) == (a, n) && matches!(m, Message::Piece { .. }))
+    };
+    assert!(served(askers[2]), "the one left in the queue was served");
+}

@@ -99,6 +99,14 @@ pub struct RunReport {
     pub fallbacks_by_reason: std::collections::BTreeMap<String, u64>,
     /// Requests peers answered with `Absent` (busy, or no longer held).
     pub p2p_refused: u64,
+    /// Requests holders began serving at once.
+    pub uploads_started: u64,
+    /// Requests holders queued behind busy slots.
+    pub uploads_queued: u64,
+    /// Of those, withdrawn before a slot came free.
+    pub uploads_queue_withdrawn: u64,
+    /// Requesters holders told `Busy`.
+    pub uploads_turned_away: u64,
     /// Pieces and refusals that answered a request cancelled or repeated since (dropped).
     pub stale_answers: u64,
     /// Frames from peers that did not decode or broke the protocol (each disconnects the
@@ -337,6 +345,15 @@ impl Report {
         });
         row("requests refused (busy/absent)", &|r| {
             r.p2p_refused.to_string()
+        });
+        row("uploads at once / queued", &|r| {
+            format!("{} / {}", r.uploads_started, r.uploads_queued)
+        });
+        row("  queued, withdrawn unstarted", &|r| {
+            r.uploads_queue_withdrawn.to_string()
+        });
+        row("uploads turned away (busy)", &|r| {
+            r.uploads_turned_away.to_string()
         });
         row("stale answers / peer errors", &|r| {
             format!("{} / {}", r.stale_answers, r.peer_errors)

@@ -237,7 +237,7 @@ fn play_and_check(stream: &str, origin_key: &str, renditions: usize, label: &str
         proc.0.kill().unwrap();
     }
     finish(&mut players[2..], started);
-    let (mut p2p, mut total) = (0.0, 0.0);
+    let (mut p2p, mut total, mut uploads) = (0.0, 0.0, 0.0);
     for (i, (_, proxy, _)) in agents.iter().enumerate().skip(2) {
         let text = String::from_utf8(get(&format!("{proxy}/metrics"))).unwrap();
         assert_eq!(
@@ -250,6 +250,7 @@ fn play_and_check(stream: &str, origin_key: &str, renditions: usize, label: &str
         p2p += metric(&text, "f2f_served_bytes_total{source=\"p2p\"}");
         total += metric(&text, "f2f_served_bytes_total{source=\"p2p\"}")
             + metric(&text, "f2f_served_bytes_total{source=\"cdn\"}");
+        uploads += metric(&text, "f2f_upload_requests_total{outcome=\"started\"}");
         let numbers = byte_exact_deliveries(proxy, i);
         assert_eq!(
             numbers.len(),
@@ -279,6 +280,7 @@ fn play_and_check(stream: &str, origin_key: &str, renditions: usize, label: &str
         offload * 100.0
     );
     assert!(offload >= 0.6, "offload {:.1} %", offload * 100.0);
+    assert!(uploads > 0.0, "the survivors served each other");
     drop(players);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -77,7 +77,7 @@ use crate::swarm_size::{SketchValues, Sketches};
 use crate::telemetry::{Event, Stats};
 use crate::time::{Duration, Instant};
 use crate::uplink::Uplink;
-use crate::upload::{Admit, UploadJob, Uploads};
+use crate::upload::{Admit, Cancelled, UploadJob, Uploads};
 use crate::wire::{self, AbsentReason, Frame, Message, RequestId};
 use attest::SpotCheck;
 use availability::Availability;
@@ -853,7 +853,7 @@ impl Engine {
                 data,
             } => self.on_piece(from, id, key, (offset, end, total), &data, now),
             Message::Cancel { key } => {
-                if self.uploads.cancel(&from, &key) {
+                if self.withdraw(&from, &key) {
                     self.pump_uploads(now);
                 }
             }
@@ -923,7 +923,7 @@ impl Engine {
             self.availability.announce(from, *key, complete);
             // A peer that has the whole segment needs no more of it from us.
             if complete {
-                acked |= self.uploads.cancel(&from, key);
+                acked |= self.withdraw(&from, key);
             }
             if self.scheduler.is_wanted(key) {
                 wanted.push(*key);
@@ -990,21 +990,38 @@ impl Engine {
             &self.config.upload,
             now,
         ) {
-            Admit::Started => self.pump_uploads(now),
+            Admit::Started => {
+                self.stats.uploads_started += 1;
+                self.pump_uploads(now);
+            }
             Admit::Displaced(old) => {
+                self.stats.uploads_started += 1;
                 // Busy, not gone: the requester keeps its bytes and resumes elsewhere (or here,
                 // once we go idle).
                 self.turn_away(&old);
                 self.pump_uploads(now);
             }
-            Admit::Queued => {}
+            Admit::Queued => self.stats.uploads_queued += 1,
             Admit::Busy => self.turn_away(&job),
+        }
+    }
+
+    /// Drops `peer`'s transfer of `key` at its request; returns whether there was one.
+    fn withdraw(&mut self, peer: &PeerId, key: &SegmentKey) -> bool {
+        match self.uploads.cancel(peer, key) {
+            Cancelled::Nothing => false,
+            Cancelled::Active => true,
+            Cancelled::Queued => {
+                self.stats.uploads_queue_withdrawn += 1;
+                true
+            }
         }
     }
 
     /// Tells the requester of `job` we are too busy to serve it; it hears again when our
     /// uploads go idle.
     fn turn_away(&mut self, job: &UploadJob) {
+        self.stats.uploads_turned_away += 1;
         if !self.turned_away.contains(&job.peer) {
             self.turned_away.push(job.peer);
         }
