@@ -193,9 +193,9 @@ fn a_slow_holder_in_a_starved_neighbourhood_answers_within_the_first_byte_wait()
 }
 
 /// A holder counts what became of the requests it could not start at once: queued (and of
-/// those, withdrawn before a slot came free) or turned away. In the simulator most queued
-/// requests are withdrawn unstarted: the report's figures let an operator see requesters
-/// waiting in queues for nothing.
+/// those, withdrawn before a slot came free) or turned away. In the simulator's large swarms
+/// most queued requests are withdrawn unstarted: these counts show an operator how much of the
+/// chunk loss is requesters waiting in queues rather than peers failing.
 #[test]
 fn a_holder_counts_the_requests_it_queued_and_those_withdrawn_unstarted() {
     let mut config = Config::default();
