@@ -67,7 +67,7 @@ use crate::integrity::{Blake3, GROUP_BYTES, Hashing, IntegrityError, SegmentHash
 use crate::membership::{Membership, MembershipOutput, NetGroup};
 use crate::receipt::ReceiptBundle;
 use crate::scheduler::{
-    Action, BaselineRanker, ByteSources, Candidate, CdnWhy, FetchId, GivenUp, Outcome,
+    Action, BaselineRanker, ByteSources, Candidate, CdnWhy, FetchId, FirstFetch, GivenUp, Outcome,
     PeerMeasurements, Progress, RangeStats, Scheduler, SourceRanker,
 };
 use crate::segment::SegmentData;
@@ -917,7 +917,14 @@ impl Engine {
                 // The next segment, before our own playlist refresh shows it: start on the
                 // swarm's copy now. Our later listing confirms the key (or, for a personalised
                 // variant, never matches and the prefetch is forgotten).
-                self.scheduler.list(*key, None, None, true, None, now);
+                // Announced already: only a node covering the upload deficit fetches it
+                // from the CDN of its own accord.
+                let first_fetch = match self.first_fetch(key, now) {
+                    FirstFetch::Now => FirstFetch::Now,
+                    _ => FirstFetch::Wait,
+                };
+                self.scheduler
+                    .list(*key, None, None, true, first_fetch, now);
                 self.apply_known_hash(key, now);
             }
             self.availability.announce(from, *key, complete);
@@ -1181,13 +1188,13 @@ impl Engine {
                 self.watch.listed(info.key.rendition, seq, info.key.variant);
             }
         }
-        let first_fetch_at = self.first_fetch_at(&info.key, now);
+        let first_fetch = self.first_fetch(&info.key, now);
         self.scheduler.list(
             info.key,
             info.size_hint,
             Some(info.duration),
             info.shareable,
-            first_fetch_at,
+            first_fetch,
             now,
         );
         self.apply_known_hash(&info.key, now);
@@ -1226,15 +1233,17 @@ impl Engine {
         }
     }
 
-    /// When this node fetches a not-yet-announced segment from the CDN: at once if its rank is
-    /// within the swarm's budget, later the further back it ranks.
-    fn first_fetch_at(&self, key: &SegmentKey, now: Instant) -> Option<Instant> {
+    /// When this node fetches a new segment from the CDN of its own accord: at once, whoever
+    /// holds it, if it covers its neighbourhood's upload deficit; otherwise, unless a neighbour
+    /// announced it by then, at once if its rank is within the swarm's budget, later the further
+    /// back it ranks.
+    fn first_fetch(&self, key: &SegmentKey, now: Instant) -> FirstFetch {
         let cfg = &self.config.scheduler;
         if cfg.source != SourcePreference::Auto || self.peers_preferred.contains(key) {
-            return None;
+            return FirstFetch::Wait;
         }
         if self.covers_upload_deficit() {
-            return Some(now);
+            return FirstFetch::Now;
         }
         let salt =
             key.rendition.as_u64() ^ key.variant.as_u64() ^ key.position.value().rotate_left(29);
@@ -1245,16 +1254,18 @@ impl Engine {
         let budget = cfg.first_fetchers(viewers) * self.budget_gain;
         let steps = (fraction * viewers / budget - 1.0).clamp(0.0, 1e6);
         let informed = sketch.is_some_and(|s| s.is_informed());
-        match sketch.and_then(|s| s.is_among_first(budget.round() as usize)) {
-            // One of this epoch's first fetchers: the swarm counts on us.
-            Some(true) => Some(now),
-            // Somebody else fetches first; step in only if nobody announces it.
-            Some(false) => Some(now + cfg.rescue_step.mul_f64(1.0 + steps)),
-            // We just joined a swarm we know nothing about yet: not a first fetcher.
-            None if self.joined_with_peers && !informed => Some(now + cfg.rescue_step),
-            // No settled epoch yet (the swarm just formed): per-segment ranks decide.
-            None => Some(now + cfg.rescue_step.mul_f64(steps)),
-        }
+        FirstFetch::Unannounced(
+            match sketch.and_then(|s| s.is_among_first(budget.round() as usize)) {
+                // One of this epoch's first fetchers: the swarm counts on us.
+                Some(true) => now,
+                // Somebody else fetches first; step in only if nobody announces it.
+                Some(false) => now + cfg.rescue_step.mul_f64(1.0 + steps),
+                // We just joined a swarm we know nothing about yet: not a first fetcher.
+                None if self.joined_with_peers && !informed => now + cfg.rescue_step,
+                // No settled epoch yet (the swarm just formed): per-segment ranks decide.
+                None => now + cfg.rescue_step.mul_f64(steps),
+            },
+        )
     }
 
     /// Whether this node is among the fastest uplinks that fetch every segment at once because
@@ -1316,9 +1327,9 @@ impl Engine {
             // Loaded without a fresh listing (a player that knows its URLs, or a second load):
             // a key once listed as personal stays personal.
             let shareable = !self.personal.contains(&key);
-            let first_fetch_at = self.first_fetch_at(&key, now);
+            let first_fetch = self.first_fetch(&key, now);
             self.scheduler
-                .list(key, None, None, shareable, first_fetch_at, now);
+                .list(key, None, None, shareable, first_fetch, now);
             self.apply_known_hash(&key, now);
         }
         self.loads.insert(key);

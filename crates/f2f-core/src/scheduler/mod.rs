@@ -55,6 +55,30 @@ pub struct ByteSources {
     pub p2p: u64,
 }
 
+/// When this node fetches a new segment from the CDN of its own accord, before any deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FirstFetch {
+    /// Never: it takes the segment from peers, or from the CDN when its deadline demands.
+    Wait,
+    /// At this moment, unless a neighbour announced the segment by then: a first fetcher of
+    /// the swarm's budget, or a rescuer further back in line.
+    Unannounced(Instant),
+    /// At once, whoever holds it already: this node's uplink covers part of its
+    /// neighbourhood's upload deficit, and a copy it relays as it arrives from the CDN feeds
+    /// its uplink at full rate, where one relayed from a slower peer would leave it idle.
+    Now,
+}
+
+impl FirstFetch {
+    /// `self`, unless it is `Wait`.
+    fn or(self, other: Self) -> Self {
+        match self {
+            Self::Wait => other,
+            _ => self,
+        }
+    }
+}
+
 /// Why the CDN was chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CdnWhy {
@@ -154,8 +178,7 @@ struct Wanted {
     duration: Option<Duration>,
     shareable: bool,
     deadline: Option<Instant>,
-    /// When this node fetches from the CDN if no neighbour announced the segment by then.
-    first_fetch_at: Option<Instant>,
+    first_fetch: FirstFetch,
     /// Contiguous, in order, from byte 0; the last one runs to the end.
     parts: Vec<Part>,
     total: Option<u64>,
@@ -387,19 +410,19 @@ impl Scheduler {
     pub(crate) fn prefer_peers(&mut self, key: &SegmentKey) {
         self.timeout.set(None);
         if let Some(w) = self.wanted.get_mut(key) {
-            w.first_fetch_at = None;
+            w.first_fetch = FirstFetch::Wait;
         }
     }
 
-    /// Starts tracking a segment the playlist listed. `first_fetch_at` is when this node fetches
-    /// it from the CDN unless a neighbour announces it first (`None`: never as a first fetcher).
+    /// Starts tracking a segment the playlist listed (or a neighbour announced); `first_fetch`
+    /// says when this node fetches it from the CDN of its own accord.
     pub(crate) fn list(
         &mut self,
         key: SegmentKey,
         size_hint: Option<u64>,
         duration: Option<Duration>,
         shareable: bool,
-        first_fetch_at: Option<Instant>,
+        first_fetch: FirstFetch,
         now: Instant,
     ) {
         self.timeout.set(None);
@@ -408,7 +431,7 @@ impl Scheduler {
             w.size_hint = w.size_hint.or(size_hint);
             w.duration = w.duration.or(duration);
             w.shareable &= shareable;
-            w.first_fetch_at = w.first_fetch_at.or(first_fetch_at);
+            w.first_fetch = w.first_fetch.or(first_fetch);
             return;
         }
         self.wanted.entry(key).or_insert_with(|| Wanted {
@@ -417,7 +440,7 @@ impl Scheduler {
             duration,
             shareable,
             deadline: None,
-            first_fetch_at,
+            first_fetch,
             parts: vec![Part::new(0, None)],
             total: None,
             tree: None,
@@ -608,6 +631,13 @@ impl Scheduler {
             }
             return vec![self.start_cdn(key, i, CdnWhy::Direct)];
         }
+        if w.first_fetch == FirstFetch::Now
+            && w.parts.len() == 1
+            && p.pos() == 0
+            && cfg.source == SourcePreference::Auto
+        {
+            return vec![self.start_cdn(key, i, CdnWhy::First)];
+        }
         // Bytes from a peer can only be taken once they can be checked.
         let holders: &[Candidate] = if w.tree.is_some() { holders } else { &[] };
         let owed = self.owed(w, p, cfg);
@@ -668,7 +698,7 @@ impl Scheduler {
         } else if first
             && holders.is_empty()
             && cfg.source == SourcePreference::Auto
-            && w.first_fetch_at.is_some_and(|t| now >= t)
+            && matches!(w.first_fetch, FirstFetch::Unannounced(t) if now >= t)
         {
             vec![self.start_cdn(key, i, CdnWhy::First)]
         } else {
@@ -986,7 +1016,10 @@ impl Scheduler {
             Fetch::Idle if p.is_done(w.total) => None,
             Fetch::Idle => [
                 self.cdn_by(w, p, cfg),
-                w.first_fetch_at.filter(|_| p.start == 0),
+                match w.first_fetch {
+                    FirstFetch::Unannounced(t) if p.start == 0 => Some(t),
+                    _ => None,
+                },
                 w.busy.iter().map(|b| b.1).max(),
             ]
             .into_iter()

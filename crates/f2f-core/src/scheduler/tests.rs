@@ -45,7 +45,8 @@ fn bytes(from: u64, to: u64) -> Bytes {
 
 /// Lists segment `seq` as the engine does once its signed hash is known.
 fn list(s: &mut Scheduler, seq: u64, first_fetch_at: Option<Instant>, now: Instant) {
-    s.list(key(seq), None, None, true, first_fetch_at, now);
+    let first = first_fetch_at.map_or(FirstFetch::Wait, FirstFetch::Unannounced);
+    s.list(key(seq), None, None, true, first, now);
     s.set_hash(&key(seq), content().1.hash(), SIZE);
 }
 
@@ -520,7 +521,7 @@ fn no_peer_is_asked_before_the_segment_hash_is_known() {
     let ranker = BaselineRanker::default();
     let t0 = Instant::now();
     let mut s = Scheduler::new();
-    s.list(key(1), None, None, true, None, t0);
+    s.list(key(1), None, None, true, FirstFetch::Wait, t0);
     s.set_deadline(&key(1), t0 + Duration::from_secs(10));
     let fast = [holder(1, 20_000_000.0)];
     assert!(requests(&s.decide(&key(1), &fast, &ranker, &cfg, t0)).is_empty());
@@ -642,4 +643,40 @@ fn pieces_of_a_request_replaced_since_are_dropped_without_blaming_the_peer() {
         Progress::Stale
     );
     assert_eq!(piece(&mut s, 1, G, 2 * G, later), Progress::Partial);
+}
+
+/// A first fetcher of the swarm's budget takes a segment a neighbour already announced from
+/// that neighbour; a node covering its neighbourhood's upload deficit fetches it from the CDN
+/// all the same, so that its uplink relays at the CDN's pace rather than a slower peer's.
+#[test]
+fn a_node_covering_the_upload_deficit_fetches_from_the_cdn_though_a_peer_holds_the_segment() {
+    let (cfg, ranker, t0) = (
+        SchedulerConfig::default(),
+        BaselineRanker::default(),
+        Instant::now(),
+    );
+    let slow = [holder(1, 2_000_000.0)];
+    let first = |fetch: FirstFetch| {
+        let mut s = Scheduler::new();
+        s.list(key(1), None, None, true, fetch, t0);
+        s.set_hash(&key(1), content().1.hash(), SIZE);
+        s.decide(&key(1), &slow, &ranker, &cfg, t0)
+    };
+    assert_eq!(
+        requests(&first(FirstFetch::Unannounced(t0))),
+        vec![(peer(1), 0, None)],
+        "a budget first fetcher asks the holder"
+    );
+    assert!(
+        matches!(
+            first(FirstFetch::Now).as_slice(),
+            [Action::FetchCdn {
+                offset: 0,
+                end: None,
+                why: CdnWhy::First,
+                ..
+            }]
+        ),
+        "a node covering the deficit asks the CDN"
+    );
 }
