@@ -5,7 +5,8 @@
 //! does. Fetched at the playback deadline, such a copy feeds only its fetcher; fetched as soon
 //! as the segment is listed, by the peers with the fastest uplinks, it roots the relay trees
 //! that carry the rest while there is still time to relay. So in a starved swarm a node fetches
-//! early when its uplink ranks within the deficit's share at the top of its neighbourhood. A
+//! every segment from the CDN at once, whoever announced it already, when its uplink ranks
+//! within the deficit's share at the top of its neighbourhood. A
 //! swarm whose uplinks carry the stream has no deficit and keeps its small first-fetch budget.
 
 /// The share of the stream a neighbourhood's uplinks cannot carry: 0 when they carry it all,
